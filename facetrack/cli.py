@@ -1,0 +1,50 @@
+"""The `facetrack` command line: one subcommand per module in `facetrack/commands/`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__, commands
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one readable line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facetrack",
+        description="FaceTrack-MM: follow the main character's face through a video and describe how "
+        "their facial expression changes.",
+    )
+    parser.add_argument("--version", action="version", version=f"facetrack {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Each module in facetrack/commands defines `register(subparsers)`, which adds its parser and sets `func`.
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as error:
+        # Expected, user-caused failures: one line naming the problem, no traceback.
+        print(f"facetrack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"facetrack {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

