@@ -1,0 +1,26 @@
+"""Shared fixtures. `../shared` (beside the checkout) holds real test media; a user's clone may not have it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("FACETRACK_SHARED_DIR", REPO_ROOT.parent / "shared"))
+MEDIA_DIR = SHARED_DIR / "media"
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    if not MEDIA_DIR.is_dir():
+        pytest.skip(f"shared test media not found at {MEDIA_DIR} (set FACETRACK_SHARED_DIR)")
+    return MEDIA_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared folder not found at {SHARED_DIR} (set FACETRACK_SHARED_DIR)")
+    return SHARED_DIR
