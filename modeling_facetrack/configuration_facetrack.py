@@ -1,0 +1,160 @@
+"""FaceTrack-MM configuration.
+
+A composite config: a vision encoder (`vision_config`, SigLIP so400m-patch14-384 by default), a language model
+(`text_config`, Qwen2-7B by default) and the FaceTrack-MM token budget that sits between them.
+
+Token layout (built by `FaceTrackProcessor`, consumed by `FaceTrackForConditionalGeneration`): every `<video>`
+placeholder in the prompt becomes, for each sampled frame,
+
+    <t=1.5s> <video> x global_tokens_per_frame  <face> x face_tokens_per_frame
+
+The `<video>` tokens carry the whole frame, average-pooled from the encoder's patch grid to a k x k grid; the `<face>`
+tokens carry the main character's face crop (tracked through the video), pooled to a smaller grid. Where the main face
+is missing, the face tokens hold a learned "no face" embedding (`use_no_face_embedding=True`, the default) or are left
+out of the prompt altogether (`use_no_face_embedding=False`).
+
+This file is copied flat into Hub repos: it imports only `transformers` (and siblings, relatively).
+"""
+
+from __future__ import annotations
+
+import math
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class FaceTrackConfigError(ValueError):
+    """A FaceTrack-MM configuration value that cannot work (names the value and why)."""
+
+
+# SigLIP so400m-patch14-384, the encoder LLaVA-OneVision and the paper authors' later model use (27 x 27 = 729 patches).
+SIGLIP_SO400M_384 = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 384,
+    "vision_use_head": False,
+}
+
+# Qwen2-7B (the paper's LLM family at 7B scale).
+QWEN2_7B = {
+    "vocab_size": 152064,
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 32768,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+}
+
+PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
+
+
+def pooled_grid_side(num_tokens: int, patch_grid_side: int, name: str) -> int:
+    """Side k of the k x k grid that `num_tokens` tokens per image are pooled to; a clear error if impossible."""
+    side = math.isqrt(num_tokens) if num_tokens > 0 else 0
+    if num_tokens <= 0 or side * side != num_tokens:
+        raise FaceTrackConfigError(
+            f"{name}={num_tokens} is not a positive perfect square: tokens are pooled to a k x k grid "
+            f"(e.g. 1, 4, 16, 64, 81)"
+        )
+    if side > patch_grid_side:
+        raise FaceTrackConfigError(
+            f"{name}={num_tokens} ({side} x {side}) does not fit the vision encoder's patch grid of "
+            f"{patch_grid_side} x {patch_grid_side} = {patch_grid_side**2} patches; use at most {patch_grid_side**2}"
+        )
+    return side
+
+
+class FaceTrackConfig(PreTrainedConfig):
+    r"""
+    Configuration of a FaceTrack-MM model.
+
+    Args:
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            The vision encoder (one encoder for frames and face crops). Defaults to SigLIP so400m-patch14-384.
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            The language model. Defaults to Qwen2-7B.
+        global_tokens_per_frame (`int`, defaults to 81):
+            Tokens per frame for the whole frame: the patch grid (27 x 27 for SigLIP-384) is average-pooled to a
+            9 x 9 grid. Must be a perfect square that fits the patch grid.
+        face_tokens_per_frame (`int`, defaults to 16):
+            Tokens per frame for the main character's face crop (4 x 4 pooled). Must be a perfect square that fits
+            the patch grid. Small on purpose: the paper's point is a limited face-token budget.
+        projector_type (`str`, defaults to `"mlp2x_gelu"`):
+            Projector from vision features to the LLM width, for both the video and the face projector.
+        vision_feature_layer (`int`, defaults to -2):
+            Which hidden state of the vision encoder to use (-2: the penultimate layer, as in LLaVA).
+        video_token_id (`int`, defaults to 151647) / face_token_id (`int`, defaults to 151648):
+            Placeholder token ids that the processor expands and the model fills with visual features.
+        use_no_face_embedding (`bool`, defaults to `True`):
+            True: frames without the main face get a learned "no face" embedding in their face tokens.
+            False: such frames get no face tokens at all (the processor leaves them out of the prompt).
+        projector_hidden_act (`str`, defaults to `"gelu"`): activation of the `mlp2x_gelu` projector.
+        tie_word_embeddings (`bool`, defaults to `False`): tie `lm_head` to the input embeddings (follows the LLM).
+    """
+
+    model_type = "facetrack"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="siglip_vision_model", init_kwargs=SIGLIP_SO400M_384
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2", init_kwargs=QWEN2_7B),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    global_tokens_per_frame: int = 81
+    face_tokens_per_frame: int = 16
+    projector_type: str = "mlp2x_gelu"
+    projector_hidden_act: str = "gelu"
+    vision_feature_layer: int = -2
+    video_token_id: int = 151647
+    face_token_id: int = 151648
+    use_no_face_embedding: bool = True
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # The tying decision belongs to the LLM: follow it (as LLaVA-OneVision does).
+        if not self.tie_word_embeddings and getattr(self.text_config, "tie_word_embeddings", False):
+            self.tie_word_embeddings = True
+        self.check_token_budget()
+
+    @property
+    def patch_grid_side(self) -> int:
+        """Patches per side of the vision encoder's grid (27 for SigLIP-384 with 14-pixel patches)."""
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    def check_token_budget(self) -> None:
+        """Raise `FaceTrackConfigError` naming the numbers when the token budget cannot work."""
+        if self.projector_type not in PROJECTOR_TYPES:
+            raise FaceTrackConfigError(
+                f"projector_type={self.projector_type!r} is not supported; choose one of {PROJECTOR_TYPES}"
+            )
+        if self.video_token_id == self.face_token_id:
+            raise FaceTrackConfigError(
+                f"video_token_id and face_token_id must differ, both are {self.video_token_id}"
+            )
+        num_layers = self.vision_config.num_hidden_layers
+        if not -num_layers - 1 <= self.vision_feature_layer <= num_layers:
+            raise FaceTrackConfigError(
+                f"vision_feature_layer={self.vision_feature_layer} is out of range for a vision encoder with "
+                f"{num_layers} layers (hidden states -{num_layers + 1}..{num_layers})"
+            )
+        pooled_grid_side(self.global_tokens_per_frame, self.patch_grid_side, "global_tokens_per_frame")
+        pooled_grid_side(self.face_tokens_per_frame, self.patch_grid_side, "face_tokens_per_frame")
+
+    def tokens_per_frame(self, face_present: bool = True) -> int:
+        """Visual tokens one frame costs in the prompt."""
+        face_tokens = self.face_tokens_per_frame if (face_present or self.use_no_face_embedding) else 0
+        return self.global_tokens_per_frame + face_tokens
+
+
+__all__ = ["FaceTrackConfig", "FaceTrackConfigError"]

@@ -1,0 +1,423 @@
+"""`FaceTrackProcessor`: prompt + video -> FaceTrack-MM model inputs (the `AutoProcessor` of a FaceTrack-MM repo).
+
+For every video it samples frames (`video_io.load_video`), tracks the main character's face (`face_tracking`; or
+takes a precomputed track, e.g. from a dataset column, and decodes exactly its frames), crops the face per frame,
+resizes + normalises frames and crops for the vision encoder (torch only: no torchvision), and expands each `<video>`
+placeholder of the prompt into the per-frame token layout the model fills:
+
+    <t=0.0s><video>...<video><face>...<face><t=1.5s><video>...      (G global + F face tokens per frame)
+
+With `use_no_face_embedding=False` frames without the main face get no `<face>` tokens.
+
+Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_videos` `(total_frames, 3, S, S)`,
+`pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `video_num_frames`
+`(num_videos,)` long; with `return_face_tracks=True` also `face_tracks` (one `FaceTrackResult.to_dict()` per video).
+
+This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from transformers import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .face_tracking import FaceTracker, FaceTrackResult, crop_faces
+from .video_io import VideoClip, load_video
+
+SIGLIP_MEAN = (0.5, 0.5, 0.5)
+SIGLIP_STD = (0.5, 0.5, 0.5)
+
+# ChatML (Qwen2 / SmolLM2 style). A `{"type": "video"}` content part becomes the `<video>` placeholder; assistant
+# replies are wrapped in {% generation %} so `return_assistant_tokens_mask=True` can mark the tokens to train on.
+DEFAULT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['role'] == 'assistant' -%}{%- generation -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}"
+    "{%- else -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'video' -%}{{- '<video>\\n' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+
+class FaceTrackProcessorError(ValueError):
+    """Processor input that cannot be turned into model inputs (names the problem)."""
+
+
+def preprocess_frames(
+    frames: np.ndarray, size: int, mean: Sequence[float] = SIGLIP_MEAN, std: Sequence[float] = SIGLIP_STD
+) -> torch.Tensor:
+    """`(T, H, W, 3)` uint8 RGB -> `(T, 3, size, size)` float32: bicubic resize (no crop, as SigLIP), scale to
+    [0, 1], normalise with `mean`/`std`."""
+    pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    if pixels.shape[-2:] != (size, size):
+        pixels = F.interpolate(pixels, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+        pixels = pixels.clamp_(0.0, 1.0)
+    mean_tensor = torch.tensor(mean, dtype=pixels.dtype).view(1, 3, 1, 1)
+    std_tensor = torch.tensor(std, dtype=pixels.dtype).view(1, 3, 1, 1)
+    return (pixels - mean_tensor) / std_tensor
+
+
+def as_face_track(track: FaceTrackResult | dict) -> FaceTrackResult:
+    if isinstance(track, FaceTrackResult):
+        return track
+    if isinstance(track, dict):
+        return FaceTrackResult.from_dict(track)
+    raise FaceTrackProcessorError(
+        f"a face track must be a FaceTrackResult or its to_dict() dict, got {type(track).__name__}"
+    )
+
+
+class FaceTrackProcessor(ProcessorMixin):
+    r"""
+    Args:
+        tokenizer: the LLM's tokenizer, with `video_token` and `face_token` added as special tokens.
+        chat_template (`str`, *optional*): Jinja chat template; defaults to ChatML with `<video>` placeholders.
+        image_size (`int`, defaults to 384): side of frames and face crops (the vision encoder's input size).
+        image_mean / image_std: normalisation (SigLIP: 0.5 / 0.5).
+        num_frames (`int`, defaults to 8): frames sampled uniformly per video when the call gives no
+            `num_frames`/`fps`.
+        global_tokens_per_frame / face_tokens_per_frame (`int`): must equal the model config's.
+        use_no_face_embedding (`bool`, defaults to `True`): must equal the model config's; False leaves the face
+            tokens of frames without the main face out of the prompt.
+        video_token / face_token (`str`): placeholder tokens (`<video>` is also what the prompt uses, once per video).
+        timestamp_template (`str` or `None`, defaults to `"<t={:.1f}s>"`): text rendered before each frame's tokens
+            with the frame's time in seconds; `None` renders none.
+        face_detector (`str`, defaults to `"retinaface"`): detector name for the face tracker.
+        face_crop_margin (`float`, defaults to 0.25): margin around the face box, as a fraction of its side.
+        tracker_options (`dict`, *optional*): extra options for `FaceTracker`.
+        padding_side (`str`, defaults to `"left"`): how batches of prompts are padded (left suits `generate()`;
+            a training collator may pass `padding_side="right"` per call).
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        chat_template: str | None = None,
+        image_size: int = 384,
+        image_mean: Sequence[float] = SIGLIP_MEAN,
+        image_std: Sequence[float] = SIGLIP_STD,
+        num_frames: int = 8,
+        global_tokens_per_frame: int = 81,
+        face_tokens_per_frame: int = 16,
+        use_no_face_embedding: bool = True,
+        video_token: str = "<video>",
+        face_token: str = "<face>",
+        timestamp_template: str | None = "<t={:.1f}s>",
+        face_detector: str = "retinaface",
+        face_crop_margin: float = 0.25,
+        tracker_options: dict | None = None,
+        padding_side: str = "left",
+        **kwargs,
+    ):
+        self.image_size = int(image_size)
+        self.image_mean = list(image_mean)
+        self.image_std = list(image_std)
+        self.num_frames = int(num_frames)
+        self.global_tokens_per_frame = int(global_tokens_per_frame)
+        self.face_tokens_per_frame = int(face_tokens_per_frame)
+        self.use_no_face_embedding = bool(use_no_face_embedding)
+        self.video_token = video_token
+        self.face_token = face_token
+        self.timestamp_template = timestamp_template
+        self.face_detector = face_detector
+        self.face_crop_margin = float(face_crop_margin)
+        self.tracker_options = dict(tracker_options or {})
+        self.padding_side = padding_side
+        self._face_tracker = None  # built on first use: precomputed tracks never need a detector
+        super().__init__(tokenizer, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE)
+        for token in (video_token, face_token):
+            if token not in tokenizer.get_vocab():
+                raise FaceTrackProcessorError(
+                    f"the tokenizer has no {token!r} token: add it as a special token (facetrack.hub does)"
+                )
+        self.video_token_id = tokenizer.convert_tokens_to_ids(video_token)
+        self.face_token_id = tokenizer.convert_tokens_to_ids(face_token)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        # The tokenizer loader reads config.json only for the model type. Left at None, `trust_remote_code` would make
+        # it ask whether to run the folder's configuration code, which the tokenizer never needs (tokenizer_config.json
+        # names its class). `AutoProcessor.from_pretrained(..., trust_remote_code=True)` still passes True.
+        kwargs.setdefault("trust_remote_code", False)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @property
+    def face_tracker(self) -> FaceTracker:
+        if self._face_tracker is None:
+            self._face_tracker = FaceTracker(self.face_detector, **self.tracker_options)
+        return self._face_tracker
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values_videos", "pixel_values_faces", "face_mask",
+                "video_num_frames"]
+
+    # ------------------------------------------------------------------------------------------------ videos
+    def load_and_track(
+        self,
+        video,
+        face_track: FaceTrackResult | dict | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
+    ) -> tuple[VideoClip, FaceTrackResult]:
+        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes."""
+        if face_track is not None:
+            track = as_face_track(face_track)
+            if not track.frames:
+                raise FaceTrackProcessorError("the precomputed face track has no frames")
+            wanted = [frame.frame_index for frame in track.frames]
+            if isinstance(video, VideoClip):
+                # A decoded clip: the track's frame indices refer to the source video, as do the clip's.
+                missing = sorted(set(wanted) - set(video.frame_indices))
+                if missing:
+                    raise FaceTrackProcessorError(
+                        f"the face track needs source frames {missing[:5]} that the given VideoClip does not hold"
+                    )
+                positions = [video.frame_indices.index(index) for index in wanted]
+                clip = load_video(video.frames, num_frames=None, frame_indices=positions)
+                clip.timestamps = [video.timestamps[position] for position in positions]
+                clip.frame_indices = wanted
+                return clip, track
+            return load_video(video, num_frames=None, frame_indices=wanted), track
+        if isinstance(video, VideoClip):
+            clip = video
+        else:
+            if num_frames is None and fps is None:
+                num_frames = self.num_frames
+            clip = load_video(video, num_frames=num_frames, fps=fps)
+        return clip, self.face_tracker.track(clip)
+
+    def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
+        """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
+        if len(track.frames) != len(clip.frames):
+            raise FaceTrackProcessorError(
+                f"the face track has {len(track.frames)} frames but {len(clip.frames)} frames were decoded"
+            )
+        height, width = clip.frames.shape[1:3]
+        scale_x = width / track.width if track.width else 1.0
+        scale_y = height / track.height if track.height else 1.0
+        boxes = []
+        for frame in track.frames:
+            if frame.box is None:
+                boxes.append(None)
+            else:
+                x1, y1, x2, y2 = frame.box
+                boxes.append([x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y])
+        return boxes
+
+    def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
+        """The text one `<video>` placeholder expands to."""
+        pieces = []
+        for timestamp, present in zip(timestamps, face_present):
+            if self.timestamp_template:
+                pieces.append(self.timestamp_template.format(timestamp))
+            pieces.append(self.video_token * self.global_tokens_per_frame)
+            if present or self.use_no_face_embedding:
+                pieces.append(self.face_token * self.face_tokens_per_frame)
+        return "".join(pieces)
+
+    # ------------------------------------------------------------------------------------------------ call
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        videos=None,
+        face_tracks: Sequence[FaceTrackResult | dict | None] | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        return_tensors: str | None = "pt",
+        return_face_tracks: bool = False,
+        padding: bool | str = True,
+        add_special_tokens: bool = True,
+        padding_side: str | None = None,
+        return_offsets_mapping: bool = False,
+        return_text_replacement_offsets: bool = False,
+        images=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Tokenise `text` (one prompt or a batch) with every `<video>` expanded, and preprocess `videos`.
+
+        videos: one video or a list, in the order their `<video>` placeholders appear in the batch (a list of lists,
+            one per prompt, as `apply_chat_template` passes them, is flattened). A video is a path, a list of PIL
+            images, a `(T, H, W, 3)` uint8 array, or a `VideoClip`.
+        face_tracks: optional, one per video (a `FaceTrackResult`, its dict, or None to track that video).
+        num_frames / fps: frame sampling for videos without a precomputed track (default `self.num_frames`).
+        return_offsets_mapping / return_text_replacement_offsets: what `apply_chat_template(...,
+            return_assistant_tokens_mask=True)` needs to mark the assistant's tokens after the placeholders grew.
+        """
+        # apply_chat_template always passes these; anything else unknown is a mistake worth naming.
+        ignored = {"do_sample_frames", "audio", "return_mm_token_type_ids"}
+        unknown = sorted(key for key, value in kwargs.items() if key not in ignored or (key == "audio" and value))
+        if unknown:
+            raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(unknown)}")
+        if images is not None:
+            raise FaceTrackProcessorError("FaceTrackProcessor takes videos, not images: pass `videos=`")
+        if text is None:
+            raise FaceTrackProcessorError("FaceTrackProcessor needs `text` (a prompt with one <video> per video)")
+        texts = [text] if isinstance(text, str) else list(text)
+        if not texts or not all(isinstance(sample, str) for sample in texts):
+            raise FaceTrackProcessorError("`text` must be a string or a non-empty list of strings")
+        video_list = self._flatten_videos(videos)
+        num_placeholders = sum(sample.count(self.video_token) for sample in texts)
+        if num_placeholders != len(video_list):
+            raise FaceTrackProcessorError(
+                f"the text has {num_placeholders} {self.video_token} placeholder(s) but {len(video_list)} video(s) "
+                f"were given: put one {self.video_token} per video"
+            )
+        if self.face_token in "".join(texts):
+            raise FaceTrackProcessorError(
+                f"the text contains {self.face_token}: it is reserved for face tokens, which the processor inserts"
+            )
+        if face_tracks is not None:
+            face_tracks = list(face_tracks)
+            if len(face_tracks) != len(video_list):
+                raise FaceTrackProcessorError(
+                    f"got {len(face_tracks)} face track(s) for {len(video_list)} video(s): give one per video (or None)"
+                )
+        else:
+            face_tracks = [None] * len(video_list)
+
+        frame_pixels, face_pixels, face_masks, frame_counts, video_prompts, tracks_out = [], [], [], [], [], []
+        for video, precomputed in zip(video_list, face_tracks):
+            clip, track = self.load_and_track(video, precomputed, num_frames=num_frames, fps=fps)
+            boxes = self.face_boxes(clip, track)
+            present = [box is not None for box in boxes]
+            crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)
+            frame_pixels.append(preprocess_frames(clip.frames, self.image_size, self.image_mean, self.image_std))
+            face_pixels.append(preprocess_frames(crops, self.image_size, self.image_mean, self.image_std))
+            face_masks.append(torch.tensor(present, dtype=torch.bool))
+            frame_counts.append(len(clip.frames))
+            timestamps = [frame.timestamp for frame in track.frames] if precomputed is not None else clip.timestamps
+            video_prompts.append(self.video_prompt(timestamps, present))
+            tracks_out.append(track.to_dict())
+
+        expanded_texts, replacement_offsets = self._expand_placeholders(texts, video_prompts)
+        tokenizer_kwargs = {"return_offsets_mapping": True} if return_offsets_mapping else {}
+        text_inputs = self.tokenizer(
+            expanded_texts,
+            padding=padding,
+            padding_side=padding_side or self.padding_side,
+            add_special_tokens=add_special_tokens,
+            return_tensors=return_tensors,
+            **tokenizer_kwargs,
+        )
+        data = dict(text_inputs)
+        if return_text_replacement_offsets:
+            data["text_replacement_offsets"] = replacement_offsets
+        if video_list:
+            data["pixel_values_videos"] = torch.cat(frame_pixels)
+            data["pixel_values_faces"] = torch.cat(face_pixels)
+            data["face_mask"] = torch.cat(face_masks)
+            data["video_num_frames"] = torch.tensor(frame_counts, dtype=torch.long)
+            if return_tensors != "pt":
+                for key in ("pixel_values_videos", "pixel_values_faces", "face_mask", "video_num_frames"):
+                    data[key] = data[key].numpy()
+        if return_face_tracks:
+            data["face_tracks"] = tracks_out
+        return BatchFeature(data, tensor_type=None)
+
+    @staticmethod
+    def _is_single_video(item) -> bool:
+        """A path, a `VideoClip`, a `(T, H, W, 3)` array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
+        if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__"):
+            return True
+        if isinstance(item, np.ndarray):
+            return item.ndim == 4
+        if isinstance(item, (list, tuple)) and item:
+            return all(hasattr(frame, "mode") or (isinstance(frame, np.ndarray) and frame.ndim == 3) for frame in item)
+        return False
+
+    def _flatten_videos(self, videos) -> list:
+        """One video, a list of videos, or one list of videos per prompt (as `apply_chat_template` gives) -> flat."""
+        if videos is None:
+            return []
+        if self._is_single_video(videos):
+            return [videos]
+        flat = []
+        for item in videos:
+            if self._is_single_video(item):
+                flat.append(item)
+            elif isinstance(item, (list, tuple)) and all(self._is_single_video(video) for video in item):
+                flat.extend(item)
+            else:
+                raise FaceTrackProcessorError(
+                    f"cannot read {type(item).__name__} as a video: give a path, a VideoClip, a (T, H, W, 3) uint8 "
+                    f"array or a list of PIL images"
+                )
+        return flat
+
+    def to_dict(self) -> dict:
+        # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
+        face_tracker = self.__dict__.pop("_face_tracker", None)
+        try:
+            return super().to_dict()
+        finally:
+            self._face_tracker = face_tracker
+
+    def _expand_placeholders(self, texts: list[str], video_prompts: list[str]) -> tuple[list[str], list[list[dict]]]:
+        """Replace the i-th `<video>` of the batch by the i-th video prompt. Also returns, per text, where each
+        placeholder was (`span`, in the original text) and where its expansion is (`new_span`, in the new text)."""
+        prompts = iter(video_prompts)
+        expanded, offsets = [], []
+        for sample in texts:
+            parts = sample.split(self.video_token)
+            pieces, sample_offsets = [parts[0]], []
+            old_position, new_position = len(parts[0]), len(parts[0])
+            for part in parts[1:]:
+                video_prompt = next(prompts)
+                sample_offsets.append({
+                    "span": (old_position, old_position + len(self.video_token)),
+                    "new_span": (new_position, new_position + len(video_prompt)),
+                })
+                pieces.extend((video_prompt, part))
+                old_position += len(self.video_token) + len(part)
+                new_position += len(video_prompt) + len(part)
+            expanded.append("".join(pieces))
+            offsets.append(sample_offsets)
+        return expanded, offsets
+
+    # ------------------------------------------------------------------------------------------------ chat
+    def apply_chat_template(self, conversation, chat_template: str | None = None, **kwargs):
+        """ProcessorMixin's `apply_chat_template`, with a clear error for empty conversations.
+
+        Video content parts: `{"type": "video", "path": "clip.mp4"}` (or `"video"`/`"url"` keys). Pass
+        `num_frames=`/`face_tracks=` in `processor_kwargs` (or as keyword arguments).
+        """
+        if conversation is None or len(conversation) == 0:
+            raise FaceTrackProcessorError("the message list is empty: give at least one message")
+        conversations = conversation if isinstance(conversation[0], (list, tuple)) else [conversation]
+        for index, messages in enumerate(conversations):
+            if len(messages) == 0:
+                raise FaceTrackProcessorError(f"conversation {index} of the batch has no messages")
+            for message in messages:
+                if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                    raise FaceTrackProcessorError(
+                        f"each message must be a dict with 'role' and 'content', got {message!r:.80}"
+                    )
+        return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
+
+    def batch_decode(self, *args, **kwargs):
+        return self.tokenizer.batch_decode(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):
+        return self.tokenizer.decode(*args, **kwargs)
+
+
+__all__ = ["FaceTrackProcessor", "FaceTrackProcessorError", "preprocess_frames", "DEFAULT_CHAT_TEMPLATE"]

@@ -1,0 +1,231 @@
+"""Hub folders: what `save_hub_folder` writes, loading it with `trust_remote_code=True` in a Python that cannot see
+this project, `build_from_pretrained_parts`, and the `facetrack export` command (upload faked)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+from facetrack import cli
+from facetrack.hub import (
+    build_from_pretrained_parts,
+    build_tiny_model,
+    code_files,
+    save_hub_folder,
+    tiny_vision_model,
+    train_tiny_tokenizer,
+)
+from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.processing.processing_facetrack import FaceTrackProcessor
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, request):
+    # Shared by the test files of this area through the pytest config: the tiny model is built once per session.
+    cached = getattr(request.config, "_facetrack_tiny_model_dir", None)
+    if cached is None:
+        cached = build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
+        request.config._facetrack_tiny_model_dir = cached
+    return cached
+
+
+def read_card_metadata(readme: str) -> dict:
+    assert readme.startswith("---\n")
+    return yaml.safe_load(readme.split("---\n")[1])
+
+
+def test_hub_folder_is_complete(tiny_model_dir):
+    names = {path.name for path in tiny_model_dir.iterdir()}
+    expected = {
+        "config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
+        "tokenizer_config.json", "chat_template.jinja", "README.md",
+        "configuration_facetrack.py", "modeling_facetrack.py", "processing_facetrack.py",
+        "video_io.py", "face_detection.py", "face_tracking.py",
+    }
+    assert expected <= names, expected - names
+    assert {path.name for path in code_files()} <= names
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["model_type"] == "facetrack"
+    assert config["auto_map"]["AutoModelForImageTextToText"] == "modeling_facetrack.FaceTrackForConditionalGeneration"
+    assert config["auto_map"]["AutoModel"] == "modeling_facetrack.FaceTrackModel"
+    assert config["auto_map"]["AutoConfig"] == "configuration_facetrack.FaceTrackConfig"
+    processor_config = json.loads((tiny_model_dir / "processor_config.json").read_text())
+    assert processor_config["auto_map"] == {"AutoProcessor": "processing_facetrack.FaceTrackProcessor"}
+    metadata = read_card_metadata((tiny_model_dir / "README.md").read_text())
+    assert metadata["library_name"] == "transformers"
+    assert metadata["pipeline_tag"] == "video-text-to-text"
+    assert metadata["license"] == "apache-2.0"
+    assert "custom_code" in metadata["tags"]
+    # Hub code imports only siblings (flat, relative) and third-party packages, never this project.
+    for path in code_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level in (0, 1), f"{path.name}: only flat relative imports travel to the Hub"
+                assert node.level == 0 or (tiny_model_dir / f"{node.module}.py").is_file(), (path.name, node.module)
+                assert node.level == 1 or not (node.module or "").startswith("facetrack"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(alias.name.startswith("facetrack") for alias in node.names), path.name
+
+
+ISOLATED_LOAD = textwrap.dedent(
+    """
+    import sys
+    sys.path.append(SITE_PACKAGES)  # run with -S: no .pth files, so the editable `facetrack` finder is not installed
+    try:
+        import facetrack
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("facetrack is importable in the isolated interpreter: " + repr(facetrack))
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(FOLDER, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(FOLDER, trust_remote_code=True)
+    messages = [{"role": "user", "content": [
+        {"type": "video", "path": VIDEO},
+        {"type": "text", "text": "Describe the facial expression changes."},
+    ]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           processor_kwargs={"num_frames": 4})
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        generated = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    torch.save({
+        "inputs": dict(inputs), "logits": logits, "generated": generated,
+        "model_module": type(model).__module__, "processor_module": type(processor).__module__,
+    }, OUTPUT)
+    """
+)
+
+
+@pytest.mark.slow
+def test_loads_with_trust_remote_code_where_the_project_is_not_importable(tiny_model_dir, media_dir, tmp_path):
+    site_packages = sysconfig.get_paths()["purelib"]
+    video = str(media_dir / "single_face.mp4")
+    output = tmp_path / "isolated.pt"
+    script = tmp_path / "isolated_load.py"
+    script.write_text(
+        f"SITE_PACKAGES = {site_packages!r}\nFOLDER = {str(tiny_model_dir)!r}\nVIDEO = {video!r}\n"
+        f"OUTPUT = {str(output)!r}\n" + ISOLATED_LOAD
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
+    result = subprocess.run(
+        [sys.executable, "-S", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    isolated = torch.load(output, weights_only=False)
+    assert isolated["model_module"].startswith("transformers_modules.")
+    assert isolated["processor_module"].startswith("transformers_modules.")
+
+    # The same folder, loaded here with the installed classes, gives the same inputs, logits and greedy tokens.
+    model = FaceTrackForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
+    processor = FaceTrackProcessor.from_pretrained(tiny_model_dir)
+    messages = [{"role": "user", "content": [
+        {"type": "video", "path": video},
+        {"type": "text", "text": "Describe the facial expression changes."},
+    ]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           processor_kwargs={"num_frames": 4})
+    for name in ("input_ids", "attention_mask", "face_mask", "video_num_frames"):
+        assert torch.equal(inputs[name], isolated["inputs"][name]), name
+    for name in ("pixel_values_videos", "pixel_values_faces"):
+        assert torch.allclose(inputs[name], isolated["inputs"][name], atol=1e-6), name
+    with torch.no_grad():
+        logits = model(**isolated["inputs"]).logits
+        generated = model.generate(**isolated["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert (logits - isolated["logits"]).abs().max() < 1e-5
+    assert torch.equal(generated, isolated["generated"])
+
+
+def test_build_from_pretrained_parts_keeps_the_pretrained_weights(tmp_path):
+    torch.manual_seed(1)
+    vision = tiny_vision_model()
+    vision.save_pretrained(tmp_path / "vision")
+    tokenizer = train_tiny_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "lm")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    # A Llama with tied input/output embeddings, like SmolLM2.
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                      tie_word_embeddings=True))
+    lm.save_pretrained(tmp_path / "lm")
+
+    model, processor = build_from_pretrained_parts(
+        tmp_path / "vision", tmp_path / "lm", global_tokens_per_frame=4, face_tokens_per_frame=1
+    )
+    assert model.config.face_tokens_per_frame == 1 and processor.face_tokens_per_frame == 1
+    vocab = len(processor.tokenizer)
+    assert vocab == len(tokenizer) + 2, "<video> and <face> are added"
+    assert model.get_input_embeddings().weight.shape[0] == vocab == model.config.text_config.vocab_size
+    assert model.lm_head.weight.shape[0] == vocab
+    assert processor.tokenizer.convert_ids_to_tokens(model.config.video_token_id) == "<video>"
+    assert processor.tokenizer.convert_ids_to_tokens(model.config.face_token_id) == "<face>"
+    assert torch.equal(
+        model.get_input_embeddings().weight[: len(tokenizer)], lm.get_input_embeddings().weight
+    )
+    vision_state = vision.state_dict()
+    for name, tensor in model.model.vision_tower.state_dict().items():
+        assert torch.equal(tensor, vision_state[name]), name
+    assert not any(parameter.is_meta for parameter in model.parameters())
+    assert model.config.tie_word_embeddings
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+    # Saved as a Hub folder and loaded back: same weights (ties kept), same logits.
+    folder = save_hub_folder(model, processor, tmp_path / "hub")
+    reloaded = FaceTrackForConditionalGeneration.from_pretrained(folder).eval()
+    assert reloaded.lm_head.weight.data_ptr() == reloaded.get_input_embeddings().weight.data_ptr()
+    frames = torch.randint(0, 256, (2, 40, 40, 3), dtype=torch.uint8).numpy()
+    inputs = processor(text="<video> Describe.", videos=[frames], face_tracks=[None])
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(**inputs).logits, reloaded(**inputs).logits, atol=1e-6)
+
+    # A too-large face budget is refused with the numbers.
+    with pytest.raises(ValueError, match=r"face_tokens_per_frame=25 \(5 x 5\) does not fit"):
+        build_from_pretrained_parts(tmp_path / "vision", tmp_path / "lm", global_tokens_per_frame=4,
+                                    face_tokens_per_frame=25)
+
+
+def test_export_command_writes_a_hub_folder_and_pushes_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeHfApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, folder_path, repo_id, **kwargs):
+            calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path))))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    out_dir = tmp_path / "export"
+    assert cli.main(["export", str(tiny_model_dir), str(out_dir), "--push", "me/facetrack-tiny", "--private",
+                     "--base-model", "google/siglip-so400m-patch14-384"]) == 0
+    assert calls[0] == ("create_repo", "me/facetrack-tiny", {"repo_type": "model", "private": True, "exist_ok": True})
+    assert calls[1][0:2] == ("upload_folder", "me/facetrack-tiny")
+    assert {"model.safetensors", "config.json", "modeling_facetrack.py", "processing_facetrack.py"} <= set(calls[1][2])
+    metadata = read_card_metadata((out_dir / "README.md").read_text())
+    assert metadata["base_model"] == ["google/siglip-so400m-patch14-384"]
+    exported = FaceTrackForConditionalGeneration.from_pretrained(out_dir)
+    original = FaceTrackForConditionalGeneration.from_pretrained(tiny_model_dir)
+    for (name, a), (_, b) in zip(exported.state_dict().items(), original.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_export_command_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["export", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "nowhere is not a saved FaceTrack-MM model (no config.json)" in error
+    assert "Traceback" not in error

@@ -1,0 +1,279 @@
+"""FaceTrack-MM model: token budget, placeholder/feature agreement, "no face" embedding, generate with and without
+cache, gradients, dtypes, bad configs. Uses a tiny random model (SigLIP 32 px / 8 px patches, Qwen2 width 64) with the
+real SmolLM2 tokenizer, and synthetic frames with precomputed face tracks (no detector in the loop)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from facetrack.hub import build_tiny_model
+from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
+from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
+from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
+from facetrack.processing.processing_facetrack import FaceTrackProcessor
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, request):
+    # Shared by the test files of this area through the pytest config: the tiny model is built once per session.
+    cached = getattr(request.config, "_facetrack_tiny_model_dir", None)
+    if cached is None:
+        cached = build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
+        request.config._facetrack_tiny_model_dir = cached
+    return cached
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return FaceTrackForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return FaceTrackProcessor.from_pretrained(tiny_model_dir)
+
+
+def synthetic_video(num_frames: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(num_frames, 48, 64, 3), dtype=np.uint8)
+
+
+def synthetic_track(present: list[bool]) -> FaceTrackResult:
+    frames = [
+        TrackedFrame(
+            timestamp=float(index),
+            frame_index=index,
+            box=[10.0 + index % 3, 8.0, 40.0, 38.0] if is_present else None,
+            score=0.9 if is_present else None,
+            track_id=1 if is_present else None,
+        )
+        for index, is_present in enumerate(present)
+    ]
+    main = 1 if any(present) else None
+    return FaceTrackResult(
+        frames=frames,
+        main_track_id=main,
+        reason="synthetic",
+        tracks={1: [frame.box for frame in frames]} if main else {},
+        width=64,
+        height=48,
+    )
+
+
+FACE_PATTERNS = {
+    "all": lambda n: [True] * n,
+    "some": lambda n: [i % 3 != 1 for i in range(n)],
+    "none": lambda n: [False] * n,
+}
+
+
+def make_batch(processor, num_videos: int, num_frames: int, pattern: str, seed: int = 0):
+    """`num_videos` prompts, each with one video; video i has `num_frames + i` frames (different lengths)."""
+    videos, tracks, texts = [], [], []
+    for index in range(num_videos):
+        frames = num_frames + index
+        videos.append(synthetic_video(frames, seed + index))
+        tracks.append(synthetic_track(FACE_PATTERNS[pattern](frames)))
+        texts.append(f"<|im_start|>user\n<video>\nDescribe clip {index}.<|im_end|>\n<|im_start|>assistant\n")
+    return processor(text=texts, videos=videos, face_tracks=tracks)
+
+
+@pytest.mark.parametrize("pattern", ["all", "some", "none"])
+@pytest.mark.parametrize("num_frames", [8, 16])
+@pytest.mark.parametrize("num_videos", [1, 3])
+def test_placeholder_count_equals_feature_count(model, processor, num_videos, num_frames, pattern):
+    config = model.config
+    inputs = make_batch(processor, num_videos, num_frames, pattern)
+    total_frames = sum(num_frames + i for i in range(num_videos))
+    assert inputs["pixel_values_videos"].shape == (total_frames, 3, 32, 32)
+    assert inputs["video_num_frames"].tolist() == [num_frames + i for i in range(num_videos)]
+    expected_present = sum(sum(FACE_PATTERNS[pattern](num_frames + i)) for i in range(num_videos))
+    assert int(inputs["face_mask"].sum()) == expected_present
+
+    ids = inputs["input_ids"]
+    for row, frames in enumerate(num_frames + i for i in range(num_videos)):
+        assert int((ids[row] == config.video_token_id).sum()) == frames * config.global_tokens_per_frame
+        assert int((ids[row] == config.face_token_id).sum()) == frames * config.face_tokens_per_frame
+
+    with torch.no_grad():
+        output = model.model(**inputs)  # the inner model: what TRL's loss path calls (no 49k-wide LM head here)
+    assert output.video_hidden_states.shape == (total_frames, config.global_tokens_per_frame, 64)
+    assert output.face_hidden_states.shape == (total_frames, config.face_tokens_per_frame, 64)
+    assert output.last_hidden_state.shape == (*ids.shape, 64)
+    assert torch.isfinite(output.last_hidden_state).all()
+
+
+def test_token_budget_is_what_the_config_says(model, processor):
+    config = model.config
+    assert (config.global_tokens_per_frame, config.face_tokens_per_frame) == (4, 4)
+    assert (processor.global_tokens_per_frame, processor.face_tokens_per_frame) == (4, 4)
+    prompt = processor.video_prompt([0.0, 0.5], [True, False])
+    assert prompt == "<t=0.0s>" + "<video>" * 4 + "<face>" * 4 + "<t=0.5s>" + "<video>" * 4 + "<face>" * 4
+    # Pooling really produces the configured grid from the 4 x 4 patch grid.
+    patches = torch.arange(2 * 4 * 4 * 3, dtype=torch.float32).view(2, 4, 4, 3)
+    pooled = model.model.pool_patches(patches, 4)
+    assert pooled.shape == (2, 4, 3)
+    assert torch.allclose(pooled[0, 0], patches[0, :2, :2].reshape(-1, 3).mean(0))
+
+
+def test_missing_faces_get_the_no_face_embedding_never_crop_features(model, processor):
+    inputs = make_batch(processor, 1, 8, "some")
+    missing = ~inputs["face_mask"]
+    assert missing.any()
+    with torch.no_grad():
+        output = model(**inputs)
+        expected = model.model.no_face_embedding.expand(int(missing.sum()), -1, -1)
+        assert torch.equal(output.face_hidden_states[missing], expected)
+        assert not torch.allclose(output.face_hidden_states[~missing][0], model.model.no_face_embedding)
+        # Whatever the crop of a missing face holds, the model's output does not change.
+        noisy = dict(inputs)
+        noisy["pixel_values_faces"] = inputs["pixel_values_faces"].clone()
+        noisy["pixel_values_faces"][missing] = torch.randn_like(noisy["pixel_values_faces"][missing])
+        assert torch.equal(model(**noisy).logits, output.logits)
+        # ...but a present face's crop does.
+        changed = dict(inputs)
+        changed["pixel_values_faces"] = inputs["pixel_values_faces"].clone()
+        changed["pixel_values_faces"][~missing] = torch.randn_like(changed["pixel_values_faces"][~missing])
+        assert not torch.allclose(model(**changed).logits, output.logits)
+
+
+def test_without_no_face_embedding_missing_frames_have_no_face_tokens(model, processor):
+    config = copy.deepcopy(model.config)
+    config.use_no_face_embedding = False
+    torch.manual_seed(0)
+    dropping_model = FaceTrackForConditionalGeneration(config).eval()
+    dropping_processor = copy.copy(processor)
+    dropping_processor.use_no_face_embedding = False
+    inputs = make_batch(dropping_processor, 3, 8, "some")
+    present = int(inputs["face_mask"].sum())
+    assert int((inputs["input_ids"] == config.face_token_id).sum()) == present * config.face_tokens_per_frame
+    with torch.no_grad():
+        output = dropping_model(**inputs)
+    assert output.face_hidden_states.shape[0] == present
+    # The model with the "no face" embedding refuses this prompt, naming the counts.
+    with pytest.raises(FaceTrackInputError, match="<face> placeholder"):
+        model(**inputs)
+
+
+def test_generate_with_and_without_cache_gives_the_same_greedy_tokens(model, processor):
+    inputs = make_batch(processor, 2, 4, "some")
+    assert (inputs["attention_mask"] == 0).any(), "prompts of different lengths should be left-padded"
+    with torch.no_grad():
+        cached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=True)
+        uncached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=False)
+    assert cached.shape[1] > inputs["input_ids"].shape[1]
+    assert torch.equal(cached, uncached)
+    placeholders = torch.tensor([model.config.video_token_id, model.config.face_token_id])
+    assert not torch.isin(cached[:, inputs["input_ids"].shape[1]:], placeholders).any()
+
+
+def test_visual_inputs_reach_the_model_only_at_prefill(model, processor):
+    inputs = make_batch(processor, 1, 8, "all")
+    seen = []
+    hook = model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("pixel_values_faces") is not None), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    finally:
+        hook.remove()
+    assert seen == [True, False, False, False]
+
+
+def test_loss_backward_reaches_every_trainable_parameter(model, processor):
+    train_model = copy.deepcopy(model).train()
+    inputs = make_batch(processor, 2, 4, "some")
+    labels = inputs["input_ids"].clone()
+    labels[inputs["attention_mask"] == 0] = -100
+    output = train_model(**inputs, labels=labels)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    # Hidden states after `vision_feature_layer` (-2) are not used: the last vision layer and post-layernorm.
+    last_layer = train_model.config.vision_config.num_hidden_layers - 1
+    unused = re.compile(rf"^model\.vision_tower\.(vision_model\.)?(encoder\.layers\.{last_layer}\.|post_layernorm\.)")
+    without_grad = [
+        name
+        for name, parameter in train_model.named_parameters()
+        if parameter.requires_grad
+        and not unused.match(name)
+        and (parameter.grad is None or not torch.any(parameter.grad != 0))
+    ]
+    assert without_grad == []
+    for name in ("model.no_face_embedding", "model.face_projector.linear_1.weight",
+                 "model.video_projector.linear_2.weight"):
+        assert train_model.get_parameter(name).grad.abs().sum() > 0
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(model, processor):
+    inputs = make_batch(processor, 1, 4, "some")
+    gradients = []
+    for checkpointing in (False, True):
+        train_model = copy.deepcopy(model).train()
+        if checkpointing:
+            train_model.activation_checkpointing_enable()
+            assert train_model.is_activation_checkpointing
+        train_model(**inputs, labels=inputs["input_ids"]).loss.backward()
+        gradients.append(train_model.model.video_projector.linear_1.weight.grad)
+    assert torch.allclose(gradients[0], gradients[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_runs_in_float32_and_bfloat16_on_cpu(tiny_model_dir, processor, dtype):
+    typed_model = FaceTrackForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=dtype).eval()
+    assert typed_model.dtype == dtype
+    inputs = make_batch(processor, 1, 8, "some")
+    with torch.no_grad():
+        output = typed_model(**inputs)
+        generated = typed_model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert output.logits.dtype == dtype
+    assert torch.isfinite(output.logits.float()).all()
+    assert generated.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_placeholder_mismatch_is_a_clear_error(model, processor):
+    inputs = make_batch(processor, 1, 8, "all")
+    too_few = dict(inputs)
+    too_few["pixel_values_videos"] = inputs["pixel_values_videos"][:7]
+    too_few["pixel_values_faces"] = inputs["pixel_values_faces"][:7]
+    too_few["face_mask"] = inputs["face_mask"][:7]
+    too_few["video_num_frames"] = torch.tensor([7])
+    with pytest.raises(FaceTrackInputError, match="32 <video> placeholder tokens but the visual inputs give 28"):
+        model(**too_few)
+    with pytest.raises(FaceTrackInputError, match="video_num_frames sums to 9"):
+        model(**{**inputs, "video_num_frames": torch.tensor([9])})
+    without_pixels = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    with pytest.raises(FaceTrackInputError, match="no pixel_values_videos"):
+        model(**without_pixels)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"face_tokens_per_frame": 5}, r"face_tokens_per_frame=5 is not a positive perfect square"),
+        ({"face_tokens_per_frame": 25}, r"face_tokens_per_frame=25 \(5 x 5\) does not fit .* 4 x 4 = 16 patches"),
+        ({"global_tokens_per_frame": 36}, r"global_tokens_per_frame=36 \(6 x 6\) does not fit"),
+        ({"projector_type": "qformer"}, r"projector_type='qformer' is not supported"),
+        ({"vision_feature_layer": -9}, r"vision_feature_layer=-9 is out of range"),
+    ],
+)
+def test_bad_config_is_a_clear_error(model, overrides, message):
+    settings = model.config.to_dict()
+    settings.update(overrides)
+    with pytest.raises(FaceTrackConfigError, match=message):
+        FaceTrackConfig(**settings)
+
+
+def test_default_config_is_paper_scale():
+    config = FaceTrackConfig()
+    assert config.vision_config.model_type == "siglip_vision_model"
+    assert config.patch_grid_side == 27  # SigLIP so400m-patch14-384: 729 patches
+    assert config.text_config.model_type == "qwen2"
+    assert config.text_config.hidden_size == 3584
+    assert (config.global_tokens_per_frame, config.face_tokens_per_frame) == (81, 16)
+    assert config.vision_feature_layer == -2 and config.projector_type == "mlp2x_gelu"

@@ -1,0 +1,195 @@
+"""FaceTrackProcessor on real videos: frame preprocessing, face tracking, precomputed tracks, chat template,
+save/load, and the errors for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facetrack.hub import build_tiny_model
+from facetrack.processing.face_tracking import FaceTrackResult
+from facetrack.processing.processing_facetrack import (
+    FaceTrackProcessor,
+    FaceTrackProcessorError,
+    preprocess_frames,
+)
+from facetrack.processing.video_io import VideoDecodeError
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, request):
+    # Shared by the test files of this area through the pytest config: the tiny model is built once per session.
+    cached = getattr(request.config, "_facetrack_tiny_model_dir", None)
+    if cached is None:
+        cached = build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
+        request.config._facetrack_tiny_model_dir = cached
+    return cached
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return FaceTrackProcessor.from_pretrained(tiny_model_dir)
+
+
+def user_video_message(path, text="Describe the facial expression changes."):
+    return [{"role": "user", "content": [{"type": "video", "path": str(path)}, {"type": "text", "text": text}]}]
+
+
+def test_preprocess_frames_resizes_and_normalises_like_siglip():
+    frames = np.zeros((2, 40, 60, 3), dtype=np.uint8)
+    frames[1] = 255
+    pixels = preprocess_frames(frames, 32)
+    assert pixels.shape == (2, 3, 32, 32) and pixels.dtype == torch.float32
+    assert torch.allclose(pixels[0], torch.full_like(pixels[0], -1.0))
+    assert torch.allclose(pixels[1], torch.full_like(pixels[1], 1.0))
+
+
+def test_real_video_with_a_face(processor, media_dir):
+    inputs = processor.apply_chat_template(
+        user_video_message(media_dir / "single_face.mp4"),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        processor_kwargs={"num_frames": 6, "return_face_tracks": True},
+    )
+    assert inputs["pixel_values_videos"].shape == (6, 3, 32, 32)
+    assert inputs["pixel_values_faces"].shape == (6, 3, 32, 32)
+    assert inputs["video_num_frames"].tolist() == [6]
+    assert inputs["face_mask"].sum() >= 5, "the one person in single_face.mp4 should be found in most frames"
+    ids = inputs["input_ids"][0]
+    assert int((ids == processor.video_token_id).sum()) == 6 * processor.global_tokens_per_frame
+    assert int((ids == processor.face_token_id).sum()) == 6 * processor.face_tokens_per_frame
+    text = processor.decode(ids)
+    assert text.startswith("<|im_start|>user\n<t=0.0s><video>")
+    assert text.endswith("Describe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n")
+    # Frames differ from face crops: the crops are zoomed on the face, not the whole frame.
+    assert not torch.allclose(inputs["pixel_values_videos"], inputs["pixel_values_faces"])
+    assert len(inputs["face_tracks"]) == 1 and inputs["face_tracks"][0]["main_track_id"] is not None
+
+
+def test_video_without_faces_has_an_all_false_face_mask(processor, media_dir):
+    inputs = processor(text="<video> What happens?", videos=str(media_dir / "no_face.mp4"), num_frames=4)
+    assert inputs["face_mask"].tolist() == [False] * 4
+    assert torch.all(inputs["pixel_values_faces"] == -1.0), "missing faces are all-zero crops (normalised to -1)"
+    ids = inputs["input_ids"][0]
+    assert int((ids == processor.face_token_id).sum()) == 4 * processor.face_tokens_per_frame
+
+
+def test_precomputed_face_tracks_decode_exactly_their_frames_without_detection(processor, tiny_model_dir, media_dir):
+    video = str(media_dir / "face_noface.mov")
+    first = processor(text="<video>", videos=[video], num_frames=6, return_face_tracks=True)
+    track = first["face_tracks"][0]
+    assert 0 < sum(first["face_mask"].tolist()) < 6, "face_noface.mov cuts from a face to a title card"
+
+    class NoDetection:
+        def track(self, clip):
+            raise AssertionError("a precomputed face track must not run the detector")
+
+    processor_without_detector = FaceTrackProcessor.from_pretrained(tiny_model_dir)
+    processor_without_detector._face_tracker = NoDetection()
+    again = processor_without_detector(text="<video>", videos=[video], face_tracks=[track])
+    assert torch.equal(again["input_ids"], first["input_ids"])
+    assert torch.equal(again["face_mask"], first["face_mask"])
+    assert torch.allclose(again["pixel_values_videos"], first["pixel_values_videos"])
+    assert torch.allclose(again["pixel_values_faces"], first["pixel_values_faces"])
+    # A FaceTrackResult works as well as its dict; and the frames decoded are exactly the track's frames.
+    result = FaceTrackResult.from_dict(track)
+    subset = FaceTrackResult.from_dict({**track, "frames": track["frames"][:3]})
+    short = processor_without_detector(text="<video>", videos=[video], face_tracks=[subset])
+    assert short["video_num_frames"].tolist() == [3]
+    assert torch.allclose(short["pixel_values_videos"], first["pixel_values_videos"][:3])
+    assert processor_without_detector(text="<video>", videos=[video], face_tracks=[result])["face_mask"].shape == (6,)
+
+
+def test_batch_of_prompts_with_different_videos(processor, media_dir):
+    conversations = [
+        user_video_message(media_dir / "single_face.mp4"),
+        user_video_message(media_dir / "no_face.mp4", text="And this one?"),
+    ]
+    inputs = processor.apply_chat_template(
+        conversations, add_generation_prompt=True, tokenize=True, return_dict=True, processor_kwargs={"num_frames": 4}
+    )
+    assert inputs["input_ids"].shape[0] == 2
+    assert inputs["video_num_frames"].tolist() == [4, 4]
+    assert inputs["face_mask"][4:].tolist() == [False] * 4
+    assert (inputs["attention_mask"][:, 0] == 0).any() or inputs["attention_mask"].all()
+    assert inputs["attention_mask"][:, -1].all(), "left padding: every prompt ends at the last position"
+
+
+def test_save_and_load_round_trip(processor, tmp_path, media_dir):
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "processor_config.json").is_file()
+    assert (tmp_path / "chat_template.jinja").read_text() == processor.chat_template
+    reloaded = FaceTrackProcessor.from_pretrained(tmp_path)
+    for name in ("image_size", "num_frames", "global_tokens_per_frame", "face_tokens_per_frame", "timestamp_template",
+                 "video_token_id", "face_token_id", "use_no_face_embedding", "padding_side"):
+        assert getattr(reloaded, name) == getattr(processor, name), name
+    frames = np.random.default_rng(0).integers(0, 256, size=(3, 48, 64, 3), dtype=np.uint8)
+    a = processor(text="<video> hi", videos=[frames])
+    b = reloaded(text="<video> hi", videos=[frames])
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    assert torch.equal(a["pixel_values_videos"], b["pixel_values_videos"])
+
+
+def test_undecodable_video_is_a_clear_error(processor, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"this is not a video")
+    with pytest.raises(VideoDecodeError, match="broken.mp4"):
+        processor(text="<video>", videos=[str(broken)])
+    with pytest.raises(VideoDecodeError, match="missing.mp4: file not found"):
+        processor.apply_chat_template(user_video_message(tmp_path / "missing.mp4"), tokenize=True, return_dict=True)
+
+
+def test_empty_message_list_is_a_clear_error(processor):
+    with pytest.raises(FaceTrackProcessorError, match="message list is empty"):
+        processor.apply_chat_template([], tokenize=True, return_dict=True)
+    with pytest.raises(FaceTrackProcessorError, match="conversation 1 of the batch has no messages"):
+        processor.apply_chat_template([user_video_message("x.mp4"), []])
+
+
+def test_placeholder_count_must_match_the_videos(processor):
+    frames = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(FaceTrackProcessorError, match=r"2 <video> placeholder\(s\) but 1 video\(s\)"):
+        processor(text="<video> and <video>", videos=[frames])
+    with pytest.raises(FaceTrackProcessorError, match=r"0 <video> placeholder\(s\) but 1 video\(s\)"):
+        processor(text="no placeholder", videos=[frames])
+    with pytest.raises(FaceTrackProcessorError, match=r"1 <video> placeholder\(s\) but 0 video\(s\)"):
+        processor(text="<video>")
+    with pytest.raises(FaceTrackProcessorError, match="reserved for face tokens"):
+        processor(text="<video><face>", videos=[frames])
+    with pytest.raises(FaceTrackProcessorError, match="1 face track\\(s\\) for 2 video\\(s\\)"):
+        processor(text=["<video>", "<video>"], videos=[frames, frames], face_tracks=[None])
+
+
+def test_text_only_prompts_need_no_video(processor):
+    inputs = processor(text=["Hello there", "Hi"])
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    rendered = processor.apply_chat_template(user_video_message("clip.mp4"), add_generation_prompt=True)
+    assert rendered == (
+        "<|im_start|>user\n<video>\nDescribe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_assistant_tokens_mask_survives_placeholder_expansion(processor):
+    frames = np.random.default_rng(1).integers(0, 256, size=(3, 48, 64, 3), dtype=np.uint8)
+    conversations = [
+        [{"role": "user", "content": [{"type": "video", "video": frames}, {"type": "text", "text": "Describe."}]},
+         {"role": "assistant", "content": [{"type": "text", "text": "He frowns, then smiles."}]}],
+        [{"role": "user", "content": [{"type": "video", "video": frames}, {"type": "text", "text": "And?"}]},
+         {"role": "assistant", "content": "No."}],
+    ]
+    inputs = processor.apply_chat_template(
+        conversations, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+        processor_kwargs={"num_frames": 3},
+    )
+    answers = [
+        processor.decode(ids[torch.as_tensor(mask, dtype=torch.bool)])
+        for ids, mask in zip(inputs["input_ids"], inputs["assistant_masks"])
+    ]
+    assert answers == ["He frowns, then smiles.<|im_end|>", "No.<|im_end|>"]
+
+
+def test_unknown_arguments_are_named(processor):
+    with pytest.raises(FaceTrackProcessorError, match="unexpected argument\\(s\\): fsp"):
+        processor(text="hello", fsp=2)
