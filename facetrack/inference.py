@@ -1,0 +1,105 @@
+"""Caption a video with a FaceTrack-MM model: load (local folder or Hub id, `trust_remote_code`), build inputs, generate
+or stream. Used by `facetrack describe`, `facetrack eval`, the quickstart and the Space."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# The evaluation prompt used on FEC-Bench by the paper's authors' next model (../shared/PAPER.md).
+DEFAULT_PROMPT = (
+    "Please provide a detailed description of the facial appearance attributes and expression changes of the "
+    "character in the video"
+)
+
+
+@dataclass
+class Captioner:
+    """A loaded FaceTrack-MM model and its processor."""
+
+    model: Any
+    processor: Any
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def build_inputs(
+        self,
+        video,
+        prompt: str = DEFAULT_PROMPT,
+        num_frames: int | None = None,
+        face_track: dict | None = None,
+    ):
+        """Chat prompt with one video -> model inputs on the model's device (pixels in the model's dtype)."""
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self.processor(
+            text=text,
+            videos=[video],
+            face_tracks=[face_track] if face_track is not None else None,
+            num_frames=num_frames,
+            return_face_tracks=True,
+            return_tensors="pt",
+        )
+        face_tracks = inputs.pop("face_tracks")
+        dtype = self.model.dtype
+        tensors = {
+            key: value.to(self.device, dtype=dtype) if value.is_floating_point() else value.to(self.device)
+            for key, value in inputs.items()
+        }
+        return tensors, face_tracks[0]
+
+    def generate_caption(
+        self, video, prompt: str = DEFAULT_PROMPT, num_frames: int | None = None, max_new_tokens: int = 256
+    ) -> tuple[str, dict]:
+        """Greedy caption of one video; returns `(caption, face_track_dict)`."""
+        import torch
+
+        inputs, face_track = self.build_inputs(video, prompt, num_frames)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        return self.processor.decode(new_tokens, skip_special_tokens=True).strip(), face_track
+
+    def stream_caption(
+        self, video, prompt: str = DEFAULT_PROMPT, num_frames: int | None = None, max_new_tokens: int = 256
+    ) -> tuple[Iterator[str], dict]:
+        """Greedy caption streamed piece by piece: returns `(iterator of text pieces, face_track_dict)`.
+        Generation runs in a background thread (transformers' `TextIteratorStreamer`)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs, face_track = self.build_inputs(video, prompt, num_frames)
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def run() -> None:
+            with torch.inference_mode():
+                self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)
+
+        threading.Thread(target=run, daemon=True).start()
+        return streamer, face_track
+
+
+def load_captioner(model_name_or_path: str, device: str | None = None, dtype: str = "auto") -> Captioner:
+    """Load a FaceTrack-MM model + processor from a Hub-layout folder or a Hub id (`trust_remote_code=True`).
+
+    device: e.g. "cuda" or "cpu"; default CUDA when available. dtype: "auto" keeps the checkpoint's dtype
+    (bfloat16 on CUDA for float32 checkpoints), or "float32" / "bfloat16" / "float16".
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = dtypes[dtype]
+    if torch_dtype == "auto" and device.startswith("cuda"):
+        torch_dtype = torch.bfloat16
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, dtype=torch_dtype, trust_remote_code=True)
+    model.to(device).eval()
+    return Captioner(model=model, processor=processor)
