@@ -1,0 +1,198 @@
+"""Face-tracking speed per shared video, the 720p target, and the face-detector comparison.
+
+    python benchmarks/bench_tracking.py [--runs 3] [--media ../shared/media] [--skip-detectors]
+
+Prints, for each video in ../shared/media, the median milliseconds (over --runs runs) to decode 32 uniformly
+sampled frames, detect faces, track them and cut 224 px face crops, and the frames processed per second; then the
+same for a 10 s 1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled; target: under 1.5 s); then, per detector,
+recall on sampled frames that show a face, false positives on frames without one, and median ms per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facetrack.processing.face_detection import get_face_detector
+from facetrack.processing.face_tracking import FaceTracker, crop_faces
+from facetrack.processing.video_io import load_video
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MEDIA = Path(os.environ.get("FACETRACK_SHARED_DIR", REPO_ROOT.parent / "shared")) / "media"
+VIDEOS = ["single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov", "noface_face.mov", "no_face.mp4"]
+NUM_FRAMES = 32
+
+
+def shows_a_face(video: str, frame_index: int) -> bool:
+    """Ground truth per source frame (cut positions found by frame differencing and looking at the frames)."""
+    if video == "no_face.mp4":
+        return False
+    if video == "face_noface.mov":
+        return frame_index <= 71
+    if video == "noface_face.mov":
+        return 96 <= frame_index < 168  # frame 168 is black
+    return True
+
+
+def time_pipeline(path: Path, tracker: FaceTracker, runs: int) -> dict[str, float]:
+    stages: dict[str, list[float]] = {"decode": [], "detect": [], "track": [], "crop": [], "total": [], "cpu": []}
+    for _ in range(runs):
+        cpu_start = time.process_time()  # CPU seconds of all our threads: less sensitive to other load
+        start = time.perf_counter()
+        clip = load_video(path, num_frames=NUM_FRAMES)
+        decoded = time.perf_counter()
+        detections = tracker.detect(clip.frames)
+        detected = time.perf_counter()
+        result = tracker.track(clip, detections)
+        tracked = time.perf_counter()
+        crop_faces(clip.frames, result.boxes, size=224)
+        cropped = time.perf_counter()
+        for name, seconds in zip(stages, [decoded - start, detected - decoded, tracked - detected,
+                                          cropped - tracked, cropped - start]):
+            stages[name].append(seconds * 1000)
+        stages["cpu"].append((time.process_time() - cpu_start) * 1000)
+    return {name: statistics.median(values) for name, values in stages.items()}
+
+
+def make_720p_clip(source: Path, target: Path, seconds: float = 10.0) -> Path:
+    """Upscale the first `seconds` of `source` to 1280x720 H.264."""
+    import av
+    import cv2
+
+    from facetrack.overlay import write_video
+
+    frames = []
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate)
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            frames.append(cv2.resize(frame.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_CUBIC))
+    return write_video(np.stack(frames), target, fps=fps)
+
+
+def print_pipeline_table(rows: list[tuple[str, dict[str, float]]]) -> None:
+    print(f"| video ({NUM_FRAMES} frames) | decode ms | detect ms | track ms | crop ms | total ms | frames/s "
+          "| CPU ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, t in rows:
+        print(f"| {name} | {t['decode']:.0f} | {t['detect']:.0f} | {t['track']:.0f} | {t['crop']:.0f} | "
+              f"{t['total']:.0f} | {NUM_FRAMES / t['total'] * 1000:.1f} | {t['cpu']:.0f} |")
+
+
+def compare_detectors(media: Path, detectors: dict[str, object]) -> None:
+    clips = {video: load_video(media / video, num_frames=NUM_FRAMES) for video in VIDEOS if (media / video).exists()}
+    from PIL import Image
+
+    photo_path = media / "multi_face.jpg"
+    photo = np.asarray(Image.open(photo_path).convert("RGB")) if photo_path.exists() else None
+    print("| detector | recall (frames with a face) | false positives (boxes on face-free frames) | "
+          "multi_face.jpg faces (of 5) | small faces in 720p: 30 / 45 / 60 px (of 5) | median ms/frame |")
+    print("|---|---:|---:|---:|---|---:|")
+    # Detectors take turns on every frame, so a change in the machine's load affects them alike.
+    counts = {label: {"hits": 0, "faces": 0, "false": 0, "free": 0, "ms": []} for label in detectors}
+    first_frame = next(iter(clips.values())).frames[0]
+    for detector in detectors.values():
+        detector.detect(first_frame)  # warm-up
+    for video, clip in clips.items():
+        for frame, index in zip(clip.frames, clip.frame_indices):
+            for label, detector in detectors.items():
+                start = time.perf_counter()
+                found = detector.detect(frame)
+                count = counts[label]
+                count["ms"].append((time.perf_counter() - start) * 1000)
+                if shows_a_face(video, index):
+                    count["faces"] += 1
+                    count["hits"] += bool(found)
+                else:
+                    count["free"] += 1
+                    count["false"] += len(found)
+    for label, detector in detectors.items():
+        count = counts[label]
+        in_photo = len(detector.detect(photo)) if photo is not None else "-"
+        small = "-"
+        if photo is not None:
+            small = " / ".join(str(len(detector.detect(canvas))) for canvas in small_face_frames(photo))
+        print(f"| {label} | {count['hits']}/{count['faces']} = {count['hits'] / count['faces']:.3f} | "
+              f"{count['false']} on {count['free']} frames | {in_photo} | {small} | "
+              f"{statistics.median(count['ms']):.1f} |")
+
+
+def small_face_frames(photo: np.ndarray) -> list[np.ndarray]:
+    """multi_face.jpg shrunk so its faces are about 30, 45 and 60 px high, each pasted into a grey 1280x720 frame."""
+    import cv2
+
+    frames = []
+    for face_height in (30, 45, 60):
+        scale = face_height / 110  # the photo's faces are 90-130 px high
+        small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        canvas = np.full((720, 1280, 3), 90, dtype=np.uint8)
+        canvas[100 : 100 + small.shape[0], 200 : 200 + small.shape[1]] = small
+        frames.append(canvas)
+    return frames
+
+
+def compare_decoders(path: Path, runs: int) -> None:
+    """decord (primary) vs PyAV (fallback) decoding the same 32 frames."""
+    from facetrack.processing import video_io
+
+    print(f"| decoder ({path.name}, {NUM_FRAMES} frames) | median wall ms | median CPU ms |")
+    print("|---|---:|---:|")
+    for label, load in [("decord", video_io._load_with_decord), ("PyAV", video_io._load_with_pyav)]:
+        wall, cpu = [], []
+        for _ in range(runs):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            load(path, NUM_FRAMES, None, None)
+            wall.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - cpu_start) * 1000)
+        print(f"| {label} | {statistics.median(wall):.0f} | {statistics.median(cpu):.0f} |")
+
+
+def run_pipeline_benchmarks(media: Path, runs: int) -> None:
+    tracker = FaceTracker("retinaface")
+    tracker.track(load_video(np.zeros((2, 64, 64, 3), dtype=np.uint8), num_frames=None))  # warm-up: imports
+    rows = [(video, time_pipeline(media / video, tracker, runs)) for video in VIDEOS if (media / video).exists()]
+    with tempfile.TemporaryDirectory() as scratch:
+        clip_720p = make_720p_clip(media / "WolfgangLanger_Pexels.mp4", Path(scratch) / "wolfgang_720p_10s.mp4")
+        rows.append(("WolfgangLanger 1280x720 10 s (upscaled)", time_pipeline(clip_720p, tracker, runs)))
+        print_pipeline_table(rows)
+        print()
+        compare_decoders(clip_720p, runs)
+    total_720p = rows[-1][1]["total"]
+    print(f"\n720p 10 s clip, {NUM_FRAMES} frames: {total_720p / 1000:.2f} s median "
+          f"({'meets' if total_720p < 1500 else 'misses'} the 1.5 s target)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
+    parser.add_argument("--skip-detectors", action="store_true", help="skip the detector comparison")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only run the detector comparison")
+    args = parser.parse_args()
+    if not args.media.is_dir():
+        raise SystemExit(f"shared media not found at {args.media}")
+    print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
+          f"median of {args.runs} runs, detector retinaface (default options)\n")
+
+    if not args.skip_pipeline:
+        run_pipeline_benchmarks(args.media, args.runs)
+
+    if not args.skip_detectors:
+        compare_detectors(args.media, {
+            "retinaface (max_side 640, default)": get_face_detector("retinaface"),
+            "retinaface (max_side 480)": get_face_detector("retinaface", max_side=480),
+            "retinaface (full resolution)": get_face_detector("retinaface", max_side=None),
+            "yunet (max_side 640)": get_face_detector("yunet"),
+        })
+
+
+if __name__ == "__main__":
+    main()

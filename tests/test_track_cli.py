@@ -1,0 +1,143 @@
+"""`facetrack track`: outputs on a real clip, and one clear line + exit code 2 for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from facetrack.cli import main
+from facetrack.processing.face_tracking import FaceTrackResult
+
+
+def make_bad_files(tmp_path: Path, media_dir: Path) -> dict[str, tuple[Path, str]]:
+    """name: (path, words the one-line error must contain)."""
+    source = (media_dir / "single_face.mp4").read_bytes()
+    files = {"missing": (tmp_path / "nothing_here.mp4", "not found")}
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    files["zero_bytes"] = (tmp_path / "empty.mp4", "empty")
+    (tmp_path / "readme.mp4").write_text("plain text pretending to be a video\n" * 10)
+    files["text_renamed"] = (tmp_path / "readme.mp4", "not a readable video")
+    (tmp_path / "half.mp4").write_bytes(source[: len(source) // 2])
+    files["truncated"] = (tmp_path / "half.mp4", "not a readable video")
+    garbled = bytearray(source)
+    for i in range(5000, len(garbled) - 5000, 7):
+        garbled[i] = (garbled[i] * 31 + 7) % 256
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(garbled))
+    files["corrupt"] = (tmp_path / "corrupt.mp4", "could not be decoded")
+    (tmp_path / "photo.mp4").write_bytes((media_dir / "single_face.jpg").read_bytes())
+    files["still_image"] = (tmp_path / "photo.mp4", "still image")
+    with av.open(str(tmp_path / "zero.mkv"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    files["zero_frames"] = (tmp_path / "zero.mkv", "no video frames")
+    with av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for image in np.zeros((3, 64, 64, 3), dtype=np.uint8):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    (tmp_path / "codec.mp4").write_bytes((tmp_path / "fast.mp4").read_bytes().replace(b"avc1", b"zzzz"))
+    files["unknown_codec"] = (tmp_path / "codec.mp4", "codec")
+    return files
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, media_dir):
+    return make_bad_files(tmp_path_factory.mktemp("cli_bad"), media_dir)
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "zero_bytes", "text_renamed", "truncated", "corrupt", "still_image", "zero_frames",
+             "unknown_codec"]
+)
+def test_bad_video_exits_2_with_one_line(bad_files, case, capsys):
+    path, expected = bad_files[case]
+    assert main(["track", str(path), "--frames", "4"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("facetrack track: error: ") and str(path) in lines[0] and expected in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_bad_arguments_exit_2(media_dir, capsys):
+    assert main(["track", str(media_dir / "single_face.mp4"), "--frames", "0"]) == 2
+    assert "--frames" in capsys.readouterr().err
+    assert main(["track", str(media_dir / "single_face.mp4"), "--interpolate-gap", "-1"]) == 2
+    assert "--interpolate-gap" in capsys.readouterr().err
+    assert main(["track", str(media_dir / "single_face.mp4"), "--detector", "nope"]) == 2
+    assert "unknown face detector" in capsys.readouterr().err
+
+
+def test_corrupt_file_in_a_real_process_prints_one_line(bad_files):
+    # Also catches noise that decord's bundled FFmpeg writes straight to the stderr file descriptor.
+    path, _ = bad_files["corrupt"]
+    process = subprocess.run([sys.executable, "-m", "facetrack", "track", str(path)], capture_output=True,
+                             text=True, timeout=120)
+    assert process.returncode == 2
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0], process.stderr
+
+
+def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
+    out, render, crops = tmp_path / "track.json", tmp_path / "overlay.mp4", tmp_path / "crops"
+    code = main(["track", str(media_dir / "single_face.mp4"), "--frames", "8", "--out", str(out),
+                 "--render", str(render), "--crops", str(crops), "--crop-size", "64"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "main character: track" in printed
+    result = FaceTrackResult.from_dict(json.loads(out.read_text()))
+    strip = "".join("M" if present else "." for present in result.present)
+    assert f"main face per frame: {strip}" in printed
+    assert len(result.frames) == 8 and result.present.sum() >= 7
+    with av.open(str(render)) as container:  # H.264 / yuv420p in mp4: what browsers play
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    assert len(frames) == 8 and frames[0].shape == (360, 640, 3)
+    # The main box is drawn in green on the overlay, around the tracked face.
+    x1, y1, x2, y2 = (int(v) for v in result.frames[0].box)
+    edge = frames[0][y1 + 1 : y2 - 1, x1 - 1 : x1 + 2].reshape(-1, 3).astype(int)
+    assert (edge[:, 1] > edge[:, 0] + 60).mean() > 0.8
+    written = sorted(crops.glob("*.png"))
+    assert len(written) == int(result.present.sum())
+
+
+def test_video_without_faces_is_a_normal_result(media_dir, tmp_path, capsys):
+    assert main(["track", str(media_dir / "no_face.mp4"), "--frames", "4", "--out", str(tmp_path / "t.json")]) == 0
+    assert "no main character" in capsys.readouterr().out
+    assert json.loads((tmp_path / "t.json").read_text())["main_track_id"] is None
+
+
+def test_render_overlay_for_the_demo(media_dir, tmp_path):
+    from facetrack.overlay import annotate_frames, render_overlay
+
+    result, path = render_overlay(media_dir / "single_face.mp4", tmp_path / "demo.mp4", num_frames=4)
+    assert path.exists() and result.main_track_id is not None
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 4
+    frames = np.zeros((4, 360, 640, 3), dtype=np.uint8)
+    annotated = annotate_frames(frames, result)
+    assert annotated.shape == frames.shape and annotated.any() and not frames.any()  # drawn on copies
+    with pytest.raises(ValueError):
+        annotate_frames(frames[:2], result)
+
+
+def test_write_video_pads_odd_sizes_for_h264(tmp_path):
+    from facetrack.overlay import write_video
+
+    frames = np.full((3, 33, 47, 3), 200, dtype=np.uint8)
+    path = write_video(frames, tmp_path / "odd.mp4", fps=5)
+    with av.open(str(path)) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(decoded) == 3 and decoded[0].shape == (34, 48, 3)
+    assert abs(float(decoded[0][:33, :47].mean()) - 200) < 3
