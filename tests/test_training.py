@@ -1,0 +1,366 @@
+"""Instruction tuning with TRL's SFTTrainer on a tiny FaceTrack-MM: memorisation, resume, LoRA, the collator's
+labels, freezing, recipes and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facetrack import training
+from facetrack.training import FaceTrackDataCollator, ModelArguments, ScriptArguments, TrainingSetupError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_RECIPE = REPO_ROOT / "configs" / "tiny_cpu.yaml"
+# One torch thread: the tiny model is overhead-bound, and a thread pool thrashes on a shared 2-core machine.
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+CAPTIONS = {
+    "astronaut": "An astronaut smiles calmly while the camera slowly zooms in on her face.",
+    "astronaut_pan": "The woman keeps a gentle smile and her eyes stay fixed on the camera.",
+    "cat": "No human face is visible; a cat looks at the camera.",
+    "coffee": "Only a cup of coffee is shown; nobody appears.",
+}
+
+
+def write_clip(path: Path, image, mode: str, num_frames: int = 8, size: int = 96) -> None:
+    """A small synthetic clip from a still photo: a slow zoom or a pan (small = fast to decode at every step)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8, (size, size))
+    for t in range(num_frames):
+        if mode == "zoom":
+            side = int(min(height, width) / (1 + 0.03 * t))
+            x0, y0 = (width - side) // 2, (height - side) // 2
+        else:
+            side = int(min(height, width) * 0.8)
+            x0, y0 = int((width - side) * t / (num_frames - 1)), (height - side) // 2
+        frame = cv2.resize(image[y0 : y0 + side, x0 : x0 + side], (size, size))
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Four small clips (two with a face, two without), built with `build_dataset` at 4 frames per clip."""
+    from skimage import data
+
+    from facetrack.dataset_builder import build_dataset
+
+    work = tmp_path_factory.mktemp("train_data")
+    videos = work / "videos"
+    videos.mkdir()
+    write_clip(videos / "astronaut.mp4", data.astronaut(), "zoom")
+    write_clip(videos / "astronaut_pan.mp4", data.astronaut(), "pan")
+    write_clip(videos / "cat.mp4", data.chelsea(), "zoom")
+    write_clip(videos / "coffee.mp4", data.coffee(), "pan")
+    annotations = [{"id": name, "video": f"{name}.mp4", "caption": caption} for name, caption in CAPTIONS.items()]
+    (work / "train.json").write_text(json.dumps(annotations))
+    build_dataset(work / "train.json", videos, work / "dataset", split="train", num_frames=4)
+    return work / "dataset"
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random FaceTrack-MM Hub folder (512-token tokenizer), shared by the in-process runs."""
+    from facetrack.hub import build_tiny_model
+
+    return Path(build_tiny_model(tmp_path_factory.mktemp("tiny_base") / "model", tokenizer="trained"))
+
+
+def run_train_sft(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train_sft.py"), "--config", str(TINY_RECIPE), *args],
+        cwd=REPO_ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300,
+    )
+
+
+def logged_losses(stdout: str) -> list[float]:
+    return [float(value) for value in re.findall(r"\{'loss': '([0-9.e+-]+)'", stdout)]
+
+
+@pytest.fixture(scope="module")
+def interrupted_then_resumed_run(tiny_dataset, tmp_path_factory) -> dict:
+    """train_sft.py with the tiny recipe, stopped after its step-25 checkpoint, then resumed to step 50."""
+    output_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    common = ["--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir)]
+    first = run_train_sft(*common, "--max_steps", "25")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (output_dir / "checkpoint-25" / "trainer_state.json").is_file()
+    second = run_train_sft(*common, "--max_steps", "50", "--resume_from_checkpoint", "true")
+    assert second.returncode == 0, second.stderr[-3000:]
+    return {"output_dir": output_dir, "first": first, "second": second}
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_checkpoint(interrupted_then_resumed_run):
+    output_dir = interrupted_then_resumed_run["output_dir"]
+    second = interrupted_then_resumed_run["second"]
+    # The resumed run logged only steps 30..50 (logging_steps=5), not 5..50: it started at step 25.
+    assert len(logged_losses(second.stdout)) == 5
+    # ... and from the checkpoint's weights: its first loss is far below the first run's first loss.
+    assert logged_losses(second.stdout)[0] < logged_losses(interrupted_then_resumed_run["first"].stdout)[0] / 2
+    state = json.loads((output_dir / "checkpoint-50" / "trainer_state.json").read_text())
+    assert state["global_step"] == 50
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == list(range(5, 55, 5))
+
+
+@pytest.mark.slow
+def test_tiny_recipe_memorises_and_reloads_in_a_fresh_process(interrupted_then_resumed_run, tiny_dataset):
+    output_dir = interrupted_then_resumed_run["output_dir"]
+    state = json.loads((output_dir / "checkpoint-50" / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert losses[-1] <= losses[0] / 2, losses
+
+    # A complete Hub folder: code files, processor, and a model card recording the recipe.
+    for name in ("config.json", "model.safetensors", "modeling_facetrack.py", "processing_facetrack.py",
+                 "processor_config.json", "chat_template.jinja", "README.md"):
+        assert (output_dir / name).is_file(), name
+    card = (output_dir / "README.md").read_text()
+    assert "learning_rate: 0.003" in card and "max_steps: 50" in card and "tiny_language_model: random" in card
+
+    # Reload with trust_remote_code in a fresh process and decode greedily on each training video.
+    script = f"""
+import json
+from datasets import Video, load_dataset
+from transformers import AutoModelForImageTextToText, AutoProcessor
+from facetrack.dataset_builder import video_file
+model = AutoModelForImageTextToText.from_pretrained({str(output_dir)!r}, trust_remote_code=True)
+processor = AutoProcessor.from_pretrained({str(output_dir)!r}, trust_remote_code=True)
+rows = load_dataset({str(tiny_dataset)!r}, split="train").cast_column("video", Video(decode=False))
+answers = {{}}
+for row in rows:
+    prompt = processor.apply_chat_template(row["messages"][:1], tokenize=False, add_generation_prompt=True)
+    with video_file(row["video"]) as path:
+        inputs = processor(text=[prompt], videos=[path], face_tracks=[json.loads(row["face_track"])])
+    output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+    answers[row["id"]] = processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+print("ANSWERS=" + json.dumps(answers))
+"""
+    result = subprocess.run([sys.executable, "-c", script], env=SUBPROCESS_ENV, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.split("ANSWERS=")[1])
+    for video_id, caption in CAPTIONS.items():
+        answer = answers[video_id].strip()
+        # The start of its own caption (16 tokens of a 512-token BPE are 3-6 words), not another clip's.
+        assert len(answer.split()) >= 3 and caption.startswith(answer), (video_id, answer)
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """In-process runs apply the recipe's cpu_threads; later tests get the thread count back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------------- LoRA
+def test_lora_trains_only_adapters_and_projectors_and_merges(tiny_dataset, tiny_base, tmp_path, restore_torch_threads):
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    output_dir = tmp_path / "lora"
+    script_args, model_args, training_args = training.parse_arguments([
+        "--config", str(TINY_RECIPE), "--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir),
+        "--model_name_or_path", str(tiny_base), "--use_peft", "true", "--max_steps", "4", "--warmup_steps", "0",
+        "--save_strategy", "no", "--logging_steps", "1",
+    ])
+    result = training.run_training(script_args, model_args, training_args)
+    assert result["final_dir"] == str(output_dir / "merged")
+    assert (output_dir / "adapter_config.json").is_file() and (output_dir / "adapter_model.safetensors").is_file()
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_base, trust_remote_code=True)
+    base_state = {name: tensor.clone() for name, tensor in base.state_dict().items()}
+    merged = AutoModelForImageTextToText.from_pretrained(output_dir / "merged", trust_remote_code=True)
+    changed = {name for name, tensor in merged.state_dict().items() if not torch.equal(tensor, base_state[name])}
+    lora_targets = re.compile(r"model\.language_model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight")
+    assert changed, "LoRA training changed nothing"
+    for name in changed:
+        is_projector = name.startswith(("model.video_projector.", "model.face_projector."))
+        assert is_projector or lora_targets.fullmatch(name), name
+    assert any(name.startswith("model.face_projector.") for name in changed)
+    assert not any("vision_tower" in name or "embed_tokens" in name or "no_face" in name for name in changed)
+
+    # base + adapter == merged, on a real batch.
+    adapted = PeftModel.from_pretrained(base, output_dir).eval()
+    processor = AutoProcessor.from_pretrained(tiny_base, trust_remote_code=True)
+    train_rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    batch = FaceTrackDataCollator(processor)([train_rows[0], train_rows[1]])
+    batch.pop("labels")
+    with torch.no_grad():
+        adapted_logits = adapted(**batch).logits
+        merged_logits = merged.eval()(**batch).logits
+    assert torch.allclose(adapted_logits, merged_logits, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------ collator, parts
+@pytest.fixture(scope="module")
+def tiny_processor_and_rows(tiny_dataset, tiny_base):
+    model, processor = training.load_model_and_processor(str(tiny_base), ModelArguments())
+    rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    return model, processor, rows
+
+
+def test_collator_labels_only_the_answer(tiny_processor_and_rows):
+    _, processor, rows = tiny_processor_and_rows
+    batch = FaceTrackDataCollator(processor)([rows[0], rows[2], rows[3]])
+    assert batch["video_num_frames"].tolist() == [4, 4, 4]
+    assert batch["face_mask"].view(3, 4).any(1).tolist() == [True, False, False]
+    for index, row in enumerate([rows[0], rows[2], rows[3]]):
+        labels = batch["labels"][index]
+        assert processor.decode(labels[labels != -100]) == row["caption"] + "<|im_end|>\n"
+        # Padding is on the right and never a target.
+        assert (labels[batch["attention_mask"][index] == 0] == -100).all()
+        assert batch["attention_mask"][index, 0] == 1
+
+
+def test_collator_truncates_answers_and_refuses_to_cut_the_prompt(tiny_processor_and_rows):
+    _, processor, rows = tiny_processor_and_rows
+    full = FaceTrackDataCollator(processor)([rows[0]])
+    prompt_length = int((full["labels"][0] == -100).sum())
+    truncated = FaceTrackDataCollator(processor, max_length=prompt_length + 3)([rows[0]])
+    assert truncated["input_ids"].shape[1] == prompt_length + 3
+    assert int((truncated["labels"][0] != -100).sum()) == 3
+    with pytest.raises(TrainingSetupError, match="max_length"):
+        FaceTrackDataCollator(processor, max_length=prompt_length - 1)([rows[0]])
+
+
+def test_collator_frame_subset_and_too_many_frames(tiny_processor_and_rows):
+    _, processor, rows = tiny_processor_and_rows
+    assert FaceTrackDataCollator(processor, num_frames=2)([rows[0]])["video_num_frames"].tolist() == [2]
+    with pytest.raises(TrainingSetupError, match="rebuild the dataset with --num-frames 6"):
+        FaceTrackDataCollator(processor, num_frames=6)([rows[0]])
+
+
+def test_detected_faces_match_the_precomputed_track(tiny_processor_and_rows):
+    """On-the-fly detection samples the same frames and finds the same face as the dataset build."""
+    _, processor, rows = tiny_processor_and_rows
+    precomputed = FaceTrackDataCollator(processor)([rows[0], rows[2]])
+    detected = FaceTrackDataCollator(processor, face_source="detect")([rows[0], rows[2]])
+    assert torch.equal(precomputed["face_mask"], detected["face_mask"])
+    assert torch.equal(precomputed["pixel_values_videos"], detected["pixel_values_videos"])
+    assert torch.allclose(precomputed["pixel_values_faces"], detected["pixel_values_faces"])
+
+
+def test_trainable_parts_default_and_choices(tiny_base):
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_base, trust_remote_code=True)
+    counts = training.set_trainable_parts(model, ModelArguments())
+    assert counts["vision"] == 0 and counts["projector"] > 0 and counts["language_model"] > 0
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("model.vision_tower."))
+    counts = training.set_trainable_parts(model, ModelArguments(train_language_model=False, train_vision_tower=True))
+    assert counts["language_model"] == 0 and counts["vision"] > 0
+    with pytest.raises(TrainingSetupError, match="nothing to train"):
+        training.set_trainable_parts(
+            model, ModelArguments(train_language_model=False, train_projectors=False)
+        )
+    with pytest.raises(TrainingSetupError, match="LoRA adapts the LLM only"):
+        training.lora_config(ModelArguments(use_peft=True, train_vision_tower=True))
+
+
+def test_projector_learning_rate_gets_its_own_group(tiny_processor_and_rows, tiny_dataset, tmp_path):
+    model, processor, rows = tiny_processor_and_rows
+    from trl import SFTConfig
+
+    training.set_trainable_parts(model, ModelArguments())
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, learning_rate=1e-4, report_to=[],
+                     remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = training._sft_trainer_class()(
+        model=model, args=args, data_collator=FaceTrackDataCollator(processor), train_dataset=rows,
+        processing_class=processor,
+    )
+    trainer.projector_lr = 5e-3
+    optimizer = trainer.create_optimizer()
+    projector_ids = {id(p) for n, p in model.named_parameters() if "projector" in n or "no_face" in n}
+    for group in optimizer.param_groups:
+        in_projector = {id(p) in projector_ids for p in group["params"]}
+        assert len(in_projector) == 1  # groups never mix projector and other parameters
+        assert group["lr"] == (5e-3 if in_projector.pop() else 1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+def test_unknown_recipe_key_is_a_clear_error(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(TINY_RECIPE.read_text() + "\nlerning_rate: 0.1\n")
+    with pytest.raises(TrainingSetupError, match="lerning_rate"):
+        training.parse_arguments(["--config", str(recipe)])
+    with pytest.raises(TrainingSetupError, match="recipe file not found"):
+        training.parse_arguments(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_recipes_parse(tmp_path):
+    script_args, model_args, training_args = training.parse_arguments(["--config", str(TINY_RECIPE)])
+    assert model_args.tiny_language_model == "random" and not model_args.train_vision_tower
+    assert training_args.remove_unused_columns is False
+    assert training_args.dataset_kwargs == {"skip_prepare_dataset": True}
+    # Command-line flags override the recipe.
+    _, _, overridden = training.parse_arguments(["--config", str(TINY_RECIPE), "--learning_rate", "0.5"])
+    assert overridden.learning_rate == 0.5
+
+    # The paper recipe (bf16 needs a GPU, so it is switched off to parse it here).
+    paper = REPO_ROOT / "configs" / "paper_7b.yaml"
+    script_args, model_args, training_args = training.parse_arguments(["--config", str(paper), "--bf16", "false"])
+    assert training_args.learning_rate == 2e-5 and training_args.lr_scheduler_type == "cosine"
+    assert training_args.warmup_steps == 0.03 and not model_args.train_vision_tower
+    assert training_args.activation_checkpointing and script_args.num_frames == 32
+
+
+def test_accelerate_configs_load_and_keep_the_global_batch():
+    import yaml
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    paper = yaml.safe_load((REPO_ROOT / "configs" / "paper_7b.yaml").read_text())
+    expected = {
+        "deepspeed_zero2.yaml": ("DEEPSPEED", 2),
+        "deepspeed_zero3.yaml": ("DEEPSPEED", 3),
+        "fsdp.yaml": ("FSDP", None),
+    }
+    for name, (distributed_type, zero_stage) in expected.items():
+        path = REPO_ROOT / "configs" / "accelerate" / name
+        config = ClusterConfig.from_yaml_file(str(path))
+        assert config.distributed_type == distributed_type and config.mixed_precision == "bf16"
+        if zero_stage is not None:
+            assert config.deepspeed_config["zero_stage"] == zero_stage
+        per_process = paper["per_device_train_batch_size"] * paper["gradient_accumulation_steps"]
+        global_batch = config.num_processes * per_process
+        assert global_batch == 128
+        assert f"--config_file configs/accelerate/{name}" in path.read_text()  # the launch command is documented
+
+
+def test_bad_dataset_and_model_choices(tiny_dataset, tiny_base, tmp_path):
+    with pytest.raises(TrainingSetupError, match="dataset_name is required"):
+        training.load_training_splits(ScriptArguments())
+    with pytest.raises(TrainingSetupError, match="cannot load dataset"):
+        training.load_training_splits(ScriptArguments(dataset_name=str(tmp_path / "nowhere")))
+    with pytest.raises(TrainingSetupError, match="no split 'validation'"):
+        training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), dataset_train_split="validation"))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "rows.jsonl").write_text(json.dumps({"video": "a.mp4", "caption": "x"}) + "\n")
+    with pytest.raises(TrainingSetupError, match="lacks column"):
+        training.load_training_splits(ScriptArguments(dataset_name=str(plain)))
+    with pytest.raises(TrainingSetupError, match="face_tokens_per_frame=9"):
+        training.load_model_and_processor(str(tiny_base), ModelArguments(face_tokens_per_frame=9))
+    with pytest.raises(TrainingSetupError, match="model_name_or_path"):
+        training.resolve_model_path(ModelArguments(), str(tmp_path / "out"))
+    with pytest.raises(TrainingSetupError, match="no checkpoint"):
+        training.resolve_checkpoint("true", str(tmp_path))
+
+
+def test_cli_train_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
+    from facetrack.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("not_a_key: 1\n")
+    assert main(["train", "--config", str(recipe)]) == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and "not_a_key" in error_lines[0]

@@ -1,0 +1,15 @@
+"""Instruction-tune FaceTrack-MM with TRL's SFTTrainer.
+
+    python train_sft.py --config configs/tiny_cpu.yaml
+    python train_sft.py --config configs/tiny_cpu.yaml --max_steps 10 --output_dir runs/try
+    accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml train_sft.py --config configs/paper_7b.yaml
+
+Every recipe key is also a flag (`python train_sft.py --help` lists them); the logic lives in facetrack/training.py.
+"""
+
+import sys
+
+from facetrack.training import cli_main
+
+if __name__ == "__main__":
+    sys.exit(cli_main())
