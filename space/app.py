@@ -1,0 +1,574 @@
+"""FaceTrack-MM Gradio demo: drop in a video, see whose face the model follows and what it says about their expression.
+
+Run locally:  python space/app.py [--model PATH_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
+
+Configuration (environment variables; the command-line flags win):
+  FACETRACK_MODEL                 Hub id or local folder (e.g. written by train_sft.py) of the captioning model;
+                                  without it the demo only tracks faces and says how to configure a model.
+  FACETRACK_SPACE_NUM_FRAMES      frames sampled per video (default 16 on CPU, 32 on GPU)
+  FACETRACK_SPACE_MAX_SECONDS     longest video accepted, seconds (default 120)
+  FACETRACK_SPACE_MAX_MB          largest upload accepted, MB (default 100)
+  FACETRACK_SPACE_CONCURRENCY     requests processed at once; the rest wait in the queue (default 1)
+  FACETRACK_SPACE_MAX_NEW_TOKENS  longest caption, tokens (default 256)
+  FACETRACK_TEM_METRIC            the TEM `evaluate` module (default: ../evaluate_metric/tem, or tem/ beside app.py)
+  GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+try:  # ZeroGPU: `spaces.GPU` borrows a GPU per call; elsewhere the package is absent and this is a no-op.
+    import spaces
+
+    gpu_task = spaces.GPU
+except ImportError:
+
+    def gpu_task(function):
+        return function
+
+
+SPACE_DIR = Path(__file__).resolve().parent
+# Real example clips beside a developer checkout (../shared/media); a user's clone or a Space has none.
+SHARED_MEDIA_DIR = Path(os.environ.get("FACETRACK_SHARED_DIR", SPACE_DIR.parent.parent / "shared")) / "media"
+SHARED_EXAMPLES = {  # file name -> label
+    "single_face.mp4": "one person",
+    "WolfgangLanger_Pexels.mp4": "changing expressions",
+    "face_noface.mov": "a face, then a cut to a title",
+}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp"}
+CROP_SIZE = 128
+OLD_OUTPUT_SECONDS = 3600  # per-request output folders older than this are removed
+
+
+class VideoRejected(ValueError):
+    """An upload the demo refuses (not a video, too long, too large); the message is shown to the user."""
+
+
+class CaptionModelError(ValueError):
+    """The configured caption model could not be loaded or run; the message names the model and the problem."""
+
+
+def _env_number(name: str, default: float, kind: type = float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError as error:
+        raise ValueError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from error
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+@dataclass
+class DemoConfig:
+    model_path: str | None = None
+    num_frames: int = 16
+    max_duration_s: float = 120.0
+    max_file_mb: float = 100.0
+    concurrency_limit: int = 1
+    max_new_tokens: int = 256
+    detector: str = "retinaface"
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="facetrack-space-")))
+
+    @classmethod
+    def from_env(cls, **overrides) -> "DemoConfig":
+        values = {
+            "model_path": os.environ.get("FACETRACK_MODEL") or None,
+            "num_frames": _env_number("FACETRACK_SPACE_NUM_FRAMES", 32 if _cuda_available() else 16, int),
+            "max_duration_s": _env_number("FACETRACK_SPACE_MAX_SECONDS", 120.0),
+            "max_file_mb": _env_number("FACETRACK_SPACE_MAX_MB", 100.0),
+            "concurrency_limit": _env_number("FACETRACK_SPACE_CONCURRENCY", 1, int),
+            "max_new_tokens": _env_number("FACETRACK_SPACE_MAX_NEW_TOKENS", 256, int),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        config = cls(**values)
+        if config.num_frames < 1 or config.max_duration_s <= 0 or config.max_file_mb <= 0:
+            raise ValueError(f"num_frames, max_duration_s and max_file_mb must be positive, got {config}")
+        return config
+
+
+# ------------------------------------------------------------------------------------------------ files and checks
+def new_output_dir(config: DemoConfig) -> Path:
+    """A fresh folder for one request's files, inside the app's own temp folder (old ones are pruned)."""
+    now = time.time()
+    for old in config.work_dir.glob("request-*"):
+        if now - old.stat().st_mtime > OLD_OUTPUT_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="request-", dir=config.work_dir))
+
+
+def probe_duration(path: Path) -> float | None:
+    """Duration in seconds from the container header (cheap: nothing is decoded); raises VideoRejected if unreadable."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoRejected(f"'{path.name}' has no video stream.")
+            stream = container.streams.video[0]
+            if container.duration:
+                return container.duration / 1_000_000  # av.time_base is microseconds
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return None
+    except VideoRejected:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        raise VideoRejected(f"'{path.name}' is not a readable video file ({type(error).__name__}).") from error
+
+
+def check_video(path: str | Path, config: DemoConfig) -> float | None:
+    """Refuse non-videos, files over the size limit and videos over the duration limit; return the duration."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise VideoRejected(
+            f"'{path.name}' is not a video file: expected one of {', '.join(sorted(VIDEO_EXTENSIONS))}."
+        )
+    size_mb = path.stat().st_size / 1e6
+    if size_mb > config.max_file_mb:
+        raise VideoRejected(f"'{path.name}' is {size_mb:.1f} MB; this demo accepts videos up to {config.max_file_mb:g} MB.")
+    duration = probe_duration(path)
+    if duration is not None and duration > config.max_duration_s:
+        raise VideoRejected(
+            f"'{path.name}' is {duration:.1f} s long; this demo accepts videos up to {config.max_duration_s:g} s. "
+            "Trim it and try again."
+        )
+    return duration
+
+
+def synthesize_astronaut_clip(path: Path, num_frames: int = 36, fps: float = 12.0, size: int = 320) -> Path:
+    """A short clip made from skimage's astronaut photo (slow zoom and pan), so every clone has one example."""
+    from PIL import Image
+    from skimage import data
+
+    from facetrack.overlay import write_video
+
+    image = Image.fromarray(data.astronaut())
+    frames = []
+    for i in range(num_frames):
+        progress = i / max(1, num_frames - 1)
+        crop = 448 - 96 * progress  # zoom in on the face
+        left, top = 20 + 40 * progress, 10 + 10 * progress
+        box = (left, top, left + crop, top + crop)
+        frames.append(np.asarray(image.resize((size, size), Image.BILINEAR, box=box)))
+    return write_video(np.stack(frames), path, fps=fps)
+
+
+def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
+    """The bundled examples and their labels: the shared real clips where present, plus the synthesised astronaut."""
+    examples = [
+        (str(SHARED_MEDIA_DIR / name), label)
+        for name, label in SHARED_EXAMPLES.items()
+        if (SHARED_MEDIA_DIR / name).is_file()
+    ]
+    examples.append((str(synthesize_astronaut_clip(config.work_dir / "astronaut.mp4")), "astronaut (synthetic zoom)"))
+    return [path for path, _ in examples], [label for _, label in examples]
+
+
+# ------------------------------------------------------------------------------------------------------- tracking
+@dataclass
+class TrackingOutputs:
+    annotated_video: str
+    crops: list[tuple[np.ndarray, str]]  # (face crop, caption with its timestamp), main character only
+    presence: pd.DataFrame  # time_s, face_height_pct, track: one row per track per sampled frame
+    summary: str
+    track_json: dict  # FaceTrackResult.to_dict(): the caption step reuses these frames and boxes
+
+
+def presence_table(result, timestamps: list[float]) -> pd.DataFrame:
+    """Each track's face height (% of frame height, 0 = absent) at each sampled time, for the line plot."""
+    rows = []
+    for track_id, boxes in sorted(result.tracks.items()):
+        name = f"main character (track {track_id})" if track_id == result.main_track_id else f"track {track_id}"
+        for time_s, box in zip(timestamps, boxes):
+            height_pct = 0.0 if box is None else 100.0 * (box[3] - box[1]) / result.height
+            rows.append({"time_s": round(float(time_s), 3), "face_height_pct": round(height_pct, 2), "track": name})
+    return pd.DataFrame(rows, columns=["time_s", "face_height_pct", "track"])
+
+
+def track_summary(result, clip, elapsed_s: float) -> str:
+    present = int(np.asarray(result.present).sum())
+    lines = [
+        f"**{len(result.tracks)} face track(s)** in {len(clip)} sampled frames "
+        f"({clip.duration or 0:.1f} s video, {result.width}x{result.height}); tracked in {elapsed_s:.1f} s.",
+    ]
+    if result.main_track_id is None:
+        lines.append(f"**No main character:** {result.reason}")
+    else:
+        lines.append(
+            f"**Main character: track {result.main_track_id}**, present in {present} of {len(clip)} sampled frames. "
+            f"Why: {result.reason}"
+        )
+    return "\n\n".join(lines)
+
+
+def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progress) -> TrackingOutputs:
+    """Sample frames, track every face, pick the main character, and draw the overlay."""
+    from facetrack.overlay import write_overlay_video
+    from facetrack.processing.face_tracking import crop_faces
+    from facetrack.processing.video_io import VideoDecodeError, load_video
+
+    progress(0.0, desc="Checking the video")
+    check_video(video_path, config)
+    started = time.perf_counter()
+    progress(0.1, desc=f"Sampling {config.num_frames} frames")
+    try:
+        clip = load_video(video_path, num_frames=config.num_frames)
+    except VideoDecodeError as error:
+        raise VideoRejected(f"'{Path(video_path).name}' could not be decoded: {error}") from error
+    progress(0.3, desc=f"Detecting and tracking faces in {len(clip)} frames")
+    result = tracker.track(clip)
+    progress(0.8, desc="Drawing the face boxes")
+    annotated = write_overlay_video(clip.frames, result, new_output_dir(config) / "tracked.mp4")
+    present = np.asarray(result.present, dtype=bool)
+    crops = crop_faces(clip.frames, result.boxes, size=CROP_SIZE)
+    crop_items = [
+        (crops[i], f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
+        for i in np.flatnonzero(present)
+    ]
+    elapsed = time.perf_counter() - started
+    return TrackingOutputs(
+        annotated_video=str(annotated),
+        crops=crop_items,
+        presence=presence_table(result, clip.timestamps),
+        summary=track_summary(result, clip, elapsed),
+        track_json=result.to_dict(),
+    )
+
+
+# -------------------------------------------------------------------------------------------------------- caption
+class CaptionModel:
+    """The caption model, loaded once at start-up with `facetrack.inference.load_captioner` (AutoProcessor +
+    AutoModelForImageTextToText, remote code; CUDA when available, else CPU), streamed token by token."""
+
+    def __init__(self, model_path: str, max_new_tokens: int = 256) -> None:
+        from facetrack.inference import load_captioner
+
+        self.model_path = model_path
+        self.max_new_tokens = max_new_tokens
+        looks_like_hub_id = model_path.count("/") == 1 and not model_path.startswith((".", "/", "~"))
+        if not Path(model_path).exists() and not looks_like_hub_id:
+            raise CaptionModelError(
+                f"the caption model {model_path!r} (FACETRACK_MODEL / --model) is neither an existing folder nor a "
+                "Hub id of the form owner/name"
+            )
+        try:
+            self.captioner = load_captioner(model_path)
+        except (OSError, ValueError, KeyError) as error:
+            raise CaptionModelError(
+                f"could not load the caption model {model_path!r} (FACETRACK_MODEL / --model): "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            ) from error
+
+    def stream(self, video_path: str, track_json: dict | None) -> Iterator[str]:
+        """Yield the caption as it grows (generate runs in a thread feeding a TextIteratorStreamer). With the demo's
+        face track the model sees exactly the frames and face boxes the page shows."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        try:
+            inputs, _ = self.captioner.build_inputs(video_path, face_track=track_json)  # the FEC-Bench prompt
+        except ValueError as error:  # the processor names the problem (bad track, undecodable frames, ...)
+            raise gr.Error(f"Could not prepare the video for the caption model: {error}") from error
+        tokenizer = self.captioner.processor.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with torch.inference_mode():
+                    self.captioner.model.generate(
+                        **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False
+                    )
+            except BaseException as error:  # surfaced below; end() stops the consumer loop instead of hanging it
+                failure.append(error)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        text = ""
+        for piece in streamer:
+            if piece:  # the streamer also emits empty pieces (held-back partial words): no update for those
+                text += piece
+                yield text
+        worker.join()
+        if failure:
+            raise gr.Error(f"Caption generation failed: {type(failure[0]).__name__}: {failure[0]}")
+
+
+# ------------------------------------------------------------------------------------------------------------ TEM
+# In the repository the metric sits in evaluate_metric/tem; in a deployed Space it is copied beside app.py.
+TEM_METRIC_FOLDERS = (SPACE_DIR.parent / "evaluate_metric" / "tem", SPACE_DIR / "tem")
+TEM_EXAMPLE_REFERENCE = (
+    "This video shows the changing facial expressions of a young woman. She has long black hair. At the beginning, "
+    "she raises her eyebrows and opens her eyes wide. As the video progresses, she frowns and presses her lips "
+    "together. Towards the end, she smiles and nods."
+)
+TEM_EXAMPLES = [
+    [  # the same events, told in the opposite order: content is perfect, temporal order is not
+        "This video shows a woman with black hair. At the beginning, she smiles and nods. In the middle, she frowns "
+        "and tightens her lips. Towards the end, she lifts her eyebrows and widens her eyes.",
+        TEM_EXAMPLE_REFERENCE,
+    ],
+    [  # the right order, but one event missed and one invented
+        "A young woman is shown. At first, she raises her eyebrows and her eyes open wide. Then she frowns and "
+        "shakes her head. Finally, she smiles.",
+        TEM_EXAMPLE_REFERENCE,
+    ],
+]
+TEM_TABLE_COLUMNS = ["predicted event", "pred. phase", "reference event", "ref. phase", "similarity", "relation", "in order"]
+_tem_lock = threading.Lock()
+_tem_metric = None
+
+
+def tem_metric_location() -> str | None:
+    """$FACETRACK_TEM_METRIC (a local folder or Hub id), else the first of TEM_METRIC_FOLDERS that exists."""
+    configured = os.environ.get("FACETRACK_TEM_METRIC")
+    if configured:
+        return configured
+    return next((str(folder) for folder in TEM_METRIC_FOLDERS if (folder / "tem.py").is_file()), None)
+
+
+def load_tem_metric():
+    """The TEM `evaluate` module, loaded once (its sentence encoder loads on the first compute)."""
+    global _tem_metric
+    with _tem_lock:
+        if _tem_metric is None:
+            import evaluate
+
+            _tem_metric = evaluate.load(tem_metric_location())
+        return _tem_metric
+
+
+def matched_events_table(table: list[dict]) -> pd.DataFrame:
+    rows = [
+        [
+            row["prediction_event"] or "",
+            "" if row["prediction_phase"] is None else row["prediction_phase"] + 1,
+            row["reference_event"] or "",
+            "" if row["reference_phase"] is None else row["reference_phase"] + 1,
+            "" if row["similarity"] is None else round(row["similarity"], 2),
+            row["relation"],
+            "yes" if row["in_order"] else "no",
+        ]
+        for row in table
+    ]
+    return pd.DataFrame(rows, columns=TEM_TABLE_COLUMNS)
+
+
+def score_caption(prediction: str, reference: str) -> tuple[str, pd.DataFrame]:
+    """TEM of one caption against a reference: a summary line and the matched-event table."""
+    if not (prediction or "").strip() or not (reference or "").strip():
+        raise gr.Error("Enter both a caption and a reference caption to score.", title="Missing text")
+    metric = load_tem_metric()
+    result = metric.compute(predictions=[prediction], references=[reference], return_per_sample=True, return_events=True)
+    sample = result["per_sample"][0]
+    summary = (
+        f"**TEM {result['tem']:.3f}** = content F1 {result['content_f1']:.2f} x temporal order "
+        f"{result['temporal']:.2f}\n\n"
+        f"Content: {sample['num_prediction_events']} predicted and {sample['num_reference_events']} reference events; "
+        f"precision {result['content_precision']:.2f} (predicted events the reference supports), "
+        f"recall {result['content_recall']:.2f} (reference events the caption covers). "
+        f"Order: {sample['lcs']} of {sample['num_aligned']} matched events keep the reference's phase order."
+    )
+    return summary, matched_events_table(result["events"][0]["table"])
+
+
+def build_tem_tab() -> None:
+    gr.Markdown(
+        "**TEM (Temporal Event Matching)** splits both captions into atomic events with their phase of the video "
+        "(beginning, middle, end...), matches each predicted event to a reference event, and multiplies the content "
+        "F1 by the share of matched events that keep the reference's order. Appearance sentences are not events."
+    )
+    if tem_metric_location() is None:
+        gr.Markdown(
+            "**The TEM metric is not available here.** Set `FACETRACK_TEM_METRIC` to the folder `evaluate_metric/tem` "
+            "of the FaceTrack-MM repository (or its Hub id) and restart.",
+            elem_id="tem-missing",
+        )
+        return
+    with gr.Row():
+        prediction = gr.Textbox(label="Caption to score", lines=6, elem_id="tem-prediction")
+        reference = gr.Textbox(label="Reference caption", lines=6, elem_id="tem-reference")
+    score_button = gr.Button("Score", variant="primary", elem_id="tem-score")
+    gr.Examples(examples=TEM_EXAMPLES, inputs=[prediction, reference], label="Examples")
+    summary = gr.Markdown(elem_id="tem-summary")
+    table = gr.Dataframe(
+        headers=TEM_TABLE_COLUMNS, label="Matched events, in the caption's order (then missed reference events)",
+        interactive=False, wrap=True, elem_id="tem-table",
+    )
+    score_button.click(score_caption, inputs=[prediction, reference], outputs=[summary, table], api_name="score_caption")
+
+
+# ------------------------------------------------------------------------------------------------------- the demo
+NO_MODEL_MESSAGE = (
+    "**No caption model configured**, so this demo only tracks faces. To get captions, point `FACETRACK_MODEL` at a "
+    "Hub model id or at a local folder written by `train_sft.py`, then restart: "
+    "`FACETRACK_MODEL=path/to/model python space/app.py` (or `python space/app.py --model path/to/model`)."
+)
+INTRO = (
+    "# FaceTrack-MM\n"
+    "Drop in a video: FaceTrack-MM samples frames, tracks every face, picks the **main character** (thick box) and "
+    "describes how their facial expression changes. [Paper](https://arxiv.org/abs/2501.07978)"
+)
+
+
+def build_demo(
+    model_path: str | None = None,
+    num_frames: int | None = None,
+    max_duration_s: float | None = None,
+    max_file_mb: float | None = None,
+    concurrency_limit: int | None = None,
+    max_new_tokens: int | None = None,
+) -> gr.Blocks:
+    """The demo's Blocks; arguments left as None come from the environment (see the module docstring)."""
+    config = DemoConfig.from_env(
+        model_path=model_path,
+        num_frames=num_frames,
+        max_duration_s=max_duration_s,
+        max_file_mb=max_file_mb,
+        concurrency_limit=concurrency_limit,
+        max_new_tokens=max_new_tokens,
+    )
+    atexit.register(shutil.rmtree, config.work_dir, ignore_errors=True)  # the app's own temp files go with it
+    from facetrack.processing.face_tracking import FaceTracker
+
+    tracker = FaceTracker(detector=config.detector)  # one detector session for all requests (track() keeps no state)
+    captioner = CaptionModel(config.model_path, config.max_new_tokens) if config.model_path else None
+
+    def track(video: str | None, progress: gr.Progress = gr.Progress()):
+        if not video:
+            return None, [], None, "", None
+        try:
+            outputs = track_video(video, config, tracker, progress)
+        except ValueError as error:  # VideoRejected, bad frames, ...: the message is written for the user
+            raise gr.Error(str(error), title="Video not accepted", print_exception=False) from error
+        if outputs.track_json["main_track_id"] is None:
+            gr.Warning(f"No main character found: {outputs.track_json['reason']}.", title="No face")
+        return outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.track_json
+
+    def caption(video: str | None, track_json: dict | None) -> Iterator[str]:
+        if not video:
+            yield ""
+            return
+        yield from captioner.stream(video, track_json)
+
+    with gr.Blocks(title="FaceTrack-MM", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Describe a video"):
+            with gr.Row():
+                with gr.Column():
+                    video_input = gr.Video(label="Video", sources=["upload"], elem_id="video-input")
+                    example_paths, example_labels = example_videos(config)
+                    gr.Examples(
+                        examples=[[path] for path in example_paths],
+                        inputs=video_input,
+                        example_labels=example_labels,
+                        label="Examples",
+                    )
+                    gr.Markdown(
+                        f"Videos up to {config.max_duration_s:g} s and {config.max_file_mb:g} MB; "
+                        f"{config.num_frames} frames are sampled.",
+                        elem_id="limits",
+                    )
+                with gr.Column():
+                    annotated_video = gr.Video(
+                        label="Tracked faces (thick box: main character)", interactive=False, elem_id="annotated-video"
+                    )
+                    summary = gr.Markdown(elem_id="track-summary")
+                    if captioner is None:
+                        gr.Markdown(NO_MODEL_MESSAGE, elem_id="no-model-message")
+                        caption_box = None
+                    else:
+                        caption_box = gr.Textbox(
+                            label=f"Caption by {Path(config.model_path).name or config.model_path} (streamed)",
+                            lines=8,
+                            interactive=False,
+                            elem_id="caption",
+                        )
+            crops = gr.Gallery(
+                label="Main character's face in each sampled frame", columns=8, height=320, elem_id="face-crops"
+            )
+            presence = gr.LinePlot(
+                x="time_s",
+                y="face_height_pct",
+                color="track",
+                title="Face presence and size over time (0 = not in frame)",
+                x_title="time (s)",
+                y_title="face height (% of frame)",
+                y_lim=[0, 100],
+                height=260,
+                elem_id="presence-plot",
+            )
+            track_state = gr.State()
+
+            tracked = video_input.change(
+                track,
+                inputs=video_input,
+                outputs=[annotated_video, crops, presence, summary, track_state],
+                api_name="track",
+            )
+            if caption_box is not None:
+                # A new video clears the previous caption at once (no queue, not part of the API).
+                video_input.change(lambda: "", outputs=caption_box, queue=False, api_visibility="private")
+                tracked.success(
+                    gpu_task(caption), inputs=[video_input, track_state], outputs=caption_box, api_name="caption"
+                )
+        with gr.Tab("Score a caption (TEM)"):
+            build_tem_tab()
+    demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=32)
+    demo.facetrack_config = config  # read by launch_demo
+    return demo
+
+
+def launch_demo(demo: gr.Blocks, server_name: str | None = None, server_port: int | None = None, **kwargs):
+    """Launch with the demo's limits; only Gradio's own cache is served (no extra allowed_paths)."""
+    config: DemoConfig = demo.facetrack_config
+    return demo.launch(
+        server_name=server_name,
+        server_port=server_port,
+        max_file_size=int(config.max_file_mb * 1_000_000),  # bytes
+        footer_links=["api", "gradio"],
+        theme=gr.themes.Soft(),
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="FaceTrack-MM Gradio demo")
+    parser.add_argument("--model", help="Hub id or local folder of the caption model (default: $FACETRACK_MODEL)")
+    parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or the first free from 7860)")
+    parser.add_argument("--num-frames", type=int, help="frames sampled per video (default: 16 on CPU, 32 on GPU)")
+    args = parser.parse_args(argv)
+    try:
+        demo = build_demo(model_path=args.model, num_frames=args.num_frames)
+    except ValueError as error:  # a bad setting or an unloadable model: one readable line, no traceback
+        parser.exit(2, f"space/app.py: error: {error}\n")
+    launch_demo(demo, server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The Gradio Space (space/app.py): driven in headless Chromium (Playwright) and through gradio_client.
+
+The browser tests need Debian's chromium at /usr/bin/chromium (`apt-get install chromium`; Playwright's own
+browser download does not work offline) and skip with that reason where it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP_PATH = REPO_ROOT / "space" / "app.py"
+ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+NUM_FRAMES = 16
+MAX_NEW_TOKENS = 64
+TRACK_TIMEOUT_MS = 60_000
+
+
+def load_space_app():
+    """Import space/app.py as a module (the Space folder is not a package)."""
+    if "facetrack_space_app" in sys.modules:
+        return sys.modules["facetrack_space_app"]
+    spec = importlib.util.spec_from_file_location("facetrack_space_app", APP_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["facetrack_space_app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(demo) -> Iterator[str]:
+    """Serve `demo` on a free localhost port in this process; yield its URL."""
+    app = load_space_app()
+    _, url, _ = app.launch_demo(
+        demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def space_app():
+    return load_space_app()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) for the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#video-input input[type=file]").set_input_files(str(path))
+
+
+def error_toast_text(page, containing: str, timeout_ms: int = 30_000) -> str:
+    """The text of the error toast that mentions `containing` (the browser may show its own toasts too)."""
+    toast = page.locator(".toast-body", has_text=containing).first
+    toast.wait_for(state="visible", timeout=timeout_ms)
+    return toast.inner_text()
+
+
+# ------------------------------------------------------------------------------------------------ without a browser
+def test_check_video_rejects_non_video_and_limits(space_app, media_dir, tmp_path):
+    config = space_app.DemoConfig(max_duration_s=1.0, max_file_mb=100.0, work_dir=tmp_path)
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is a text file, not a video\n" * 20)
+    with pytest.raises(space_app.VideoRejected, match="not a readable video"):
+        space_app.check_video(fake, config)
+    with pytest.raises(space_app.VideoRejected, match="not a video file"):
+        space_app.check_video(media_dir / "single_face.jpg", config)
+    with pytest.raises(space_app.VideoRejected, match=r"2\.\d s long.*up to 1 s"):
+        space_app.check_video(media_dir / "single_face.mp4", config)
+    small = space_app.DemoConfig(max_file_mb=0.01, work_dir=tmp_path)
+    with pytest.raises(space_app.VideoRejected, match="up to 0.01 MB"):
+        space_app.check_video(media_dir / "single_face.mp4", small)
+    relaxed = space_app.DemoConfig(work_dir=tmp_path)
+    assert space_app.check_video(media_dir / "single_face.mp4", relaxed) == pytest.approx(72 / 30, abs=0.1)
+
+
+def test_bad_model_setting_is_a_clear_error(space_app):
+    with pytest.raises(space_app.CaptionModelError, match="neither an existing folder nor a Hub id"):
+        space_app.CaptionModel("/no/such/model/folder")
+
+
+@pytest.mark.slow
+def test_the_demo_command_serves_the_endpoints():
+    """`python space/app.py` (what `make demo` runs) starts a server; without a model it has no caption endpoint."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "FACETRACK_MODEL": ""}
+    process = subprocess.Popen(
+        [sys.executable, str(APP_PATH), "--host", "127.0.0.1"], env=env, cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=5) as response:
+                    endpoints = set(json.load(response)["named_endpoints"])
+                break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail(f"space/app.py exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail("space/app.py did not start serving within 90 s")
+                time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C: the app shuts down cleanly and removes its temp folder
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert endpoints == {"/track", "/score_caption"}
+
+
+# --------------------------------------------------------------------------------------------------- in the browser
+@pytest.mark.browser
+def test_browser_shows_readable_errors(space_app, browser, media_dir, tmp_path):
+    demo = space_app.build_demo(model_path="", num_frames=NUM_FRAMES, max_duration_s=1.0)
+    fake = tmp_path / "not_a_video.mp4"
+    fake.write_text("just text pretending to be a video\n" * 50)
+    with serving(demo) as url:
+        page = browser.new_page()
+        page.goto(url)
+        assert "No caption model configured" in page.locator("#no-model-message").inner_text()
+        assert page.locator("#caption").count() == 0  # no caption box at all, so never a fake caption
+        # Only the app's own files are served: not its source, not system files.
+        for path in (APP_PATH, Path("/etc/passwd")):
+            assert page.request.get(f"{url}/gradio_api/file={path}").status in (403, 404)
+
+        upload(page, fake)
+        message = error_toast_text(page, "not_a_video.mp4")
+        assert "not_a_video.mp4" in message and "not a readable video" in message
+
+        page.reload()
+        upload(page, media_dir / "single_face.mp4")
+        message = error_toast_text(page, "single_face.mp4")
+        assert "single_face.mp4" in message and "up to 1 s" in message
+        page.close()
+
+
+# ---------------------------------------------------------------------------------- end to end, with a tiny model
+def record_caption_values(page) -> None:
+    """Record, inside the page, every distinct value the caption box takes (polling every 10 ms), so a fast
+    stream is seen whole however busy the test is."""
+    page.evaluate(
+        """() => {
+            window.captionValues = [];
+            setInterval(() => {
+                const box = document.querySelector('#caption textarea');
+                const values = window.captionValues;
+                if (box && box.value && box.value !== values[values.length - 1]) values.push(box.value);
+            }, 10);
+        }"""
+    )
+
+
+def wait_for_stable_caption(page, timeout_s: float = 90, quiet_s: float = 3) -> list[str]:
+    """The recorded caption values once none has been added for `quiet_s` seconds (or at the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    count, last_change = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        values = page.evaluate("() => window.captionValues")
+        if len(values) != count:
+            count, last_change = len(values), time.monotonic()
+        elif count and time.monotonic() - last_change > quiet_s:
+            break
+        time.sleep(0.1)
+    return page.evaluate("() => window.captionValues")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from facetrack.hub import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-facetrack"))
+
+
+@pytest.fixture(scope="module")
+def captioning_demo_url(space_app, tiny_model_dir) -> Iterator[str]:
+    demo = space_app.build_demo(model_path=str(tiny_model_dir), num_frames=NUM_FRAMES, max_new_tokens=MAX_NEW_TOKENS)
+    with serving(demo) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def expected_track(media_dir):
+    """What the tracker itself finds in the test clip with the demo's frame count."""
+    from facetrack.processing.face_tracking import track_video
+
+    clip, result = track_video(media_dir / "single_face.mp4", num_frames=NUM_FRAMES)
+    present = np.flatnonzero(result.present)
+    assert len(present) > 0, "the tracker found no face in single_face.mp4: the demo test would be meaningless"
+    return {"count": len(present), "captions": [f"{clip.timestamps[i]:.2f} s" for i in present], "result": result}
+
+
+@pytest.fixture(scope="module")
+def model_caption(space_app, tiny_model_dir, media_dir, expected_track) -> str:
+    """The tiny model's own greedy caption of the test clip, from the same frames and face track as the demo's."""
+    model = space_app.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
+    *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["result"].to_dict())
+    assert caption.strip(), "the tiny model generated an empty caption"
+    return caption
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_end_to_end_with_streamed_caption(
+    browser, captioning_demo_url, media_dir, expected_track, model_caption
+):
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.goto(captioning_demo_url)
+    record_caption_values(page)
+    upload(page, media_dir / "single_face.mp4")
+
+    # The crop strip: one crop per sampled frame where the tracker saw the main face, captioned with its time.
+    crops = page.locator("#face-crops .thumbnail-item")
+    crops.first.wait_for(timeout=TRACK_TIMEOUT_MS)
+    assert crops.count() == expected_track["count"], page.locator("#face-crops").inner_text()
+    assert page.locator("#face-crops .caption-label").all_inner_texts() == expected_track["captions"]
+    # The annotated video is served by the app, and the presence plot is drawn.
+    video_src = page.locator("#annotated-video video").get_attribute("src")
+    assert video_src and "/gradio_api/file=" in video_src and video_src.endswith(".mp4")
+    page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
+    assert "Main character: track" in page.locator("#track-summary").inner_text()
+
+    # The caption is the model's own (greedy, same frames and track), built up in steps that only ever extend it.
+    # (How many steps the page shows depends on how the browser batches the stream; the API test counts them.)
+    observed = wait_for_stable_caption(page)
+    assert observed and observed[-1] == model_caption, f"the page shows {observed[-1:]!r}, the model says {model_caption!r}"
+    for earlier, later in zip(observed, observed[1:]):
+        assert later.startswith(earlier) and len(later) > len(earlier), f"the caption did not grow: {observed!r}"
+
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / "space.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.slow
+def test_gradio_client_calls_the_same_endpoints(captioning_demo_url, media_dir, expected_track):
+    from gradio_client import Client, handle_file
+
+    client = Client(captioning_demo_url, verbose=False)
+    api = client.view_api(print_info=False, return_format="dict")
+    assert {"/track", "/caption"} <= set(api["named_endpoints"])
+
+    video, crops, plot, summary = client.predict(handle_file(str(media_dir / "single_face.mp4")), api_name="/track")
+    assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 1000
+    assert [item["caption"] for item in crops] == expected_track["captions"]
+    assert "Main character: track" in summary
+    # The presence plot: the main track has one point per sampled frame, above 0 exactly where the face is present.
+    main_rows = [row for row in plot["data"] if row[plot["columns"].index("track")].startswith("main character")]
+    assert len(main_rows) == NUM_FRAMES
+    assert sum(row[plot["columns"].index("face_height_pct")] > 0 for row in main_rows) == expected_track["count"]
+
+    # The caption endpoint streams: every yielded value extends the previous one.
+    job = client.submit(handle_file(str(media_dir / "single_face.mp4")), api_name="/caption")
+    final = job.result(timeout=120)
+    streamed = [value for value in job.outputs() if value]
+    assert isinstance(final, str) and final.strip(), "the model produced no caption"
+    assert len(streamed) >= 2 and streamed[-1] == final, f"the caption was not streamed: {streamed!r}"
+    for earlier, later in zip(streamed, streamed[1:]):
+        assert later.startswith(earlier) and len(later) > len(earlier), f"the caption did not grow: {streamed!r}"
+
+
+@pytest.mark.slow
+def test_tem_tab_scores_like_the_metric(space_app, captioning_demo_url):
+    """The TEM endpoint shows the metric's own matched-event table (one row per event, in the caption's order)."""
+    import evaluate
+    from gradio_client import Client
+
+    prediction, reference = space_app.TEM_EXAMPLES[0]
+    metric = evaluate.load(str(REPO_ROOT / "evaluate_metric" / "tem"))
+    expected = metric.compute(predictions=[prediction], references=[reference], return_events=True)
+    expected_rows = expected["events"][0]["table"]
+
+    summary, table = Client(captioning_demo_url, verbose=False).predict(prediction, reference, api_name="/score_caption")
+    assert f"TEM {expected['tem']:.3f}" in summary
+    assert table["headers"] == space_app.TEM_TABLE_COLUMNS
+    assert [row[0] for row in table["data"]] == [row["prediction_event"] or "" for row in expected_rows]
+    assert [row[5] for row in table["data"]] == [row["relation"] for row in expected_rows]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_browser_tem_tab_shows_the_matched_events(space_app, browser, captioning_demo_url):
+    import evaluate
+
+    prediction, reference = space_app.TEM_EXAMPLES[0]
+    metric = evaluate.load(str(REPO_ROOT / "evaluate_metric" / "tem"))
+    expected_rows = metric.compute(predictions=[prediction], references=[reference], return_events=True)
+    expected_events = [row["prediction_event"] or "" for row in expected_rows["events"][0]["table"]]
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(captioning_demo_url)
+    page.get_by_role("tab", name="Score a caption (TEM)").click()
+    page.locator("#tem-prediction textarea").fill(prediction)
+    page.locator("#tem-reference textarea").fill(reference)
+    page.locator("#tem-score").click()
+    page.locator("#tem-summary", has_text="TEM").wait_for(timeout=60_000)
+    first_column = page.locator('#tem-table [role=gridcell][data-col="0"]')
+    first_column.first.wait_for(timeout=10_000)
+    assert [text.strip() for text in first_column.all_inner_texts()] == expected_events
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / "space-tem.png"), full_page=True)
+    page.close()
