@@ -53,34 +53,60 @@ class Captioner:
         return tensors, face_tracks[0]
 
     def generate_caption(
-        self, video, prompt: str = DEFAULT_PROMPT, num_frames: int | None = None, max_new_tokens: int = 256
+        self,
+        video,
+        prompt: str = DEFAULT_PROMPT,
+        num_frames: int | None = None,
+        max_new_tokens: int = 256,
+        face_track: dict | None = None,
     ) -> tuple[str, dict]:
         """Greedy caption of one video; returns `(caption, face_track_dict)`."""
         import torch
 
-        inputs, face_track = self.build_inputs(video, prompt, num_frames)
+        inputs, face_track = self.build_inputs(video, prompt, num_frames, face_track)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
         return self.processor.decode(new_tokens, skip_special_tokens=True).strip(), face_track
 
     def stream_caption(
-        self, video, prompt: str = DEFAULT_PROMPT, num_frames: int | None = None, max_new_tokens: int = 256
+        self,
+        video,
+        prompt: str = DEFAULT_PROMPT,
+        num_frames: int | None = None,
+        max_new_tokens: int = 256,
+        face_track: dict | None = None,
     ) -> tuple[Iterator[str], dict]:
         """Greedy caption streamed piece by piece: returns `(iterator of text pieces, face_track_dict)`.
-        Generation runs in a background thread (transformers' `TextIteratorStreamer`)."""
+
+        Generation runs in a background thread feeding transformers' `TextIteratorStreamer`; an exception raised
+        there ends the stream and is re-raised by the iterator, so a consumer never waits forever."""
         import torch
         from transformers import TextIteratorStreamer
 
-        inputs, face_track = self.build_inputs(video, prompt, num_frames)
+        inputs, face_track = self.build_inputs(video, prompt, num_frames, face_track)
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
 
         def run() -> None:
-            with torch.inference_mode():
-                self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)
+            except BaseException as error:  # handed to the consumer below
+                failure.append(error)
+                streamer.end()
 
-        threading.Thread(target=run, daemon=True).start()
-        return streamer, face_track
+        def pieces() -> Iterator[str]:
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            for piece in streamer:
+                if piece:  # the streamer also emits empty pieces while it holds back a partial word
+                    yield piece
+            worker.join()
+            if failure:
+                raise RuntimeError(f"caption generation failed: {type(failure[0]).__name__}: {failure[0]}") from failure[0]
+
+        return pieces(), face_track
 
 
 def load_captioner(model_name_or_path: str, device: str | None = None, dtype: str = "auto") -> Captioner:

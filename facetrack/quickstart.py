@@ -174,7 +174,9 @@ class Quickstart:
             "--tiny_model_dir", str(self.out_dir / "base_model"),
         ]
         if self.llm == "smollm2":
-            argv += ["--tiny_tokenizer", "smollm2", "--learning_rate", "5e-4", "--per_device_train_batch_size", "2"]
+            # A 135M-parameter LLM: real matrix sizes, so all cores help; a real LM memorises at a far lower lr.
+            argv += ["--tiny_tokenizer", "smollm2", "--learning_rate", "5e-4", "--per_device_train_batch_size", "2",
+                     "--cpu_threads", str(os.cpu_count() or 1)]
         argv += ["--resume_from_checkpoint", "true"] if any(output_dir.glob("checkpoint-*")) else []
         train_main(argv)
         losses = _losses(output_dir)

@@ -47,22 +47,6 @@ def astronaut_frames(
     return np.stack(frames)
 
 
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 12.0) -> Path:
-    """Write RGB uint8 frames as an MPEG-4 (mp4v) .mp4 with OpenCV; decord and PyAV read it back."""
-    import cv2
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path}")
-    for frame in frames:
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-    writer.release()
-    return path
-
-
 def write_astronaut_clip(
     path: str | os.PathLike,
     motion: str = "zoom_in",
@@ -71,5 +55,7 @@ def write_astronaut_clip(
     width: int = 320,
     height: int = 320,
 ) -> Path:
-    """A short clip of the astronaut photo with a slow camera move (see `astronaut_frames`)."""
+    """A short H.264 .mp4 of the astronaut photo with a slow camera move (see `astronaut_frames`)."""
+    from .overlay import write_video
+
     return write_video(astronaut_frames(num_frames, motion, width, height), path, fps)

@@ -158,24 +158,6 @@ def check_video(path: str | Path, config: DemoConfig) -> float | None:
     return duration
 
 
-def synthesize_astronaut_clip(path: Path, num_frames: int = 36, fps: float = 12.0, size: int = 320) -> Path:
-    """A short clip made from skimage's astronaut photo (slow zoom and pan), so every clone has one example."""
-    from PIL import Image
-    from skimage import data
-
-    from facetrack.overlay import write_video
-
-    image = Image.fromarray(data.astronaut())
-    frames = []
-    for i in range(num_frames):
-        progress = i / max(1, num_frames - 1)
-        crop = 448 - 96 * progress  # zoom in on the face
-        left, top = 20 + 40 * progress, 10 + 10 * progress
-        box = (left, top, left + crop, top + crop)
-        frames.append(np.asarray(image.resize((size, size), Image.BILINEAR, box=box)))
-    return write_video(np.stack(frames), path, fps=fps)
-
-
 def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
     """The bundled examples and their labels: the shared real clips where present, plus the synthesised astronaut."""
     examples = [
@@ -183,7 +165,10 @@ def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
         for name, label in SHARED_EXAMPLES.items()
         if (SHARED_MEDIA_DIR / name).is_file()
     ]
-    examples.append((str(synthesize_astronaut_clip(config.work_dir / "astronaut.mp4")), "astronaut (synthetic zoom)"))
+    from facetrack.sample_media import write_astronaut_clip
+
+    astronaut = write_astronaut_clip(config.work_dir / "astronaut.mp4", motion="zoom_in")
+    examples.append((str(astronaut), "astronaut (synthetic zoom)"))
     return [path for path, _ in examples], [label for _, label in examples]
 
 
@@ -285,37 +270,19 @@ class CaptionModel:
     def stream(self, video_path: str, track_json: dict | None) -> Iterator[str]:
         """Yield the caption as it grows (generate runs in a thread feeding a TextIteratorStreamer). With the demo's
         face track the model sees exactly the frames and face boxes the page shows."""
-        import torch
-        from transformers import TextIteratorStreamer
-
-        try:
-            inputs, _ = self.captioner.build_inputs(video_path, face_track=track_json)  # the FEC-Bench prompt
+        try:  # the FEC-Bench prompt; the page's face track, so the model sees exactly what the page shows
+            pieces, _ = self.captioner.stream_caption(
+                video_path, max_new_tokens=self.max_new_tokens, face_track=track_json
+            )
         except ValueError as error:  # the processor names the problem (bad track, undecodable frames, ...)
             raise gr.Error(f"Could not prepare the video for the caption model: {error}") from error
-        tokenizer = self.captioner.processor.tokenizer
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        failure: list[BaseException] = []
-
-        def generate() -> None:
-            try:
-                with torch.inference_mode():
-                    self.captioner.model.generate(
-                        **inputs, streamer=streamer, max_new_tokens=self.max_new_tokens, do_sample=False
-                    )
-            except BaseException as error:  # surfaced below; end() stops the consumer loop instead of hanging it
-                failure.append(error)
-                streamer.end()
-
-        worker = threading.Thread(target=generate, daemon=True)
-        worker.start()
         text = ""
-        for piece in streamer:
-            if piece:  # the streamer also emits empty pieces (held-back partial words): no update for those
+        try:
+            for piece in pieces:
                 text += piece
                 yield text
-        worker.join()
-        if failure:
-            raise gr.Error(f"Caption generation failed: {type(failure[0]).__name__}: {failure[0]}")
+        except RuntimeError as error:
+            raise gr.Error(f"Caption {error}") from error
 
 
 # ------------------------------------------------------------------------------------------------------------ TEM

@@ -20,24 +20,14 @@ from facetrack.dataset_builder import (
     read_annotations,
 )
 
+from facetrack.sample_media import write_astronaut_clip
+
 NUM_FRAMES = 4  # frames tracked per clip: small keeps the test fast
 
 
 def write_zoom_clip(path: Path, num_frames: int = 20, size: int = 256) -> Path:
-    """A synthetic clip: the astronaut photo (one face) with a slow zoom, written with OpenCV."""
-    import cv2
-    from skimage import data
-
-    image = data.astronaut()
-    height, width = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (size, size))
-    for t in range(num_frames):
-        crop_size = int(width / (1 + 0.02 * t))
-        x0, y0 = (width - crop_size) // 2, int((height - crop_size) * 0.3)
-        frame = cv2.resize(image[y0 : y0 + crop_size, x0 : x0 + crop_size], (size, size))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    """A synthetic clip: the astronaut photo (one face) with a slow zoom."""
+    return write_astronaut_clip(path, motion="zoom_in", num_frames=num_frames, fps=10, width=size, height=size)
 
 
 def make_video_root(media_dir: Path, root: Path) -> list[dict]:
