@@ -1,0 +1,117 @@
+"""Hand-labelled event pairs used to calibrate the default relation thresholds (see README "Calibration").
+
+Events are in the form the rule extractor produces (pronouns resolved to "the person"). Labels: "entailment"
+(the same action, paraphrased or with a small detail added/dropped), "neutral" (a different action, often of the
+same face part), "contradiction" (the opposite action of the same face part).
+
+Two groups: (1) pairs written by hand in FEC-Bench phrasing; (2) real near misses: for 30 random pairs of different
+FEC-Bench test clips (random.seed(0)), each event's most similar event of the other clip, kept when the similarity
+is 0.45-0.75 and the relation rules do not already decide it, labelled by hand. Group 2 is what separates the
+thresholds: most real pairs below 0.70 are different actions, most above are the same action.
+"""
+
+from __future__ import annotations
+
+CALIBRATION_PAIRS: list[tuple[str, str, str]] = [
+    # (1) written by hand
+    # entailment: paraphrases of one action
+    ("the person raises the person's eyebrows", "the person's eyebrows lift", "entailment"),
+    ("the person raises the person's eyebrows", "the person's eyebrows are slightly raised", "entailment"),
+    ("the person opens the person's mouth", "the person's mouth opens slightly", "entailment"),
+    ("the person slightly opens the person's mouth, revealing some teeth", "the person's mouth opens, showing the person's upper teeth", "entailment"),
+    ("the person blinks", "the person blinks the person's eyes", "entailment"),
+    ("the person blinks", "the person blinks again", "entailment"),
+    ("the person turns the person's head to the left", "the person's head turns slightly to the left", "entailment"),
+    ("the person smiles", "the person smiles slightly", "entailment"),
+    ("the person smiles", "the corners of the person's mouth turn up into a smile", "entailment"),
+    ("the person frowns", "the person's brows furrow into a frown", "entailment"),
+    ("the person's eyebrows furrow", "the person furrows the person's brows", "entailment"),
+    ("the person looks down", "the person's gaze moves downward", "entailment"),
+    ("the person looks forward", "the person looks straight ahead", "entailment"),
+    ("the person's eyes widen", "the person widens the person's eyes", "entailment"),
+    ("the person closes the person's eyes", "the person's eyes close", "entailment"),
+    ("the person tilts the person's head to the right", "the person's head tilts slightly to the right", "entailment"),
+    ("the person's lips tighten", "the person tightens the person's lips", "entailment"),
+    ("the person begins to speak", "the person starts talking", "entailment"),
+    ("the person nods", "the person nods the person's head", "entailment"),
+    ("the person's mouth closes", "the person closes the person's mouth", "entailment"),
+    ("the person lowers the person's head", "the person's head drops down", "entailment"),
+    ("the person's eyes narrow", "the person squints the person's eyes", "entailment"),
+    # neutral: different actions
+    ("the person raises the person's eyebrows", "the person blinks", "neutral"),
+    ("the person opens the person's mouth", "the person turns the person's head to the left", "neutral"),
+    ("the person blinks", "the person smiles", "neutral"),
+    ("the person smiles", "the person looks forward", "neutral"),
+    ("the person frowns", "the person opens the person's mouth", "neutral"),
+    ("the person's eyebrows furrow", "the person's mouth opens slightly", "neutral"),
+    ("the person looks down", "the person's lips tighten", "neutral"),
+    ("the person nods", "the person's eyes widen", "neutral"),
+    ("the person begins to speak", "the person raises the person's eyebrows", "neutral"),
+    ("the person tilts the person's head to the right", "the person's eyes widen", "neutral"),
+    ("the person closes the person's eyes", "the person opens the person's mouth", "neutral"),
+    ("the person's eyes widen", "the person's mouth opens wide", "neutral"),
+    ("the person blinks", "the person looks forward", "neutral"),
+    ("the person's head tilts to the left", "the person's gaze shifts to the left", "neutral"),
+    ("the person's lips press together", "the person's eyebrows are raised", "neutral"),
+    ("the person shakes the person's head", "the person smiles", "neutral"),
+    ("the person's cheeks lift", "the person's eyebrows furrow", "neutral"),
+    ("the person looks up", "the person opens the person's mouth", "neutral"),
+    ("the person's mouth is slightly open", "the person's eyes are slightly open", "neutral"),
+    ("the person begins to speak", "the person blinks", "neutral"),
+    # neutral, hard: different actions of the same face part
+    ("the person opens the person's mouth", "the person's lips press together", "neutral"),
+    ("the person blinks", "the person's eyes widen", "neutral"),
+    ("the person nods", "the person shakes the person's head", "neutral"),
+    ("the person turns the person's head to the left", "the person tilts the person's head to the left", "neutral"),
+    ("the person smiles", "the person's mouth opens slightly", "neutral"),
+    ("the person closes the person's eyes", "the person looks down", "neutral"),
+    ("the person's lips purse", "the person smiles", "neutral"),
+    ("the person's eyes look to the right", "the person's eyes widen", "neutral"),
+    ("the person's mouth is slightly open", "the person begins to speak", "neutral"),
+    # contradiction: opposite actions of one face part
+    ("the person raises the person's eyebrows", "the person lowers the person's eyebrows", "contradiction"),
+    ("the person opens the person's mouth", "the person closes the person's mouth", "contradiction"),
+    ("the person's eyes widen", "the person's eyes narrow", "contradiction"),
+    ("the person turns the person's head to the left", "the person turns the person's head to the right", "contradiction"),
+    ("the person smiles", "the person frowns", "contradiction"),
+    ("the person looks up", "the person looks down", "contradiction"),
+    ("the person's lips tighten", "the person's lips relax", "contradiction"),
+    ("the person's eyes open", "the person's eyes close", "contradiction"),
+    ("the person raises the person's eyebrows", "the person's eyebrows furrow", "contradiction"),
+    # (2) real near misses between different FEC-Bench clips, labelled by hand
+    ("the person looks straight ahead", "the person looking straight ahead, with the person's mouth slightly open showing the person's upper teeth", "entailment"),
+    ("the person's lower lip slightly droops", "the person slightly opens the person's mouth", "neutral"),
+    ("the person blinks", "the person's eyes open", "neutral"),
+    ("the person looking towards the front left", "the person's head also leans slightly to the left", "neutral"),
+    ("the person's lips gradually close as the person listens to the man speaking", "the person's mouth closes", "entailment"),
+    ("the person's eyeballs move to the left to the middle position", "the person's eyes are slightly squinted", "neutral"),
+    ("the eyelids rise", "the person's eyes open", "entailment"),
+    ("the person slightly furrows", "the man slightly furrows the person's brows", "entailment"),
+    ("the person's eyes widen", "the person opens the person's eyes gazing straight ahead", "neutral"),
+    ("the person looking down to the right", "the person looking straight ahead", "neutral"),
+    ("the person's eyes look straight ahead", "the person's eyeballs also shift to the right", "neutral"),
+    ("the person's upper lip is slightly downturned", "the person's lips are tightly shut", "neutral"),
+    ("the person's head slowly returns to the center position, with the person's eyes still slightly wide open", "the person's eyes are slightly open", "neutral"),
+    ("the person's corners of the person's mouth lifted, with a smile on the person's face", "the person opens the person's mouth to speak", "neutral"),
+    ("the person's gaze becomes softer", "the person's eyes are slightly open", "neutral"),
+    ("the person's head turns back", "the person moves the person's head slightly from side to side", "neutral"),
+    ("the person's lips gradually close", "the person's mouth tightly closed", "entailment"),
+    ("the right corner of the person's mouth slightly curls upwards", "the person slightly opens the person's mouth", "neutral"),
+    ("the person's eyebrows naturally curve", "the person's eyebrows lower", "neutral"),
+    ("the person's lips part slightly as the person begins to speak", "the person looking straight ahead, with the person's lips slightly apart, showing the person's top teeth", "entailment"),
+    ("the person stops speaking", "the person's mouth closed as the person continues to speak", "neutral"),
+    ("the person's eyes open and look forward with no focus", "the person's eyes open", "entailment"),
+    ("the person's head tilts slightly upwards to the right", "the person's head moves back and forth", "neutral"),
+    ("the person's gaze shifts forward", "the person's eyeballs move to the right", "neutral"),
+    ("the person straightens the person's head, with wide eyes looking ahead", "the person turns the person's head to the left, with the person's eyes looking to the right", "neutral"),
+    ("the corners of the person's mouth pull back", "the person slightly opens the person's mouth", "neutral"),
+    ("the person's head tilts upwards to the right", "the person's head remains upright", "neutral"),
+    ("the person's mouth opens slightly, showing part of the person's upper and lower teeth", "the person slightly opens the person's mouth", "entailment"),
+    ("the person's gaze looks straight ahead", "the person looking straight ahead", "entailment"),
+    ("the person's upper eyelids droop as the person blinks", "the person's eyes blink", "entailment"),
+    ("the person's mouth slightly open, revealing part of the person's upper teeth", "the person slightly opens the person's mouth", "entailment"),
+    ("the person slightly lifts the person's head", "the person's chin lifts slightly", "entailment"),
+    ("the person's corners of the person's mouth slightly upturned, revealing a slight smile", "the person's mouth slightly open, revealing a few teeth", "neutral"),
+    ("the person's eyes move from side to side", "the person's eyeballs turn slightly upwards", "neutral"),
+    ("the corners of the person's mouth slightly upturned", "the corners of the person's mouth are upturned, revealing a neat row of upper teeth", "entailment"),
+]

