@@ -109,44 +109,25 @@ def split_missing_videos(items: list[dict], video_root: str | os.PathLike) -> tu
 
 # ------------------------------------------------------------------------------------------------ generation
 def generate_predictions(
-    model, processor, items: list[dict], video_root: str | os.PathLike, predictions_path: str | os.PathLike,
+    captioner, items: list[dict], video_root: str | os.PathLike, predictions_path: str | os.PathLike,
     batch_size: int = 1, num_frames: int | None = None, prompt: str = DEFAULT_PROMPT, max_new_tokens: int = 256,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, str]:
-    """Caption `items` in batches, appending each batch to `predictions_path` (JSONL) as soon as it is done, so an
-    interrupted run resumes where it stopped: ids already in the file are skipped. Returns {id: prediction}."""
-    import torch
-
+    """Caption `items` in batches with a `facetrack.inference.Captioner`, appending each batch to `predictions_path`
+    (JSONL) as soon as it is done, so an interrupted run resumes where it stopped: ids already in the file are
+    skipped. Returns {id: prediction}."""
     predictions_path = Path(predictions_path)
     done = read_predictions(predictions_path) if predictions_path.is_file() else {}
     todo = [item for item in items if item["id"] not in done]
-    processor_kwargs = {"padding": True, **({"num_frames": num_frames} if num_frames else {})}
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        conversations = [
-            [{"role": "user", "content": [
-                {"type": "video", "path": str(Path(video_root) / item["video"])},
-                {"type": "text", "text": prompt},
-            ]}]
-            for item in batch
-        ]
-        inputs = processor.apply_chat_template(
-            conversations, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True,
-            processor_kwargs=processor_kwargs,
-        )
-        # Device and dtype come from the model: the same code runs on CPU and CUDA.
-        inputs = {
-            key: (value.to(model.device, dtype=model.dtype) if value.is_floating_point() else value.to(model.device))
-            for key, value in inputs.items() if hasattr(value, "to")
-        }
-        with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        texts = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        videos = [str(Path(video_root) / item["video"]) for item in batch]
+        texts, _ = captioner.generate_captions(videos, prompt, num_frames=num_frames, max_new_tokens=max_new_tokens)
         predictions_path.parent.mkdir(parents=True, exist_ok=True)
         with predictions_path.open("a", encoding="utf-8") as handle:
             for item, text in zip(batch, texts):
-                done[item["id"]] = text.strip()
-                record = {"id": item["id"], "video": item["video"], "prediction": text.strip(), "reference": item["caption"]}
+                done[item["id"]] = text
+                record = {"id": item["id"], "video": item["video"], "prediction": text, "reference": item["caption"]}
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         if progress:
             progress(min(start + batch_size, len(todo)), len(todo))

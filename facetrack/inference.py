@@ -4,7 +4,7 @@ or stream. Used by `facetrack describe`, `facetrack eval`, the quickstart and th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,46 +28,50 @@ class Captioner:
 
     def build_inputs(
         self,
-        video,
+        videos: Sequence,
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
-        face_track: dict | None = None,
-    ):
-        """Chat prompt with one video -> model inputs on the model's device (pixels in the model's dtype)."""
+        face_tracks: Sequence[dict | None] | None = None,
+    ) -> tuple[dict, list[dict]]:
+        """One chat prompt per video (the same instruction) -> a left-padded batch of model inputs on the model's
+        device (pixels in the model's dtype), and the face track used for each video."""
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = self.processor(
-            text=text,
-            videos=[video],
-            face_tracks=[face_track] if face_track is not None else None,
+            text=[text] * len(videos),
+            videos=list(videos),
+            face_tracks=face_tracks,
             num_frames=num_frames,
             return_face_tracks=True,
+            padding=True,
+            padding_side="left",  # generation continues every row from its last token
             return_tensors="pt",
         )
-        face_tracks = inputs.pop("face_tracks")
+        used_tracks = inputs.pop("face_tracks")
         dtype = self.model.dtype
         tensors = {
             key: value.to(self.device, dtype=dtype) if value.is_floating_point() else value.to(self.device)
             for key, value in inputs.items()
         }
-        return tensors, face_tracks[0]
+        return tensors, used_tracks
 
-    def generate_caption(
+    def generate_captions(
         self,
-        video,
+        videos: Sequence,
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
         max_new_tokens: int = 256,
-        face_track: dict | None = None,
-    ) -> tuple[str, dict]:
-        """Greedy caption of one video; returns `(caption, face_track_dict)`."""
+        face_tracks: Sequence[dict | None] | None = None,
+    ) -> tuple[list[str], list[dict]]:
+        """Greedy captions of a batch of videos; returns `(captions, face_track_dicts)`."""
         import torch
 
-        inputs, face_track = self.build_inputs(video, prompt, num_frames, face_track)
+        inputs, used_tracks = self.build_inputs(videos, prompt, num_frames, face_tracks)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new_tokens = output[0, inputs["input_ids"].shape[1] :]
-        return self.processor.decode(new_tokens, skip_special_tokens=True).strip(), face_track
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        captions = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return [caption.strip() for caption in captions], used_tracks
 
     def stream_caption(
         self,
@@ -84,7 +88,7 @@ class Captioner:
         import torch
         from transformers import TextIteratorStreamer
 
-        inputs, face_track = self.build_inputs(video, prompt, num_frames, face_track)
+        inputs, (face_track,) = self.build_inputs([video], prompt, num_frames, [face_track])
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
 

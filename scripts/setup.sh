@@ -24,13 +24,18 @@ if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
     pip_install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
 fi
 
-if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+# System packages from Debian (no PyPI package ships them): WordNet for the METEOR score, Chromium for the
+# browser test. Where apt is not usable they are skipped: METEOR is then reported unavailable, the test skipped.
+apt_packages=()
+[ -d /usr/share/wordnet ] || apt_packages+=(wordnet-base)
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-        echo "Installing Debian's chromium for the browser test..."
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-            || echo "warning: could not install chromium; the browser test will be skipped"
+        echo "Installing Debian packages: ${apt_packages[*]}..."
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null) \
+            || echo "warning: could not install ${apt_packages[*]} (METEOR / the browser test will be skipped)"
     else
-        echo "note: /usr/bin/chromium is absent and apt-get is not usable; the browser test will be skipped"
+        echo "note: ${apt_packages[*]} not installed (needs root + apt-get); METEOR / the browser test will be skipped"
     fi
 fi
 touch "$VENV/.installed"

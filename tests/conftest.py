@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach the Hub: everything they load is built locally or shipped in a pip package.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("FACETRACK_SHARED_DIR", REPO_ROOT.parent / "shared"))
 MEDIA_DIR = SHARED_DIR / "media"

@@ -93,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
             captioner = load_captioner(args.model, device=args.device, dtype=args.dtype)
             predictions = generate_predictions(
-                captioner.model, captioner.processor, present, args.video_root, out_dir / "predictions.jsonl",
+                captioner, present, args.video_root, out_dir / "predictions.jsonl",
                 batch_size=args.batch_size, num_frames=args.num_frames, prompt=args.prompt or DEFAULT_PROMPT,
                 max_new_tokens=args.max_new_tokens,
                 progress=lambda done, total: print(f"captioned {done}/{total}", file=sys.stderr),
