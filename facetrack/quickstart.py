@@ -203,7 +203,7 @@ class Quickstart:
         tem = evaluate.load(str(TEM_MODULE_DIR))
         caption = records["caption"]
         scores = tem.compute(predictions=[caption["caption"]], references=[caption["reference"]],
-                             return_per_sample=True)
+                             return_events=True)
         return {"scores": _jsonable(scores)}
 
 
@@ -214,6 +214,10 @@ def _losses(output_dir: Path) -> list[float]:
         return []
     history = json.loads(states[-1].read_text()).get("log_history", [])
     return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _jsonable(value):
@@ -231,7 +235,7 @@ def format_report(records: dict, out_dir: Path) -> str:
         + ("" if records["clips"]["real_media"] else "  (synthesised only: ../shared/media not found)"),
         f"annotations:  {records['annotations']['train']} (train), {records['annotations']['held_back']} (held back)",
         f"dataset:      {records['dataset']['dataset_dir']}  (load_dataset('{records['dataset']['dataset_dir']}'))",
-        f"model:        {train['model_dir']}  (Hub layout; loss {train['first_loss']} -> {train['last_loss']})",
+        f"model:        {train['model_dir']}  (Hub layout; training loss {_number(train['first_loss'])} -> {_number(train['last_loss'])})",
         f"held back:    {caption['video']}  (main face in {caption['main_face_frames']}/{caption['frames']} frames)",
         f"reference:    {caption['reference']}",
         f"caption:      {caption['caption']}",
@@ -239,12 +243,13 @@ def format_report(records: dict, out_dir: Path) -> str:
     ]
     summary = {key: value for key, value in scores.items() if isinstance(value, (int, float))}
     lines.append("TEM:          " + ", ".join(f"{key}={value:.3f}" for key, value in sorted(summary.items())))
-    for sample in scores.get("per_sample", [])[:1]:
-        matches = sample.get("matches") or sample.get("matched_events") or []
-        if matches:
-            lines.append("matched events (prediction -> reference):")
-            for match in matches:
-                lines.append(f"  - {json.dumps(match, ensure_ascii=False)}")
+    table = scores["events"][0]["table"]
+    lines.append(f"matched events ({len(table)} rows; phase in brackets, * = counted in temporal order):")
+    for row in table:
+        predicted = f"[{row['prediction_phase']}] {row['prediction_event']}" if row["prediction_event"] else "-"
+        reference = f"[{row['reference_phase']}] {row['reference_event']}" if row["reference_event"] else "-"
+        mark = "*" if row["in_order"] else " "
+        lines.append(f"  {mark} {row['relation']:<13} {predicted}  <->  {reference}")
     lines += [
         "",
         f"Try it:  facetrack describe VIDEO --model {train['model_dir']}",
