@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.util
 import json
 import os
@@ -29,8 +30,9 @@ from .modeling_facetrack.modeling_facetrack import (
 )
 from .processing.processing_facetrack import FaceTrackProcessor
 
-MODELING_DIR = Path(__file__).resolve().parent.parent / "modeling_facetrack"
-PROCESSING_DIR = Path(__file__).resolve().parent.parent / "processing"
+# Where the Hub-copyable code lives: repo-root folders in a checkout, facetrack/<name> in an installed wheel.
+MODELING_DIR = Path(importlib.import_module(FaceTrackConfig.__module__).__file__).resolve().parent
+PROCESSING_DIR = Path(importlib.import_module(FaceTrackProcessor.__module__).__file__).resolve().parent
 
 VIDEO_TOKEN = "<video>"
 FACE_TOKEN = "<face>"
