@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
-        # Expected, user-caused failures: one line naming the problem, no traceback.
-        print(f"facetrack {args.command}: error: {error}", file=sys.stderr)
+    except (UserError, OSError, ValueError) as error:
+        # Expected, user-caused failures (bad arguments, unreadable or unwritable paths): one line naming the
+        # problem, no traceback.
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"facetrack {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"facetrack {args.command}: interrupted", file=sys.stderr)

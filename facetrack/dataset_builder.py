@@ -443,19 +443,19 @@ def build_dataset(
 
 def push_dataset(out_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload the built folder as a dataset repo (parquet shards, README.md, build_report.json). Returns the URL."""
-    from huggingface_hub import HfApi
+    from .hub import upload_to_hub
 
     out_dir = Path(out_dir)
     if not (out_dir / "README.md").is_file() or not list((out_dir / "data").glob("*.parquet")):
         raise DatasetBuildError(f"{out_dir} is not a built dataset folder (no README.md or data/*.parquet)")
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=str(out_dir),
-        allow_patterns=["README.md", REPORT_FILENAME, "data/*.parquet"],
+    commit = upload_to_hub(
+        out_dir,
+        repo_id,
+        "dataset",
+        private=private,
         commit_message="Upload dataset built with facetrack dataset build",
+        allow_patterns=["README.md", REPORT_FILENAME, "data/*.parquet"],
+        token=token,
     )
     return str(getattr(commit, "repo_url", None) or f"https://huggingface.co/datasets/{repo_id}")
 

@@ -113,6 +113,16 @@ class Captioner:
         return pieces(), face_track
 
 
+def resolve_dtype(name: str):
+    """"auto" or a dtype name ("float32", "bfloat16", "float16") -> what `from_pretrained(dtype=...)` takes."""
+    import torch
+
+    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {name!r}")
+    return dtypes[name]
+
+
 def load_captioner(model_name_or_path: str, device: str | None = None, dtype: str = "auto") -> Captioner:
     """Load a FaceTrack-MM model + processor from a Hub-layout folder or a Hub id (`trust_remote_code=True`).
 
@@ -122,11 +132,14 @@ def load_captioner(model_name_or_path: str, device: str | None = None, dtype: st
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = dtypes[dtype]
+    try:
+        parsed_device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from error
+    if parsed_device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this PyTorch build sees no CUDA GPU: use --device cpu")
+    torch_dtype = resolve_dtype(dtype)
     if torch_dtype == "auto" and device.startswith("cuda"):
         torch_dtype = torch.bfloat16
     processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)

@@ -261,15 +261,15 @@ def resolve_model_path(model_args: ModelArguments, output_dir: str) -> str:
 
 
 def load_model_and_processor(model_path: str, model_args: ModelArguments):
-    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if model_args.dtype not in dtypes:
-        raise TrainingSetupError(f"dtype must be one of {sorted(dtypes)}, got {model_args.dtype!r}")
-    model = AutoModelForImageTextToText.from_pretrained(
-        model_path, dtype=dtypes[model_args.dtype], trust_remote_code=True
-    )
+    from facetrack.inference import resolve_dtype
+
+    try:
+        dtype = resolve_dtype(model_args.dtype)
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from error
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(model_path, trust_remote_code=True)
     wanted = model_args.face_tokens_per_frame
     if wanted is not None and wanted != model.config.face_tokens_per_frame:
@@ -411,12 +411,17 @@ def parse_arguments(argv: list[str] | None = None):
     import yaml
 
     parser = TrlParser((ScriptArguments, ModelArguments, SFTConfig))
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = []
+    for arg in sys.argv[1:] if argv is None else argv:  # --config=PATH is the same as --config PATH
+        args.extend(arg.split("=", 1) if arg.startswith("--config=") else [arg])
     if "--config" in args:
         config_path = args[args.index("--config") + 1] if args.index("--config") + 1 < len(args) else ""
         if not Path(config_path).is_file():
             raise TrainingSetupError(f"recipe file not found: {config_path!r}")
-        recipe = yaml.safe_load(Path(config_path).read_text())
+        try:
+            recipe = yaml.safe_load(Path(config_path).read_text())
+        except yaml.YAMLError as error:
+            raise TrainingSetupError(f"recipe {config_path} is not valid YAML: {str(error).splitlines()[0]}") from error
         if not isinstance(recipe, dict):
             raise TrainingSetupError(f"recipe {config_path} must be a YAML mapping of key: value")
         # Checked before the dataclasses are built, so a typo is reported as such, not as a later consequence.
@@ -424,7 +429,7 @@ def parse_arguments(argv: list[str] | None = None):
         unknown_keys = sorted(set(recipe) - known_keys)
         if unknown_keys:
             raise TrainingSetupError(
-                f"unknown key(s) in recipe {config_path}: {', '.join(unknown_keys)} (see `python train_sft.py --help`)"
+                f"unknown key(s) in recipe {config_path}: {', '.join(unknown_keys)} (see `facetrack train --help`)"
             )
     try:
         script_args, model_args, training_args = parser.parse_args_and_config(args)

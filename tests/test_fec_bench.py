@@ -183,3 +183,32 @@ def test_eval_with_tiny_model_lists_missing_videos_and_resumes(media_dir, tmp_pa
     # A rerun finds both ids done: no new generation, same predictions file.
     assert main(argv) == 0
     assert (out / "predictions.jsonl").read_text().splitlines() == lines
+
+
+def test_eval_skips_unreadable_videos_and_refuses_to_mix_generation_settings(tiny_model_dir, media_dir, tmp_path,
+                                                                              capsys):
+    video_root = tmp_path / "videos"
+    video_root.mkdir()
+    (video_root / "good.mp4").symlink_to(media_dir / "single_face.mp4")
+    (video_root / "bad.mp4").write_text("this is not a video")
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps([
+        {"id": "good", "video": "good.mp4", "caption": "At the beginning, he smiles. Towards the end, he frowns."},
+        {"id": "bad", "video": "bad.mp4", "caption": "At the beginning, he nods."},
+    ]))
+    out = tmp_path / "results"
+    argv = ["eval", "--model", str(tiny_model_dir), "--annotations", str(annotations), "--video-root",
+            str(video_root), "--out", str(out), "--batch-size", "2", "--num-frames", "2", "--max-new-tokens", "4",
+            "--device", "cpu"]
+    assert main(argv) == 0  # one bad file does not stop the benchmark
+    captured = capsys.readouterr()
+    assert "unreadable: bad.mp4 (id bad)" in captured.err
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_scored"] == 1 and results["num_missing_videos"] == 1
+
+    # Resuming into the same folder with another prompt would mix two runs: refused with one line.
+    assert main(argv + ["--prompt", "Describe the face."]) == 2
+    err = capsys.readouterr().err
+    assert "holds predictions made with" in err and "Traceback" not in err
+    assert main(argv[:-1] + ["cpu", "--limit", "0"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err

@@ -192,6 +192,9 @@ def test_export_command_writes_a_hub_folder_and_pushes_it(tiny_model_dir, tmp_pa
     calls = []
 
     class FakeHfApi:
+        def __init__(self, token=None):
+            pass
+
         def create_repo(self, repo_id, **kwargs):
             calls.append(("create_repo", repo_id, kwargs))
 
@@ -218,3 +221,20 @@ def test_export_command_errors_are_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "nowhere is not a saved FaceTrack-MM model (no config.json)" in error
     assert "Traceback" not in error
+
+
+def test_export_push_failure_is_one_line_exit_2(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    class OfflineHfApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineHfApi)
+    assert cli.main(["export", str(tiny_model_dir), str(tmp_path / "export"), "--push", "me/facetrack-tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "could not upload" in err and "me/facetrack-tiny" in err and "name resolution" in err
+    assert "Traceback" not in err

@@ -71,7 +71,9 @@ def run_eval(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     try:
         annotations = load_annotations(args.annotations)
-        if args.limit:
+        if args.limit is not None:
+            if args.limit < 1:
+                raise UserError(f"--limit must be at least 1, got {args.limit}")
             annotations = annotations[: args.limit]
         missing: list[dict] = []
         if args.predictions:
@@ -92,12 +94,15 @@ def run_eval(args: argparse.Namespace) -> int:
             from facetrack.inference import load_captioner
 
             captioner = load_captioner(args.model, device=args.device, dtype=args.dtype)
-            predictions = generate_predictions(
-                captioner, present, args.video_root, out_dir / "predictions.jsonl",
+            predictions, unreadable = generate_predictions(
+                captioner, present, args.video_root, out_dir / "predictions.jsonl", model_name=args.model,
                 batch_size=args.batch_size, num_frames=args.num_frames, prompt=args.prompt or DEFAULT_PROMPT,
                 max_new_tokens=args.max_new_tokens,
                 progress=lambda done, total: print(f"captioned {done}/{total}", file=sys.stderr),
             )
+            for item in unreadable:
+                print(f"  unreadable: {item['video']} (id {item['id']}): {item['reason']}", file=sys.stderr)
+            missing += unreadable  # listed and counted with the missing videos, never scored
             name = args.name or args.model
         judge = {"judge_model": args.judge_model, "judge_base_url": args.judge_base_url} if args.judge_model else None
         results = evaluate_benchmark(annotations, predictions, name, out_dir, missing=missing, tem_options=tem_options,
