@@ -46,8 +46,6 @@ EXTRA_COLUMNS = {
     "BLEU-4": "bleu4", "METEOR": "meteor", "TEM content F1": "tem_content_f1", "TEM temporal": "tem_temporal",
 }
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TEM_METRIC_DIR = REPO_ROOT / "evaluate_metric" / "tem"
 
 
 class BenchmarkError(ValueError):
@@ -300,12 +298,12 @@ def judge_scores(predictions: list[str], references: list[str], judge_model: str
 
 
 def load_tem_metric(**options):
-    """The TEM `evaluate` module from evaluate_metric/tem (works offline); options go to its backends."""
+    """The TEM `evaluate` module shipped with facetrack (works offline); options go to its backends."""
     import evaluate
 
-    if not (TEM_METRIC_DIR / "tem.py").is_file():
-        raise BenchmarkError(f"the TEM metric folder is missing: {TEM_METRIC_DIR} (run from a checkout of the repo)")
-    return evaluate.load(str(TEM_METRIC_DIR), **options)
+    from .resources import tem_metric_dir
+
+    return evaluate.load(str(tem_metric_dir()), **options)
 
 
 def score_predictions(predictions: list[str], references: list[str], tem_options: dict | None = None,

@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SHARED_MEDIA = REPO_ROOT.parent / "shared" / "media"
-TEM_MODULE_DIR = REPO_ROOT / "evaluate_metric" / "tem"
+# In a checkout, the project's real sample videos lie beside the repo (a user's clone may not have them).
+DEFAULT_SHARED_MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
 
 # Captions written by hand for the sample clips, in the FDA style (appearance sentence, then phases).
 YOUNG_MAN = "This video shows the changing facial expressions of a young man. He has short black hair and wears a black T-shirt."
@@ -161,11 +160,12 @@ class Quickstart:
         return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
 
     def stage_train(self, records: dict) -> dict:
+        from .resources import recipe_path
         from .training import main as train_main
 
         output_dir = self.out_dir / "model"
         argv = [
-            "--config", str(REPO_ROOT / "configs" / "tiny_cpu.yaml"),
+            "--config", str(recipe_path("tiny_cpu.yaml")),
             "--dataset_name", records["dataset"]["dataset_dir"],
             "--output_dir", str(output_dir),
             "--max_train_samples", str(records["annotations"]["num_train"]),
@@ -198,9 +198,9 @@ class Quickstart:
                 "frames": len(result["face_track"]["frames"]), "command": " ".join(command)}
 
     def stage_score(self, records: dict) -> dict:
-        import evaluate
+        from .fec_bench import load_tem_metric
 
-        tem = evaluate.load(str(TEM_MODULE_DIR))
+        tem = load_tem_metric()
         caption = records["caption"]
         scores = tem.compute(predictions=[caption["caption"]], references=[caption["reference"]],
                              return_events=True)

@@ -286,8 +286,6 @@ class CaptionModel:
 
 
 # ------------------------------------------------------------------------------------------------------------ TEM
-# In the repository the metric sits in evaluate_metric/tem; in a deployed Space it is copied beside app.py.
-TEM_METRIC_FOLDERS = (SPACE_DIR.parent / "evaluate_metric" / "tem", SPACE_DIR / "tem")
 TEM_EXAMPLE_REFERENCE = (
     "This video shows the changing facial expressions of a young woman. She has long black hair. At the beginning, "
     "she raises her eyebrows and opens her eyes wide. As the video progresses, she frowns and presses her lips "
@@ -310,12 +308,11 @@ _tem_lock = threading.Lock()
 _tem_metric = None
 
 
-def tem_metric_location() -> str | None:
-    """$FACETRACK_TEM_METRIC (a local folder or Hub id), else the first of TEM_METRIC_FOLDERS that exists."""
-    configured = os.environ.get("FACETRACK_TEM_METRIC")
-    if configured:
-        return configured
-    return next((str(folder) for folder in TEM_METRIC_FOLDERS if (folder / "tem.py").is_file()), None)
+def tem_metric_location() -> str:
+    """$FACETRACK_TEM_METRIC (a local folder or Hub id), else the TEM module shipped inside the facetrack package."""
+    from facetrack.resources import tem_metric_dir
+
+    return os.environ.get("FACETRACK_TEM_METRIC") or str(tem_metric_dir())
 
 
 def load_tem_metric():

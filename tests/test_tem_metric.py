@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from facetrack.fec_bench import TEM_METRIC_DIR, load_tem_metric
+from facetrack.fec_bench import load_tem_metric
+from facetrack.resources import tem_metric_dir
+
+TEM_METRIC_DIR = tem_metric_dir()
 
 REFERENCE = (
     "This video shows the changing facial expressions of a young woman. She has long black hair and fair skin.\n"
