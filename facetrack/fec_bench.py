@@ -54,28 +54,15 @@ class BenchmarkError(ValueError):
 
 # ------------------------------------------------------------------------------------------------ files
 def load_annotations(path: str | os.PathLike) -> list[dict]:
-    """FEC-Bench annotations: a JSON list of {"id", "video", "caption"} (ids become strings)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchmarkError(f"annotations file not found: {path}")
+    """FEC-Bench annotations (the FDA/DFEC format `facetrack dataset build` reads, with the same checks):
+    a JSON list of {"id", "video", "caption"} -> dicts with string ids."""
+    from .dataset_builder import DatasetBuildError, read_annotations
+
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BenchmarkError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(items, list) or not items:
-        raise BenchmarkError(f"{path} must hold a non-empty JSON list of {{'id', 'video', 'caption'}} items")
-    seen = set()
-    for index, item in enumerate(items):
-        missing = [key for key in ("id", "video", "caption") if not isinstance(item, dict) or key not in item]
-        if missing:
-            raise BenchmarkError(f"{path}: item {index} lacks {missing}")
-        if not isinstance(item["caption"], str) or not isinstance(item["video"], str):
-            raise BenchmarkError(f"{path}: item {index} ('id' {item['id']!r}) needs string 'video' and 'caption'")
-        item["id"] = str(item["id"])
-        if item["id"] in seen:
-            raise BenchmarkError(f"{path}: id {item['id']!r} appears twice (item {index})")
-        seen.add(item["id"])
-    return items
+        items = read_annotations(path)
+    except DatasetBuildError as error:
+        raise BenchmarkError(str(error)) from error
+    return [{"id": item.id, "video": item.video, "caption": item.caption} for item in items]
 
 
 def read_predictions(path: str | os.PathLike) -> dict[str, str]:

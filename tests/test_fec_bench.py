@@ -49,10 +49,10 @@ def test_caption_metrics_reject_mismatched_lengths():
 def test_annotations_and_predictions_are_validated(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": 1, "video": "a.mp4", "caption": "x"}, {"id": "1", "video": "b.mp4", "caption": "y"}]))
-    with pytest.raises(BenchmarkError, match="id '1' appears twice"):
+    with pytest.raises(BenchmarkError, match="item 1 repeats id '1'"):
         load_annotations(bad)
     bad.write_text(json.dumps([{"id": 1, "caption": "x"}]))
-    with pytest.raises(BenchmarkError, match=r"item 0 lacks \['video'\]"):
+    with pytest.raises(BenchmarkError, match=r"item 0 \(id=1\) has no non-empty string video"):
         load_annotations(bad)
     predictions = tmp_path / "p.jsonl"
     predictions.write_text('{"id": 1, "prediction": "he smiles"}\nnot json\n')
