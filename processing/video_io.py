@@ -115,10 +115,13 @@ def _choose_indices(
 
 
 # ----------------------------------------------------------------------------------------------------------- files
-def _probe(path: Path) -> None:
-    """Raise VideoDecodeError unless PyAV sees a video stream with at least one frame in `path`."""
+def probe_video(path: str | os.PathLike) -> float | None:
+    """Check, without decoding, that PyAV sees a video stream with at least one frame in `path`; return its duration
+    in seconds from the container header (None when the header has none). Raises `VideoDecodeError` naming the
+    file and the problem."""
     import av
 
+    path = Path(path)
     if not path.exists():
         raise VideoDecodeError(f"{path}: file not found")
     if path.is_dir():
@@ -146,6 +149,11 @@ def _probe(path: Path) -> None:
                     f"{path}: is a still image ({stream.codec_context.name}), not a video; pass images as a list of "
                     "PIL images or an array of frames"
                 )
+            if container.duration:
+                return container.duration / 1_000_000  # av.time_base: microseconds
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return None
     except VideoDecodeError:
         raise
     except av.error.EOFError as error:
@@ -312,7 +320,7 @@ def _load_file(
 ) -> VideoClip:
     import av
 
-    _probe(path)
+    probe_video(path)
     decord_problem = None
     if _import_decord() is not None:
         try:

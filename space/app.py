@@ -119,28 +119,10 @@ def new_output_dir(config: DemoConfig) -> Path:
     return Path(tempfile.mkdtemp(prefix="request-", dir=config.work_dir))
 
 
-def probe_duration(path: Path) -> float | None:
-    """Duration in seconds from the container header (cheap: nothing is decoded); raises VideoRejected if unreadable."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoRejected(f"'{path.name}' has no video stream.")
-            stream = container.streams.video[0]
-            if container.duration:
-                return container.duration / 1_000_000  # av.time_base is microseconds
-            if stream.duration and stream.time_base:
-                return float(stream.duration * stream.time_base)
-            return None
-    except VideoRejected:
-        raise
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise VideoRejected(f"'{path.name}' is not a readable video file ({type(error).__name__}).") from error
-
-
 def check_video(path: str | Path, config: DemoConfig) -> float | None:
     """Refuse non-videos, files over the size limit and videos over the duration limit; return the duration."""
+    from facetrack.processing.video_io import VideoDecodeError, probe_video
+
     path = Path(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoRejected(
@@ -149,7 +131,10 @@ def check_video(path: str | Path, config: DemoConfig) -> float | None:
     size_mb = path.stat().st_size / 1e6
     if size_mb > config.max_file_mb:
         raise VideoRejected(f"'{path.name}' is {size_mb:.1f} MB; this demo accepts videos up to {config.max_file_mb:g} MB.")
-    duration = probe_duration(path)
+    try:
+        duration = probe_video(path)  # the header only: nothing is decoded
+    except VideoDecodeError as error:
+        raise VideoRejected(f"'{path.name}' is not a readable video file: {str(error).split(': ', 1)[-1]}") from error
     if duration is not None and duration > config.max_duration_s:
         raise VideoRejected(
             f"'{path.name}' is {duration:.1f} s long; this demo accepts videos up to {config.max_duration_s:g} s. "
