@@ -414,6 +414,11 @@ def parse_arguments(argv: list[str] | None = None):
     args = []
     for arg in sys.argv[1:] if argv is None else argv:  # --config=PATH is the same as --config PATH
         args.extend(arg.split("=", 1) if arg.startswith("--config=") else [arg])
+    if not {"--config", "--dataset_name", "-h", "--help"} & set(args):
+        raise TrainingSetupError(
+            "give a recipe (--config configs/tiny_cpu.yaml, or a copy of it) or at least --dataset_name; "
+            "see `facetrack train --help`"
+        )
     if "--config" in args:
         config_path = args[args.index("--config") + 1] if args.index("--config") + 1 < len(args) else ""
         if not Path(config_path).is_file():

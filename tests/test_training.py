@@ -364,3 +364,19 @@ def test_cli_train_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(recipe)]) == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1 and "not_a_key" in error_lines[0]
+
+
+def test_recipe_problems_are_one_line_errors(tmp_path, capsys):
+    from facetrack.cli import main
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("max_steps: [\n")
+    cases = [
+        ([], "give a recipe (--config"),
+        ([f"--config={broken}"], "is not valid YAML"),  # --config=PATH is read like --config PATH
+        (["--config", str(tmp_path / "none.yaml")], "recipe file not found"),
+    ]
+    for argv, message in cases:
+        assert main(["train", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
