@@ -154,7 +154,10 @@ def read_annotations(annotations_path: str | os.PathLike) -> list[AnnotationItem
             f"got a JSON {type(data).__name__}"
         )
     if not data:
-        raise DatasetBuildError(f"annotation file {path} holds an empty list")
+        raise DatasetBuildError(
+            f"annotation file {path} holds an empty list: it must be a non-empty JSON list of "
+            '{"id", "video", "caption"} items'
+        )
 
     problems: list[str] = []
     items: list[AnnotationItem] = []
