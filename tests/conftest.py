@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -37,3 +41,45 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from facetrack.hub import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
+
+
+class FakeChatServer:
+    """A local OpenAI-compatible chat-completions endpoint on 127.0.0.1: `answer(prompt)` gives the reply to the
+    first message's content; `calls` counts the requests answered."""
+
+    def __init__(self, answer: Callable[[str], str]):
+        self.calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.calls += 1
+                reply = answer(body["messages"][0]["content"])
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def fake_chat_server():
+    """Factory: `fake_chat_server(answer)` starts a `FakeChatServer`; every one started is shut down afterwards."""
+    servers: list[FakeChatServer] = []
+
+    def start(answer: Callable[[str], str]) -> FakeChatServer:
+        servers.append(FakeChatServer(answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.httpd.shutdown()

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -102,49 +100,21 @@ def test_eval_with_predictions_file(shared_dir, tmp_path, capsys):
     assert (tmp_path / "results" / "results.md").read_text().startswith("| Model | Correctness |")
 
 
-class FakeJudgeServer:
-    """An OpenAI-compatible endpoint that scores 4 for correctness and 2 otherwise, counting its calls."""
-
-    def __init__(self):
-        self.calls = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                prompt = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["messages"][0]["content"]
-                server.calls += 1
-                score = 4 if "factual accuracy" in prompt else 2
-                payload = json.dumps({"choices": [{"message": {"content": f'{{"score": {score}}}'}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-def test_eval_with_a_judge_fills_the_gpt_columns(shared_dir, tmp_path, capsys, monkeypatch):
+def test_eval_with_a_judge_fills_the_gpt_columns(shared_dir, tmp_path, capsys, monkeypatch, fake_chat_server):
     monkeypatch.setenv("TEM_CACHE_DIR", str(tmp_path / "cache"))
     items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:6]
     annotations = tmp_path / "test.json"
     annotations.write_text(json.dumps(items[:3]))
     predictions = tmp_path / "predictions.jsonl"
     write_fake_predictions(items, predictions)
-    server = FakeJudgeServer()
-    try:
-        argv = ["eval", "--predictions", str(predictions), "--annotations", str(annotations), "--out",
-                str(tmp_path / "results"), "--name", "judged", "--judge-model", "fake", "--judge-base-url", server.url]
-        assert main(argv) == 0
-        assert server.calls == 3 * 4
-        assert "| **judged** | 4.00 | 2.00 | 2.00 | 2.00 |" in capsys.readouterr().out
-        assert main(argv) == 0 and server.calls == 12  # answers come from the disk cache
-    finally:
-        server.httpd.shutdown()
+    # A judge that scores 4 for correctness and 2 otherwise.
+    server = fake_chat_server(lambda prompt: json.dumps({"score": 4 if "factual accuracy" in prompt else 2}))
+    argv = ["eval", "--predictions", str(predictions), "--annotations", str(annotations), "--out",
+            str(tmp_path / "results"), "--name", "judged", "--judge-model", "fake", "--judge-base-url", server.url]
+    assert main(argv) == 0
+    assert server.calls == 3 * 4
+    assert "| **judged** | 4.00 | 2.00 | 2.00 | 2.00 |" in capsys.readouterr().out
+    assert main(argv) == 0 and server.calls == 12  # answers come from the disk cache
 
 
 def test_eval_bad_input_is_one_line_exit_2(tmp_path, capsys):

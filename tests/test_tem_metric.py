@@ -10,8 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -246,68 +244,35 @@ def test_fec_bench_references(tem, shared_dir):
 
 
 # ------------------------------------------------------------------------------------------------ LLM backends
-class FakeOpenAIServer:
-    """A tiny OpenAI-compatible chat-completions server: extracts events by splitting sentences, judges by word
-    overlap, and counts the calls it answers."""
-
-    def __init__(self):
-        self.calls = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.calls += 1
-                answer = server.answer(body["messages"][0]["content"])
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def answer(prompt: str) -> str:
-        if prompt.startswith("You are given a caption"):
-            caption = prompt.split('Caption: """', 1)[1].split('"""', 1)[0]
-            return json.dumps([s.strip(" .").lower() for s in re.split(r"[.;]", caption) if s.strip()][:10])
-        caption_events = re.findall(r"^\d+\. (.*)$", prompt.split("Events to judge:")[0], flags=re.M)
-        judged = re.findall(r"^\d+\. (.*)$", prompt.split("Events to judge:")[1], flags=re.M)
-        items = []
-        for index, event in enumerate(judged, start=1):
-            match = next((k for k, other in enumerate(caption_events, start=1) if other == event), None)
-            items.append({"event": index, "relation": "entailment" if match else "neutral", "match": match})
-        return json.dumps(items)
-
-    def close(self):
-        self.httpd.shutdown()
+def answer_like_an_llm(prompt: str) -> str:
+    """A fake LLM: extracts events by splitting sentences, judges by exact event match."""
+    if prompt.startswith("You are given a caption"):
+        caption = prompt.split('Caption: """', 1)[1].split('"""', 1)[0]
+        return json.dumps([s.strip(" .").lower() for s in re.split(r"[.;]", caption) if s.strip()][:10])
+    caption_events = re.findall(r"^\d+\. (.*)$", prompt.split("Events to judge:")[0], flags=re.M)
+    judged = re.findall(r"^\d+\. (.*)$", prompt.split("Events to judge:")[1], flags=re.M)
+    items = []
+    for index, event in enumerate(judged, start=1):
+        match = next((k for k, other in enumerate(caption_events, start=1) if other == event), None)
+        items.append({"event": index, "relation": "entailment" if match else "neutral", "match": match})
+    return json.dumps(items)
 
 
-def test_llm_backends_are_cached_on_disk(tem, tmp_path):
-    server = FakeOpenAIServer()
-    try:
-        options = {"extractor": "llm", "relation": "llm", "llm_model": "fake-judge", "llm_base_url": server.url,
-                   "llm_cache_dir": str(tmp_path / "cache")}
-        predictions = ["He smiles. He blinks.", "He nods."]
-        references = ["He blinks. He smiles.", "He nods. He frowns."]
-        first = tem.compute(predictions=predictions, references=references, return_per_sample=True, **options)
-        calls_first = server.calls
-        assert calls_first == 4 + 4  # 4 extractions, 2 judge calls per sample
-        assert first["per_sample"][0]["content_f1"] == 1.0 and first["per_sample"][0]["temporal"] == 0.5
-        assert first["per_sample"][1]["content_recall"] == 0.5
-        second = load_tem_metric(**options).compute(predictions=predictions, references=references, return_per_sample=True)
-        assert server.calls == calls_first  # the rerun is answered from the disk cache
-        assert second == first
-        assert len(list((tmp_path / "cache").rglob("*.json"))) == calls_first
-    finally:
-        server.close()
+def test_llm_backends_are_cached_on_disk(tem, tmp_path, fake_chat_server):
+    server = fake_chat_server(answer_like_an_llm)
+    options = {"extractor": "llm", "relation": "llm", "llm_model": "fake-judge", "llm_base_url": server.url,
+               "llm_cache_dir": str(tmp_path / "cache")}
+    predictions = ["He smiles. He blinks.", "He nods."]
+    references = ["He blinks. He smiles.", "He nods. He frowns."]
+    first = tem.compute(predictions=predictions, references=references, return_per_sample=True, **options)
+    calls_first = server.calls
+    assert calls_first == 4 + 4  # 4 extractions, 2 judge calls per sample
+    assert first["per_sample"][0]["content_f1"] == 1.0 and first["per_sample"][0]["temporal"] == 0.5
+    assert first["per_sample"][1]["content_recall"] == 0.5
+    second = load_tem_metric(**options).compute(predictions=predictions, references=references, return_per_sample=True)
+    assert server.calls == calls_first  # the rerun is answered from the disk cache
+    assert second == first
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == calls_first
 
 
 def test_llm_endpoint_errors_are_clear(tem, tmp_path):
