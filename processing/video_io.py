@@ -1,8 +1,8 @@
 """Decode and sample video frames: decord first, PyAV as the fallback; timestamps in seconds.
 
-`load_video(video, num_frames=32, fps=None, frame_indices=None)` accepts a path (mp4/h264, mov/hevc, any container
-FFmpeg reads, variable frame rate included), a list of PIL images / arrays, or a `(T, H, W, 3)` uint8 array, and
-returns a `VideoClip`.
+`load_video(video, num_frames=32, fps=None, frame_indices=None, max_side=None, max_pixels=None)` accepts a path
+(mp4/h264, mov/hevc, any container FFmpeg reads, variable frame rate and raw elementary streams included), a list of
+PIL images / arrays, or a `(T, H, W, 3)` uint8 array, and returns a `VideoClip`.
 
 Sampling (exactly one rule applies, in this order):
 - `frame_indices`: decode exactly these frames (indices into the source video, or into the given frame list).
@@ -16,15 +16,24 @@ Sampling (exactly one rule applies, in this order):
 
 Frame indices count the frames a player shows, so decord and PyAV agree on them (and on the pixels and timestamps,
 which the tests check): edit-list pre-roll before time 0, which decord lists but never shows, is not counted.
-Display rotation (phone videos) is applied by both. Timestamps start at 0 for the first shown frame.
+Display rotation (phone videos) is applied by both. Timestamps start at 0 for the first shown frame. A raw
+elementary stream (.h264, .hevc) has no timestamps: its frames are counted and timed at the stream's frame rate.
 
-Files are first probed with PyAV (pure Python exceptions, no stderr noise) so that missing, empty, non-video,
-still-image and audio-only files give a clear `VideoDecodeError` before decord (which logs to stderr and raises
-bare RuntimeErrors on them) is touched. Any decord failure on a file that passed the probe falls back to PyAV.
+Size: files are probed first (`video_probe.probe_video`, the header only), and frames larger than the pixel limit
+(`max_pixels`, default 4096 x 2160, `$FACETRACK_MAX_VIDEO_PIXELS`) are refused before anything is decoded.
+`max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged):
+enough for face detection, which runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` /
+`source_height` keep the file's own size, to map boxes back.
+
+Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-video, still-image, audio-only and
+oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
+on them) is touched. Any decord failure on a file that passed the probe falls back to PyAV. A file that holds fewer
+frames than its header lists is truncated: `VideoTruncatedError`, from either decoder (rule in `video_probe`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -33,9 +42,18 @@ from pathlib import Path
 
 import numpy as np
 
-# Demuxers FFmpeg uses for single pictures (jpeg_pipe, png_pipe, ...); an animated GIF is a video if it has frames.
-_STILL_IMAGE_FORMATS = ("image2", "_pipe")
-_ANIMATABLE_IMAGE_FORMATS = ("gif", "apng")
+from .video_probe import (
+    DEFAULT_MAX_PIXELS,
+    VideoDecodeError,
+    VideoInfo,
+    VideoTooLargeError,
+    VideoTruncatedError,
+    check_complete,
+    max_pixels_limit,
+    probe_video,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +64,8 @@ class VideoClip:
     source_fps: float | None
     duration: float | None  # seconds
     source: str | None  # path, or None for in-memory frames
+    source_width: int | None = None  # the file's frame size; differs from the frames' with max_side
+    source_height: int | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -57,10 +77,6 @@ class VideoClip:
     @property
     def width(self) -> int:
         return int(self.frames.shape[2])
-
-
-class VideoDecodeError(ValueError):
-    """A video could not be read; the message names the file and the problem."""
 
 
 def _decode_threads() -> int:
@@ -115,59 +131,6 @@ def _choose_indices(
 
 
 # ----------------------------------------------------------------------------------------------------------- files
-def probe_video(path: str | os.PathLike) -> float | None:
-    """Check, without decoding, that PyAV sees a video stream with at least one frame in `path`; return its duration
-    in seconds from the container header (None when the header has none). Raises `VideoDecodeError` naming the
-    file and the problem."""
-    import av
-
-    path = Path(path)
-    if not path.exists():
-        raise VideoDecodeError(f"{path}: file not found")
-    if path.is_dir():
-        raise VideoDecodeError(f"{path}: is a directory, not a video file")
-    if path.stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
-    try:
-        with av.open(str(path)) as container:
-            format_name = container.format.name
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: contains no video stream (format {format_name!r})")
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise VideoDecodeError(f"{path}: its video codec is unknown to FFmpeg, cannot decode it")
-            is_still = any(marker in format_name for marker in _STILL_IMAGE_FORMATS)
-            if format_name in _ANIMATABLE_IMAGE_FORMATS:
-                packets = 0
-                for packet in container.demux(stream):
-                    packets += packet.size > 0
-                    if packets > 1:
-                        break
-                is_still = packets <= 1
-            if is_still:
-                raise VideoDecodeError(
-                    f"{path}: is a still image ({stream.codec_context.name}), not a video; pass images as a list of "
-                    "PIL images or an array of frames"
-                )
-            if container.duration:
-                return container.duration / 1_000_000  # av.time_base: microseconds
-            if stream.duration and stream.time_base:
-                return float(stream.duration * stream.time_base)
-            return None
-    except VideoDecodeError:
-        raise
-    except av.error.EOFError as error:
-        raise VideoDecodeError(f"{path}: has no video frames (the file ends before the first frame)") from error
-    except av.error.FileNotFoundError as error:
-        raise VideoDecodeError(f"{path}: file not found") from error
-    except av.error.PermissionError as error:
-        raise VideoDecodeError(f"{path}: permission denied") from error
-    except (av.error.InvalidDataError, av.error.FFmpegError) as error:
-        raise VideoDecodeError(f"{path}: not a readable video ({error.strerror or error})") from error
-    except (UnicodeDecodeError, ValueError) as error:
-        raise VideoDecodeError(f"{path}: not a readable video ({error})") from error
-
-
 def _import_decord():
     """decord, or None where it is not installed (it has x86_64 wheels only; PyAV reads everything too).
 
@@ -179,25 +142,40 @@ def _import_decord():
     return decord
 
 
+def decode_size(info: VideoInfo, max_side: int | None) -> tuple[int, int] | None:
+    """(width, height) to decode at so the longer side is at most `max_side` (even sizes, aspect kept); None when
+    the frames are small enough already (or max_side is None)."""
+    if max_side is None or not info.width or not info.height or max(info.width, info.height) <= max_side:
+        return None
+    if max_side < 2:
+        raise ValueError(f"max_side must be at least 2 pixels, got {max_side}")
+    scale = max_side / max(info.width, info.height)
+    return max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2)
+
+
 def _load_with_decord(
-    path: Path, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None
+    path: Path, info: VideoInfo, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
+    size: tuple[int, int] | None,
 ) -> VideoClip:
     decord = _import_decord()
     if decord is None:
         raise ImportError("decord is not installed")
     decord.logging.set_level(decord.logging.QUIET)  # its bundled FFmpeg otherwise prints to stderr on bad files
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=_decode_threads())
+    width, height = size or (-1, -1)  # decord scales while decoding: full-size frames are never held
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=_decode_threads(), width=width,
+                                height=height)
     total = len(reader)
     if total < 1:
-        raise VideoDecodeError(f"{path}: the video has zero frames")
+        raise VideoDecodeError("the video has zero frames", path)
     starts_ends = reader.get_frame_timestamp(list(range(total)))  # (total, 2) seconds, presentation order
+    check_complete(info, total, float(starts_ends[-1, 1] - starts_ends[0, 0]))
     # Files with an edit list can carry pre-roll packets before time 0, which the decoder drops. decord still counts
     # them: its timestamp table lists them first, and its last `hidden` frames merely repeat the final picture.
     # Frame k of decord is the k-th shown frame, whose start time is row hidden + k of the table. Dropping the
     # pre-roll keeps frame indices and timestamps identical to PyAV's.
     hidden = int(np.sum(starts_ends[:, 0] < -1e-6)) if starts_ends[-1, 0] >= 0 else 0
     if hidden >= total:
-        raise VideoDecodeError(f"{path}: the video has zero frames")
+        raise VideoDecodeError("the video has zero frames", path)
     starts_ends = starts_ends[hidden:]
     frame_times = starts_ends[:, 0] - starts_ends[0, 0]
     indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
@@ -218,12 +196,17 @@ def _load_with_decord(
     )
 
 
-def _to_rgb(frame) -> np.ndarray:
+def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
     # Phone videos store portrait as landscape + a display rotation; decord applies it, so do we.
-    return np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4)
+    turns = round(frame.rotation / 90) % 4
+    if size is not None:  # shrink in FFmpeg's scaler (coded orientation), then convert to RGB
+        frame = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
+    return np.rot90(frame.to_ndarray(format="rgb24"), k=turns)
 
 
-def _decode_by_seeking(container, stream, wanted_pts: dict[int, int], keyframes: list[int]) -> dict[int, np.ndarray]:
+def _decode_by_seeking(
+    container, stream, wanted_pts: dict[int, int], keyframes: list[int], size: tuple[int, int] | None
+) -> dict[int, np.ndarray]:
     """Decode the frames whose pts are in `wanted_pts` (pts -> position), jumping to the keyframe before a wanted
     frame whenever that skips frames (decoding on from where we are is cheaper otherwise). Frames are matched by
     pts; positions that never show up are simply absent from the result."""
@@ -245,63 +228,105 @@ def _decode_by_seeking(container, stream, wanted_pts: dict[int, int], keyframes:
                 return decoded  # no pts to match on: the caller falls back to counting frames
             decoder_at = frame.pts
             if frame.pts in wanted_pts:
-                decoded[wanted_pts[frame.pts]] = _to_rgb(frame)
+                decoded[wanted_pts[frame.pts]] = _to_rgb(frame, size)
             if frame.pts >= target:
                 break
     return decoded
 
 
-def _decode_by_position(container, stream, wanted: set[int]) -> dict[int, np.ndarray]:
-    """Decode from the start, counting frames, and keep the wanted positions."""
-    container.seek(0, stream=stream)
+def _decode_by_position(path: Path, wanted: set[int], size: tuple[int, int] | None) -> dict[int, np.ndarray]:
+    """Decode from the start, counting frames, and keep the wanted positions. The file is opened afresh: raw
+    streams cannot seek back to their start."""
+    import av
+
     decoded: dict[int, np.ndarray] = {}
-    for position, frame in enumerate(container.decode(stream)):
-        if position in wanted:
-            decoded[position] = _to_rgb(frame)
-        if position >= max(wanted):
-            break
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = _decode_threads()
+        for position, frame in enumerate(container.decode(stream)):
+            if position in wanted:
+                decoded[position] = _to_rgb(frame, size)
+            if position >= max(wanted):
+                break
     return decoded
 
 
+def _read_packet_times(path: Path, info: VideoInfo, container, stream) -> tuple[list[int | None], list[int]]:
+    """Pass 1 of PyAV decoding, demuxing only: the pts of every shown frame (sorted; None for each frame of a raw
+    stream without timestamps) and the keyframes' pts. Refuses a truncated file (rule in `video_probe`)."""
+    import av
+
+    # Packets before the stream's start time are pre-roll that an edit list hides; the decoder drops them.
+    start_time = stream.start_time or 0
+    pts, keyframes, packets = [], [], 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            packets += 1
+            if packet.pts is None:
+                pts.append(None)
+                continue
+            if packet.is_keyframe:
+                keyframes.append(packet.pts)
+            if packet.pts >= start_time:
+                pts.append(packet.pts)
+    except av.error.FFmpegError as error:  # the data stops in the middle of a packet
+        check_complete(info, packets, None)
+        raise VideoDecodeError(
+            f"not a readable video: the data is corrupt after {packets} frames ({error.strerror or error})", path
+        ) from error
+    timed = [p for p in pts if p is not None]
+    if timed and len(timed) < len(pts):
+        pts = timed  # a few packets without pts (parameter sets, ...): the timed ones are the frames
+    if not pts:
+        raise VideoDecodeError("the video has zero frames", path)
+    if pts[0] is not None:
+        pts.sort()
+        frame_length = 1.0 / info.fps if info.fps else 0.0
+        check_complete(info, packets, float((pts[-1] - pts[0]) * stream.time_base) + frame_length)
+    else:
+        check_complete(info, packets, None)
+    return pts, sorted(keyframes)
+
+
 def _load_with_pyav(
-    path: Path, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None
+    path: Path, info: VideoInfo, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
+    size: tuple[int, int] | None,
 ) -> VideoClip:
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         time_base = float(stream.time_base) if stream.time_base else 0.0
-        # Pass 1: demux only (cheap) to learn every frame's presentation time, in presentation order, and where the
-        # keyframes are. Packets before the stream's start time are pre-roll that an edit list hides; the decoder
-        # drops them.
-        start_time = stream.start_time or 0
-        pts, keyframes = [], []
-        for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0:
-                continue
-            if packet.is_keyframe:
-                keyframes.append(packet.pts)
-            if packet.pts >= start_time:
-                pts.append(packet.pts)
-        pts.sort()
-        keyframes.sort()
-        if not pts:
-            raise VideoDecodeError(f"{path}: the video has zero frames")
-        frame_times = [(p - pts[0]) * time_base for p in pts]
+        pts, keyframes = _read_packet_times(path, info, container, stream)
+        rate = stream.average_rate or stream.guessed_rate
+        if pts[0] is None:
+            # A raw stream: frames are timed by their position at the bitstream's own frame rate (its timing info,
+            # which FFmpeg's guessed rate reads; its average rate is a 25 fps placeholder).
+            rate = stream.guessed_rate or stream.average_rate
+        average_rate = float(rate) if rate else None
+        if pts[0] is None:
+            frame_times = [i / (average_rate or 25.0) for i in range(len(pts))]
+        else:
+            frame_times = [(p - pts[0]) * time_base for p in pts]
         indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
         wanted = set(indices)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = _decode_threads()
         # Pass 2: decode only what is needed: jump to the keyframe before a wanted frame when that skips frames.
-        # Some files' decoded pts do not match their packets'; then count frames from the start instead.
-        decoded = _decode_by_seeking(container, stream, {pts[i]: i for i in wanted}, keyframes)
+        # Some files' decoded pts do not match their packets' (and raw streams have none); then count frames from
+        # the start instead.
+        decoded = {}
+        if pts[0] is not None:
+            decoded = _decode_by_seeking(container, stream, {pts[i]: i for i in wanted}, keyframes, size)
         if len(decoded) < len(wanted):
-            decoded = _decode_by_position(container, stream, wanted)
-        average_rate = float(stream.average_rate) if stream.average_rate else None
+            decoded = _decode_by_position(path, wanted, size)
     missing = sorted(wanted - decoded.keys())
     if missing:
         raise VideoDecodeError(
-            f"{path}: could not decode frames {missing[:5]} of {len(pts)}; the file is probably truncated or corrupt"
+            f"could not decode frames {missing[:5]} of {len(pts)}; the file is probably truncated or corrupt", path
         )
     last_frame_length = (1.0 / average_rate) if average_rate else 0.0
     duration = frame_times[-1] + last_frame_length
@@ -316,33 +341,45 @@ def _load_with_pyav(
 
 
 def _load_file(
-    path: Path, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None
+    path: Path, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
+    max_side: int | None, max_pixels: int | None,
 ) -> VideoClip:
     import av
 
-    probe_video(path)
-    decord_problem = None
-    if _import_decord() is not None:
+    info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
+    size = decode_size(info, max_side)
+    clip = None
+    # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
+    # display rotation its resized output is garbled.
+    if size is None and _import_decord() is not None:
         try:
-            return _load_with_decord(path, num_frames, fps, frame_indices)
+            clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size)
+        except (VideoTruncatedError, VideoTooLargeError):
+            raise  # PyAV would read the same file the same way
         except VideoDecodeError as error:
-            decord_problem = str(error)
+            logger.debug("decord: %s; trying PyAV", error)
         except ValueError:
             raise  # bad sampling arguments: the same with any decoder
         except Exception as error:  # decord raises bare RuntimeError / DECORDError on files it cannot handle
-            # Keep one readable line: drop decord's "[hh:mm:ss] /path/file.cc:123: " log prefixes.
-            first_line = re.sub(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ", "", str(error).strip().splitlines()[0])
-            decord_problem = f"{type(error).__name__}: {first_line[:160]}"
-    try:
-        return _load_with_pyav(path, num_frames, fps, frame_indices)
-    except VideoDecodeError:
-        raise
-    except (av.error.FFmpegError, RuntimeError) as error:  # (PyAV's errors are also ValueErrors: catch them first)
-        reason = getattr(error, "strerror", None) or str(error)
-        detail = f"; decord: {decord_problem}" if decord_problem else ""
-        raise VideoDecodeError(
-            f"{path}: the video could not be decoded, the file is probably corrupt or truncated ({reason}){detail}"
-        ) from error
+            # Kept out of the error message (users need the problem, not decord's C++ log line); logged instead.
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            first_line = re.sub(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ", "", first_line)  # decord's log prefix
+            logger.debug("decord could not read %s (%s: %s); trying PyAV", path, type(error).__name__, first_line)
+    if clip is None:
+        try:
+            clip = _load_with_pyav(path, info, num_frames, fps, frame_indices, size)
+        except VideoDecodeError:
+            raise
+        except (av.error.FFmpegError, RuntimeError) as error:  # (PyAV's errors are also ValueErrors: catch first)
+            reason = getattr(error, "strerror", None) or str(error)
+            raise VideoDecodeError(
+                f"the video could not be decoded, the file is probably corrupt or truncated ({reason})", path
+            ) from error
+    clip.source_width, clip.source_height = info.width, info.height
+    if (info.width >= info.height) != (clip.width >= clip.height):
+        # A display rotation turned the frames: the source size as displayed is the coded one turned too.
+        clip.source_width, clip.source_height = info.height, info.width
+    return clip
 
 
 # ------------------------------------------------------------------------------------------------------ in memory
@@ -383,16 +420,20 @@ def load_video(
     num_frames: int | None = 32,
     fps: float | None = None,
     frame_indices: Sequence[int] | None = None,
+    max_side: int | None = None,
+    max_pixels: int | None = None,
 ) -> VideoClip:
     """Decode and sample a video (path, list of PIL images/arrays, or (T, H, W, 3) array); see the module docstring.
 
+    max_side: decode files with their longer side shrunk to at most this (None: full size). max_pixels: refuse files
+    whose frames have more pixels (None: $FACETRACK_MAX_VIDEO_PIXELS or 4096 x 2160; 0: no limit).
     In-memory frames have no clock: their timestamps are their positions (frame i at i seconds) and `fps`
     sampling is refused.
     """
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
     if isinstance(video, (str, os.PathLike)):
-        return _load_file(Path(video), num_frames, fps, frame_indices)
+        return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels)
     if isinstance(video, VideoClip):
         video = video.frames
     if isinstance(video, (bytes, bytearray)):

@@ -83,3 +83,25 @@ def fake_chat_server():
     yield start
     for server in servers:
         server.httpd.shutdown()
+
+
+def write_huge_video(path: Path, side: int = 8192, num_frames: int = 1) -> Path:
+    """An H.264 mp4 of `side` x `side` black frames: ~200 KB on disk, ~100 MB per decoded frame."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24, options={"preset": "ultrafast"})
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        for _ in range(num_frames):
+            for packet in stream.encode(av.VideoFrame(side, side, "yuv420p")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def huge_video(tmp_path_factory) -> Path:
+    """An 8192 x 8192 H.264 clip (198 KB): small enough for any upload limit, 67 megapixels per frame."""
+    return write_huge_video(tmp_path_factory.mktemp("huge") / "huge_8192.mp4")

@@ -253,7 +253,7 @@ def _bad_files(tmp_path: Path, media_dir: Path) -> dict[str, tuple[Path, str]]:
     faststart = write_video(tmp_path / "faststart.mp4", noise)
     data = faststart.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
-    files["truncated_data"] = (tmp_path / "cut.mp4", "could not")
+    files["truncated_data"] = (tmp_path / "cut.mp4", "truncated")
     garbled = bytearray(source)
     for i in range(5000, len(garbled) - 5000, 7):
         garbled[i] = (garbled[i] * 31 + 7) % 256
@@ -314,11 +314,14 @@ def _run_on_each(function: str, paths: list[str]):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from facetrack.processing.video_io import _load_with_decord, load_video\n"
+        "from facetrack.processing.video_io import VideoDecodeError, VideoInfo, _load_with_decord, load_video\n"
+        "unknown = VideoInfo('', '', '', 0, 0, None, None, None)  # decord gets no header facts\n"
         "for path in sys.argv[1:]:\n"
         "    try:\n"
         f"        {function}\n"
         "        print('decoded', path)\n"
+        "    except VideoDecodeError as error:\n"
+        "        print('raised VideoDecodeError', path)\n"
         "    except Exception as error:\n"
         "        print('raised', type(error).__name__, path)\n"
     )
@@ -329,11 +332,192 @@ def test_decord_does_not_abort_on_bad_files_and_load_video_keeps_stderr_clean(ba
     # decord gets every bad file directly, in a child process: its failures must be catchable exceptions, never an
     # abort. (It logs them to stderr from C++, which is why load_video probes files with PyAV first.)
     paths = [str(path) for path, _ in bad_files.values()]
-    process = _run_on_each("_load_with_decord(Path(path), 4, None, None)", paths)
+    process = _run_on_each("_load_with_decord(Path(path), unknown, 4, None, None, None)", paths)
     assert process.returncode == 0, process.stderr[-2000:]
     outcomes = process.stdout.splitlines()
     assert len(outcomes) == len(paths) and all(line.startswith("raised") for line in outcomes), outcomes
+    assert not any(line.startswith("raised TypeError") for line in outcomes), outcomes
     # Through load_video, the same files raise VideoDecodeError and nothing reaches stderr.
     process = _run_on_each("load_video(path, num_frames=4)", paths)
     assert process.returncode == 0 and process.stderr == "", process.stderr[-2000:]
     assert process.stdout.splitlines() == [f"raised VideoDecodeError {path}" for path in paths]
+
+
+# ---------------------------------------------------------------------------------- size limits, truncation, raw
+def test_huge_frames_are_refused_from_the_header_before_decoding(huge_video, monkeypatch):
+    import time
+
+    from facetrack.processing.video_io import VideoTooLargeError, probe_video
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a decoder was started on a file over the pixel limit")
+
+    monkeypatch.setattr(video_io, "_load_with_decord", no_decoding)
+    monkeypatch.setattr(video_io, "_load_with_pyav", no_decoding)
+    started = time.perf_counter()
+    with pytest.raises(VideoTooLargeError, match=r"8192x8192 \(67\.1 megapixels\), over the limit of 8\.8 megapixels"):
+        load_video(huge_video, num_frames=32)
+    assert time.perf_counter() - started < 2.0
+    with pytest.raises(VideoTooLargeError):
+        probe_video(huge_video)
+    # The limit is configurable: an argument, or the environment for every caller at once.
+    assert probe_video(huge_video, max_pixels=0).width == 8192
+    monkeypatch.setenv("FACETRACK_MAX_VIDEO_PIXELS", str(8192 * 8192))
+    assert probe_video(huge_video).pixels == 8192 * 8192
+    monkeypatch.setenv("FACETRACK_MAX_VIDEO_PIXELS", "lots")
+    with pytest.raises(ValueError, match="FACETRACK_MAX_VIDEO_PIXELS"):
+        probe_video(huge_video)
+
+
+def test_pixel_limit_default_covers_4k_and_applies_to_small_limits(tmp_path):
+    from facetrack.processing.video_io import DEFAULT_MAX_PIXELS, VideoTooLargeError
+
+    assert DEFAULT_MAX_PIXELS >= 3840 * 2160 and DEFAULT_MAX_PIXELS >= 4096 * 2160
+    path = write_video(tmp_path / "small.mp4", numbered_frames(3))  # 96 x 64 = 6144 pixels
+    assert len(load_video(path, num_frames=None, max_pixels=6144)) == 3
+    with pytest.raises(VideoTooLargeError, match="96x64"):
+        load_video(path, num_frames=None, max_pixels=6143)
+
+
+def test_max_side_decodes_shrunk_frames_and_keeps_the_source_size(media_dir):
+    path = media_dir / "WolfgangLanger_Pexels.mp4"  # 640 x 360
+    full = load_video(path, num_frames=6)
+    small = load_video(path, num_frames=6, max_side=320)
+    assert small.frames.shape == (6, 180, 320, 3)
+    assert (small.source_width, small.source_height) == (640, 360) == (full.source_width, full.source_height)
+    assert small.frame_indices == full.frame_indices
+    np.testing.assert_allclose(small.timestamps, full.timestamps, atol=1e-5)
+    # The same pictures, only smaller: compare with the full frames shrunk the same way.
+    import cv2
+
+    expected = np.stack([cv2.resize(frame, (320, 180), interpolation=cv2.INTER_AREA) for frame in full.frames])
+    assert np.abs(small.frames.astype(int) - expected.astype(int)).mean() < 4
+    # Frames already within the bound are decoded as they are.
+    assert load_video(path, num_frames=2, max_side=640).frames.shape == (2, 360, 640, 3)
+
+
+def test_max_side_on_a_rotated_video_keeps_it_upright(tmp_path, monkeypatch):
+    import struct
+
+    frames = np.zeros((3, 32, 64, 3), dtype=np.uint8)
+    frames[:, :, :16] = 255
+    data = write_video(tmp_path / "landscape.mp4", frames).read_bytes()
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    rotated = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
+    at = data.index(identity, data.index(b"tkhd"))
+    path = tmp_path / "portrait.mp4"
+    path.write_bytes(data[:at] + rotated + data[at + len(identity):])
+    clips = [load_video(path, num_frames=None, max_side=32)]
+    monkeypatch.setattr(video_io, "_import_decord", lambda: None)
+    clips.append(load_video(path, num_frames=None, max_side=32))
+    for clip in clips:
+        assert clip.frames.shape == (3, 32, 16, 3)
+        assert (clip.source_width, clip.source_height) == (32, 64)
+        assert clip.frames[0, :6].min() > 200 and clip.frames[0, 10:].max() < 60  # the stripe is on top
+
+
+def _cut_after_packet(source: Path, target: Path, packets_kept: int) -> Path:
+    """Keep the bytes up to the end of packet `packets_kept - 1`: the header (moov first) still lists every frame."""
+    with av.open(str(source)) as container:
+        ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
+    target.write_bytes(source.read_bytes()[: ends[packets_kept - 1]])
+    return target
+
+
+@pytest.fixture(scope="module")
+def faststart_clip(tmp_path_factory, media_dir) -> Path:
+    """single_face.mp4 (72 frames) remuxed with its index (moov) first, as web videos are."""
+    path = tmp_path_factory.mktemp("faststart") / "faststart.mp4"
+    with av.open(str(media_dir / "single_face.mp4")) as source, \
+            av.open(str(path), "w", options={"movflags": "+faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+@pytest.mark.parametrize("packets_kept", [3, 40, 69])
+def test_truncated_faststart_file_is_refused_not_shortened(faststart_clip, tmp_path, monkeypatch, decoder,
+                                                           packets_kept):
+    # Cut at a packet boundary: the demuxer ends cleanly, and before this check both decoders returned a
+    # 0.1 s clip of frames [0, 1, 1, 2] for 4 frames asked.
+    from facetrack.processing.video_io import VideoTruncatedError, probe_video
+
+    path = _cut_after_packet(faststart_clip, tmp_path / f"cut{packets_kept}.mp4", packets_kept)
+    if decoder == "pyav":
+        monkeypatch.setattr(video_io, "_import_decord", lambda: None)
+    with pytest.raises(VideoTruncatedError) as caught:
+        load_video(path, num_frames=4)
+    assert f"header lists 72 frames but the data ends after {packets_kept}" in str(caught.value)
+    assert str(caught.value).startswith(f"{path}: the file is truncated")
+    assert caught.value.problem.startswith("the file is truncated")  # the message without the path
+    # The probe finds it without decoding when asked to read the packets.
+    with pytest.raises(VideoTruncatedError, match="72 frames"):
+        probe_video(path, count_frames=True)
+    assert probe_video(path).num_frames == 72  # the header alone cannot tell
+
+
+def test_complete_files_pass_the_truncation_check(media_dir, faststart_clip):
+    from facetrack.processing.video_io import probe_video
+
+    for name, (total, width, height) in SHARED_VIDEOS.items():
+        info = probe_video(media_dir / name, count_frames=True)
+        assert (info.width, info.height) == (width, height)
+        assert info.frames_read == info.num_frames  # pre-roll packets are counted on both sides
+    assert probe_video(faststart_clip, count_frames=True).frames_read == 72
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_raw_h264_elementary_stream_is_read(tmp_path, monkeypatch, decoder):
+    # No container, no timestamps: FFmpeg reads it by parsing the bitstream. decord cannot; PyAV counts the frames.
+    path = tmp_path / "clip.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10, options={"bf": "2", "g": "12"})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for image in numbered_frames(25):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    if decoder == "pyav":
+        monkeypatch.setattr(video_io, "_import_decord", lambda: None)
+    every = load_video(path, num_frames=None)
+    assert [frame_number(f) for f in every.frames] == list(range(25))
+    clip = load_video(path, num_frames=5)
+    assert clip.frame_indices == [0, 6, 12, 18, 24]
+    assert [frame_number(f) for f in clip.frames] == [0, 6, 12, 18, 24]
+    np.testing.assert_allclose(clip.timestamps, [0.0, 0.6, 1.2, 1.8, 2.4], atol=1e-6)  # at the stream's 10 fps
+    assert clip.duration == pytest.approx(2.5)
+
+
+def test_not_a_regular_file_is_named_for_what_it_is(tmp_path):
+    import os
+
+    from facetrack.processing.video_io import probe_video
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(VideoDecodeError, match="named pipe"):  # and never blocks reading it
+        load_video(fifo)
+    with pytest.raises(VideoDecodeError, match="is a directory"):
+        probe_video(tmp_path)
+    with pytest.raises(VideoDecodeError, match="not a regular file"):
+        probe_video("/dev/zero")
+    link = tmp_path / "dangling.mp4"
+    link.symlink_to(tmp_path / "gone.mp4")
+    with pytest.raises(VideoDecodeError, match="file not found") as caught:
+        probe_video(link)
+    assert caught.value.path == str(link) and caught.value.problem == "file not found"
+
+
+def test_decode_errors_survive_pickling_for_worker_processes(tmp_path):
+    import pickle
+
+    from facetrack.processing.video_io import VideoTruncatedError
+
+    error = pickle.loads(pickle.dumps(VideoTruncatedError("the file is truncated: ...", tmp_path / "a.mp4")))
+    assert isinstance(error, VideoTruncatedError) and error.path == str(tmp_path / "a.mp4")
+    assert str(error) == f"{tmp_path / 'a.mp4'}: the file is truncated: ..."

@@ -1,0 +1,241 @@
+"""Check a video file before decoding it: what FFmpeg's demuxer (through PyAV) says about it, with limits applied.
+
+`probe_video(path, max_pixels=None, count_frames=False)` returns a `VideoInfo` read from the container header (no
+decoding), or raises a `VideoDecodeError` that names the file and the problem (`error.path`, `error.problem`):
+
+- not a regular file: missing, a directory, a named pipe (FIFO), a device; empty;
+- not a video: no video stream, unknown codec, a still image;
+- `VideoTooLargeError`: the header's frame size is over the pixel limit. Decoding one 8192x8192 frame takes ~200 MB
+  and a 2-second clip of them fits in 200 KB, so the size is checked before anything is decoded. The limit is
+  `max_pixels`, else `$FACETRACK_MAX_VIDEO_PIXELS`, else `DEFAULT_MAX_PIXELS` = 4096 x 2160 (DCI 4K, which covers
+  UHD 3840 x 2160 in either orientation); 0 turns it off.
+- `VideoTruncatedError` (with `count_frames=True`, which reads every packet without decoding any): the data ends
+  before the frames the header lists. `check_complete` applies the same rule to what a decoder read, so every
+  reader of a file (track, describe, the Space, the dataset builder, the processor) refuses a truncated file the same
+  way, with the same message.
+
+Truncation rule: where the header counts the frames (mp4/mov sample tables), more than `max(1, 1 %)` of them
+missing is truncation; where it only gives a duration (mkv/webm), a readable span shorter than the header's by more
+than `max(0.5 s, 10 %)`. A raw elementary stream (.h264) has no header to compare with.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MAX_PIXELS = 4096 * 2160
+MAX_PIXELS_ENV = "FACETRACK_MAX_VIDEO_PIXELS"
+
+# Demuxers FFmpeg uses for single pictures (jpeg_pipe, png_pipe, ...); an animated GIF is a video if it has frames.
+_STILL_IMAGE_FORMATS = ("image2", "_pipe")
+_ANIMATABLE_IMAGE_FORMATS = ("gif", "apng")
+
+
+class VideoDecodeError(ValueError):
+    """A video could not be read. `str(error)` is "<path>: <problem>"; `problem` alone suits users who never saw the
+    path (an upload's server-side location, say)."""
+
+    def __init__(self, problem: str, path: str | os.PathLike | None = None):
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        super().__init__(problem if path is None else f"{path}: {problem}")
+
+    def __reduce__(self):  # picklable across the dataset builder's worker processes
+        return (type(self), (self.problem, self.path))
+
+
+class VideoTooLargeError(VideoDecodeError):
+    """The frames are larger than the pixel limit (checked on the header, before decoding)."""
+
+
+class VideoTruncatedError(VideoDecodeError):
+    """The file holds fewer frames than its header lists: it was cut short (an interrupted download or copy)."""
+
+
+@dataclass
+class VideoInfo:
+    """What the container header says about the first video stream."""
+
+    path: str
+    format_name: str
+    codec: str
+    width: int  # coded frame size (a phone video's display rotation is applied when frames are decoded)
+    height: int
+    duration: float | None  # seconds (the video stream's, else the container's); None when the header has none
+    num_frames: int | None  # from the header; None when it does not count them (mkv, webm, raw streams)
+    fps: float | None
+    frames_read: int | None = None  # packets read with count_frames=True
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def max_pixels_limit(max_pixels: int | None = None) -> int | None:
+    """The pixel limit in force: `max_pixels`, else $FACETRACK_MAX_VIDEO_PIXELS, else DEFAULT_MAX_PIXELS; None = off."""
+    if max_pixels is None:
+        raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        try:
+            max_pixels = int(raw) if raw else DEFAULT_MAX_PIXELS
+        except ValueError as error:
+            raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels (0 = no limit)") from error
+    if max_pixels < 0:
+        raise ValueError(f"max_pixels must be >= 0 (0 = no limit), got {max_pixels}")
+    return max_pixels or None
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse what is not a non-empty regular file, before any library opens it (a FIFO would block a reader)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise VideoDecodeError("file not found", path) from None
+    except PermissionError:
+        raise VideoDecodeError("permission denied", path) from None
+    except OSError as error:
+        raise VideoDecodeError(f"cannot be read ({error.strerror or error})", path) from error
+    if stat.S_ISDIR(mode):
+        raise VideoDecodeError("is a directory, not a video file", path)
+    if stat.S_ISFIFO(mode):
+        raise VideoDecodeError("is a named pipe (FIFO), not a regular file: save the video to a file first", path)
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise VideoDecodeError("is a device or socket, not a regular file", path)
+    if os.stat(path).st_size == 0:
+        raise VideoDecodeError("file is empty (0 bytes)", path)
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels"
+
+
+def check_pixels(info: VideoInfo, max_pixels: int | None) -> None:
+    limit = max_pixels_limit(max_pixels)
+    if limit is not None and info.pixels > limit:
+        which = " (4096x2160, DCI 4K)" if limit == DEFAULT_MAX_PIXELS else ""
+        raise VideoTooLargeError(
+            f"its frames are {info.width}x{info.height} ({_megapixels(info.pixels)}), over the limit of "
+            f"{_megapixels(limit)}{which}; downscale it, or raise the limit with {MAX_PIXELS_ENV} / max_pixels",
+            info.path,
+        )
+
+
+def check_complete(info: VideoInfo, frames_read: int, span_read: float | None) -> None:
+    """Raise `VideoTruncatedError` when the frames (or seconds) read fall short of the header (module docstring)."""
+    if info.num_frames:
+        if info.num_frames - frames_read > max(1, info.num_frames // 100):
+            seconds = f" ({span_read:.2f} of {info.duration:.2f} s)" if span_read is not None and info.duration else ""
+            raise VideoTruncatedError(
+                f"the file is truncated: its header lists {info.num_frames} frames but the data ends after "
+                f"{frames_read}{seconds}",
+                info.path,
+            )
+    elif info.duration and span_read is not None:
+        if info.duration - span_read > max(0.5, 0.1 * info.duration):
+            raise VideoTruncatedError(
+                f"the file is truncated: its header says {info.duration:.2f} s but the data ends after "
+                f"{span_read:.2f} s ({frames_read} frames)",
+                info.path,
+            )
+
+
+def _header_info(path: Path, container) -> VideoInfo:
+    stream = container.streams.video[0]
+    codec_context = stream.codec_context
+    width, height = int(codec_context.width or 0), int(codec_context.height or 0)
+    duration = None
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # av.time_base: microseconds
+    rate = stream.average_rate or stream.guessed_rate
+    return VideoInfo(
+        path=str(path),
+        format_name=container.format.name,
+        codec=codec_context.name,
+        width=width,
+        height=height,
+        duration=duration if duration and duration > 0 else None,
+        num_frames=int(stream.frames) if stream.frames else None,
+        fps=float(rate) if rate else None,
+    )
+
+
+def _count_packets(path: Path, container, info: VideoInfo) -> None:
+    """Read every packet of the video stream (no decoding): set `frames_read`, refuse a truncated file."""
+    import av
+
+    stream = container.streams.video[0]
+    count, first, last = 0, None, None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            count += 1
+            if packet.pts is not None:
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+    except av.error.FFmpegError as error:  # the data stops in the middle of a packet
+        check_complete(info, count, None)
+        raise VideoDecodeError(
+            f"not a readable video: the data is corrupt after {count} frames ({error.strerror or error})", path
+        ) from error
+    info.frames_read = count
+    span = None
+    if first is not None and stream.time_base:
+        frame_length = 1.0 / info.fps if info.fps else 0.0
+        span = float((last - first) * stream.time_base) + frame_length
+    check_complete(info, count, span)
+
+
+def probe_video(
+    path: str | os.PathLike, max_pixels: int | None = None, count_frames: bool = False
+) -> VideoInfo:
+    """Check, without decoding, that `path` holds a readable video within the pixel limit; see the module docstring.
+    Raises `VideoDecodeError` (or its `VideoTooLargeError` / `VideoTruncatedError`) naming the file and the problem."""
+    import av
+
+    path = Path(path)
+    check_regular_file(path)
+    try:
+        with av.open(str(path)) as container:
+            format_name = container.format.name
+            if not container.streams.video:
+                raise VideoDecodeError(f"contains no video stream (format {format_name!r})", path)
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise VideoDecodeError("its video codec is unknown to FFmpeg, cannot decode it", path)
+            is_still = any(marker in format_name for marker in _STILL_IMAGE_FORMATS)
+            if format_name in _ANIMATABLE_IMAGE_FORMATS:
+                packets = 0
+                for packet in container.demux(stream):
+                    packets += packet.size > 0
+                    if packets > 1:
+                        break
+                is_still = packets <= 1
+                container.seek(0)
+            if is_still:
+                raise VideoDecodeError(
+                    f"is a still image ({stream.codec_context.name}), not a video; pass images as a list of PIL "
+                    "images or an array of frames",
+                    path,
+                )
+            info = _header_info(path, container)
+            check_pixels(info, max_pixels)
+            if count_frames:
+                _count_packets(path, container, info)
+            return info
+    except VideoDecodeError:
+        raise
+    except av.error.EOFError as error:
+        raise VideoDecodeError("has no video frames (the file ends before the first frame)", path) from error
+    except av.error.FileNotFoundError as error:
+        raise VideoDecodeError("file not found", path) from error
+    except av.error.PermissionError as error:
+        raise VideoDecodeError("permission denied", path) from error
+    except (av.error.InvalidDataError, av.error.FFmpegError) as error:
+        raise VideoDecodeError(f"not a readable video ({error.strerror or error})", path) from error
+    except (UnicodeDecodeError, ValueError) as error:
+        raise VideoDecodeError(f"not a readable video ({error})", path) from error
