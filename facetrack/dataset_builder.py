@@ -22,19 +22,31 @@ Design choices:
   `FaceTrackResult.from_dict` whatever the tracker adds later. A flat `has_face` bool sits beside it for filtering.
 - Items whose video is missing or cannot be decoded are dropped and listed with the reason in `build_report.json`;
   items where no face is found are kept (their track has no main face, `has_face=False`) and listed too. One bad item
-  never stops the build.
+  never stops the build. A truncated video (fewer frames than its header lists) is unreadable.
+- Nothing outside `--video-root` is read: an absolute video path, or one that leaves the root (`..`, or a symlink
+  pointing out of it), is dropped as `outside_root` without being opened. No absolute local path is written into the
+  release: the `video.path` column and every reason in the report use the annotation's relative path.
+- Frames are decoded with their longer side at most `TRACKING_MAX_SIDE` (1920) pixels: the detector works on
+  640-pixel frames anyway, and a 4K clip then takes a quarter of the memory. The face track's boxes, `width` and
+  `height` are stored in the video's own pixels.
+- Crash safety: a split is written under new file names and swapped in by replacing the dataset card in one rename
+  (`facetrack.dataset_release`), so an interrupted build leaves the previous split whole, and a rerun gives the same
+  result as an uninterrupted build.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # Instruction prompts, one picked per item by a hash of its id (deterministic, reproducible across builds).
 # The first one is the evaluation prompt used on FEC-Bench (see PAPER.md).
@@ -55,8 +67,7 @@ INSTRUCTION_TEMPLATES: tuple[str, ...] = (
     "Summarize the appearance of the central character and narrate the changes in their facial expression.",
 )
 
-SHARD_PATTERN = "data/{split}-*.parquet"
-REPORT_FILENAME = "build_report.json"
+TRACKING_MAX_SIDE = 1920  # frames are decoded with their longer side at most this for face tracking
 
 
 class DatasetBuildError(ValueError):
@@ -208,29 +219,53 @@ def _init_worker(detector: str) -> None:
     _WORKER_TRACKER = FaceTracker(detector=detector)
 
 
-def _track_one(task: tuple[str, int]) -> TrackOutcome:
-    video_path, num_frames = task
+def _track_one(task: tuple[str, str, int]) -> TrackOutcome:
+    video_path, relative_path, num_frames = task
     from facetrack.processing.video_io import VideoDecodeError, load_video
 
     if not os.path.isfile(video_path):
-        return TrackOutcome(status="missing", reason=f"video file not found: {video_path}")
+        return TrackOutcome(status="missing", reason=f"video file not found: {relative_path}")
     try:
-        clip = load_video(video_path, num_frames=num_frames)
-    except (VideoDecodeError, OSError, RuntimeError) as error:
-        return TrackOutcome(status="unreadable", reason=f"{type(error).__name__}: {error}")
+        clip = load_video(video_path, num_frames=num_frames, max_side=TRACKING_MAX_SIDE)
+    except VideoDecodeError as error:  # the problem alone: the message's path is a local absolute one
+        return TrackOutcome(status="unreadable", reason=f"{relative_path}: {error.problem}")
+    except (OSError, RuntimeError) as error:
+        return TrackOutcome(status="unreadable", reason=f"{relative_path}: {type(error).__name__}: "
+                            f"{str(error).replace(video_path, relative_path)}")
     try:
         result = _WORKER_TRACKER.track(clip)
     except Exception as error:  # noqa: BLE001 - one clip's detector failure must not stop a 5,000-clip build
         return TrackOutcome(status="error", reason=f"face tracking failed: {type(error).__name__}: {error}")
+    track = track_in_source_pixels(result.to_dict(), clip.source_width, clip.source_height)
     if result.main_track_id is None or not bool(result.present.any()):
-        return TrackOutcome(status="no_face", reason=result.reason or "no face found", face_track=result.to_dict())
-    return TrackOutcome(status="ok", face_track=result.to_dict())
+        return TrackOutcome(status="no_face", reason=result.reason or "no face found", face_track=track)
+    return TrackOutcome(status="ok", face_track=track)
 
 
-def _track_all(video_paths: list[str], num_frames: int, num_proc: int, detector: str) -> list[TrackOutcome]:
+def track_in_source_pixels(track: dict[str, Any], width: int | None, height: int | None) -> dict[str, Any]:
+    """A face track (`FaceTrackResult.to_dict()`) of frames decoded shrunk, with its boxes, `width` and `height`
+    mapped to the video's own `width` x `height` pixels (unchanged when the sizes already agree)."""
+    if not width or not height or (width, height) == (track["width"], track["height"]):
+        return track
+    scale_x, scale_y = width / track["width"], height / track["height"]
+
+    def scaled(box):
+        return None if box is None else [round(box[0] * scale_x, 2), round(box[1] * scale_y, 2),
+                                         round(box[2] * scale_x, 2), round(box[3] * scale_y, 2)]
+
+    result = dict(track, width=int(width), height=int(height))
+    result["frames"] = [dict(frame, box=scaled(frame["box"])) for frame in track["frames"]]
+    result["tracks"] = {key: [scaled(box) for box in boxes] for key, boxes in track["tracks"].items()}
+    return result
+
+
+def _track_all(
+    video_paths: list[tuple[str, str]], num_frames: int, num_proc: int, detector: str
+) -> list[TrackOutcome]:
+    """Track (absolute path, annotation path) pairs."""
     from tqdm.auto import tqdm
 
-    tasks = [(path, num_frames) for path in video_paths]
+    tasks = [(path, relative, num_frames) for path, relative in video_paths]
     progress = dict(total=len(tasks), desc="Tracking faces", unit="clip")
     if num_proc == 1:
         _init_worker(detector)
@@ -246,70 +281,43 @@ def _track_all(video_paths: list[str], num_frames: int, num_proc: int, detector:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _write_shards(rows: list[dict[str, Any]], out_dir: Path, split: str, max_shard_bytes: int) -> list[str]:
-    """Write rows to `data/{split}-XXXXX-of-YYYYY.parquet`, reading each video's bytes only when its shard is written
-    so memory holds one shard at a time."""
-    import pyarrow as pa
-    from datasets import Dataset
-    from datasets.table import InMemoryTable
-
-    features = dataset_features()
-    data_dir = out_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for old_shard in data_dir.glob(f"{split}-*.parquet"):
-        old_shard.unlink()  # a rebuild of this split replaces it entirely
-
-    # Group rows into shards by video file size.
-    shard_groups: list[list[dict[str, Any]]] = [[]]
-    shard_bytes = 0
-    for row in rows:
-        size = os.path.getsize(row["video_file"])
-        if shard_groups[-1] and shard_bytes + size > max_shard_bytes:
-            shard_groups.append([])
-            shard_bytes = 0
-        shard_groups[-1].append(row)
-        shard_bytes += size
-
-    shard_names = []
-    for index, group in enumerate(shard_groups):
-        records = []
-        for row in group:
-            record = {key: value for key, value in row.items() if key != "video_file"}
-            # Bytes embedded, path kept as the annotation's relative path (tells decoders the container format).
-            record["video"] = {"bytes": Path(row["video_file"]).read_bytes(), "path": row["video"]}
-            records.append(record)
-        # Built straight from Arrow: `Features.encode_example` would drop the bytes of a path that exists locally.
-        table = pa.Table.from_pylist(records, schema=features.arrow_schema)
-        name = f"data/{split}-{index:05d}-of-{len(shard_groups):05d}.parquet"
-        Dataset(InMemoryTable(table)).to_parquet(str(out_dir / name))
-        shard_names.append(name)
-    return shard_names
-
-
-def _split_sizes(out_dir: Path) -> dict[str, dict[str, int]]:
-    """Per split present in the folder: rows, uncompressed bytes and file bytes, read from the parquet footers."""
+def _split_sizes(out_dir: Path, files: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """Per split: rows, uncompressed bytes and file bytes, read from its shards' parquet footers."""
     import pyarrow.parquet as pq
 
     sizes: dict[str, dict[str, int]] = {}
-    for shard in sorted((out_dir / "data").glob("*.parquet")):
-        metadata = pq.ParquetFile(shard).metadata
-        split = sizes.setdefault(shard.name.split("-")[0], {"num_examples": 0, "num_bytes": 0, "file_bytes": 0})
-        split["num_examples"] += metadata.num_rows
-        split["num_bytes"] += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-        split["file_bytes"] += shard.stat().st_size
+    for split, names in files.items():
+        size = sizes.setdefault(split, {"num_examples": 0, "num_bytes": 0, "file_bytes": 0})
+        for name in names:
+            metadata = pq.ParquetFile(out_dir / name).metadata
+            size["num_examples"] += metadata.num_rows
+            size["num_bytes"] += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            size["file_bytes"] += (out_dir / name).stat().st_size
     return sizes
 
 
-def write_dataset_card(out_dir: str | os.PathLike, license: str = "other", pretty_name: str = "FDA (DFEC)") -> Path:
-    """Write README.md with the YAML the Hub and `load_dataset` read (`license`, `configs`, `dataset_info`) and the
-    documentation of columns, prompts and face tracks. Covers every split present in `out_dir/data`."""
+def write_dataset_card(
+    out_dir: str | os.PathLike,
+    license: str = "other",
+    pretty_name: str = "FDA (DFEC)",
+    files: dict[str, list[str]] | None = None,
+    card_path: str | os.PathLike | None = None,
+) -> Path:
+    """Write the dataset card with the YAML the Hub and `load_dataset` read (`license`, `configs` listing each
+    split's exact shard files, `dataset_info`) and the documentation of columns, prompts and face tracks.
+
+    files: split -> shard paths relative to out_dir (default: what the live card lists). card_path: where to write
+    it (default out_dir/README.md; a build stages it elsewhere first)."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
     from datasets.info import DatasetInfosDict
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard, DatasetCardData
 
+    from .dataset_release import split_files
+
     out_dir = Path(out_dir)
-    split_sizes = _split_sizes(out_dir)
+    files = split_files(out_dir) if files is None else files
+    split_sizes = _split_sizes(out_dir, files)
     card_data = DatasetCardData(
         license=license,
         pretty_name=pretty_name,
@@ -329,7 +337,7 @@ def write_dataset_card(out_dir: str | os.PathLike, license: str = "other", prett
         }
     )
     DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
-    data_files = [{"split": name, "path": SHARD_PATTERN.format(split=name)} for name in split_sizes]
+    data_files = [{"split": name, "path": list(names)} for name, names in files.items()]
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card_data)
 
     prompts = "\n".join(f"{index}. {prompt}" for index, prompt in enumerate(INSTRUCTION_TEMPLATES))
@@ -366,8 +374,8 @@ used on FEC-Bench.
 {prompts}
 
 ## Build report
-`build_report.json` lists, per split, the rows dropped because their video was missing or could not be decoded,
-and the rows kept without a face.
+`build_report.json` lists, per split, the rows dropped because their video was missing, could not be decoded (or
+was truncated), or lay outside the video root, and the rows kept without a face.
 
 ## License
 The captions follow the license of the annotation source; the videos come from their source datasets (CAER,
@@ -375,9 +383,27 @@ RAVDESS, DFEW, MER24, MAFW, AFEW-VA, FERV39k), each under its own, often researc
 redistribution.
 """
     card = DatasetCard.from_template(card_data, template_str="---\n{{ card_data }}\n---\n" + body)
-    card_path = out_dir / "README.md"
+    card_path = Path(card_path) if card_path is not None else out_dir / "README.md"
     card.save(card_path)
     return card_path
+
+
+def _is_absolute(video: str) -> bool:
+    from pathlib import PureWindowsPath
+
+    return os.path.isabs(video) or bool(PureWindowsPath(video).drive) or video.startswith(("\\", "~"))
+
+
+def resolve_video_path(video_root: Path, video: str) -> tuple[Path | None, str]:
+    """The file an annotation's `video` names, or (None, why not) when it is absolute or leaves the root. The reason
+    never repeats an absolute path (it goes into the release's report): only its file name."""
+    if _is_absolute(video):
+        return None, f".../{Path(video).name}: an absolute path; video paths must be relative to the video root"
+    root = video_root.resolve()
+    resolved = (root / video).resolve()  # follows symlinks, so a link out of the root is caught too
+    if resolved != root and root not in resolved.parents:
+        return None, f"{video}: leaves the video root (via '..' or a symbolic link); not read"
+    return resolved, ""
 
 
 def build_dataset(
@@ -392,8 +418,10 @@ def build_dataset(
     max_shard_size: str | int = "500MB",
 ) -> BuildReport:
     """Build (or rebuild) one split of the dataset folder. Returns the split's report, also saved in
-    `out_dir/build_report.json` beside the other splits' reports."""
+    `out_dir/build_report.json` beside the other splits' reports. Safe to interrupt: see `facetrack.dataset_release`."""
     from datasets.utils.py_utils import convert_file_size_to_int
+
+    from . import dataset_release
 
     video_root = Path(video_root)
     out_dir = Path(out_dir)
@@ -401,12 +429,20 @@ def build_dataset(
     items = read_annotations(annotations_path)
     max_shard_bytes = convert_file_size_to_int(max_shard_size)
 
-    video_files = [str(video_root / item.video) for item in items]
-    outcomes = _track_all(video_files, num_frames=num_frames, num_proc=num_proc, detector=detector)
-
     report = BuildReport(split=split, num_input=len(items))
+    to_track: list[tuple[AnnotationItem, Path]] = []
+    for item in items:
+        video_file, problem = resolve_video_path(video_root, item.video)
+        if video_file is None:
+            shown = f".../{Path(item.video).name}" if _is_absolute(item.video) else item.video
+            report.dropped.append({"id": item.id, "video": shown, "status": "outside_root", "reason": problem})
+        else:
+            to_track.append((item, video_file))
+    outcomes = _track_all([(str(path), item.video) for item, path in to_track], num_frames=num_frames,
+                          num_proc=num_proc, detector=detector)
+
     rows = []
-    for item, video_file, outcome in zip(items, video_files, outcomes):
+    for (item, video_file), outcome in zip(to_track, outcomes):
         entry = {"id": item.id, "video": item.video, "status": outcome.status, "reason": outcome.reason}
         if outcome.face_track is None:  # missing, unreadable or tracker error: nothing to train on
             report.dropped.append(entry)
@@ -418,7 +454,7 @@ def build_dataset(
             {
                 "id": item.id,
                 "video": item.video,
-                "video_file": video_file,
+                "video_file": str(video_file),
                 "caption": item.caption,
                 "instruction": instruction,
                 "messages": build_messages(instruction, item.caption),
@@ -426,6 +462,8 @@ def build_dataset(
                 "has_face": outcome.status == "ok",
             }
         )
+    order = {item.id: index for index, item in enumerate(items)}
+    report.dropped.sort(key=lambda entry: order[entry["id"]])
     if not rows:
         raise DatasetBuildError(
             f"none of the {len(items)} items of {annotations_path} has a readable video under {video_root} "
@@ -433,14 +471,23 @@ def build_dataset(
         )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    report.shards = _write_shards(rows, out_dir, split, max_shard_bytes)
-    report.num_written = len(rows)
-
-    report_path = out_dir / REPORT_FILENAME
-    all_reports = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    all_reports[split] = report.to_dict()
-    report_path.write_text(json.dumps(all_reports, indent=2))
-    write_dataset_card(out_dir, license=license)
+    try:
+        with dataset_release.release_lock(out_dir):
+            for line in dataset_release.recover(out_dir):
+                logger.info("%s: %s", out_dir, line)
+            build_id = dataset_release.new_build_id()
+            report.shards = dataset_release.write_shards(
+                rows, out_dir, split, build_id, max_shard_bytes, dataset_features()
+            )
+            report.num_written = len(rows)
+            entry = {**report.to_dict(), "build_id": build_id}
+            dataset_release.commit_split(
+                out_dir, split, build_id, report.shards, entry,
+                write_card=lambda path, files: write_dataset_card(out_dir, license=license, files=files,
+                                                                  card_path=path),
+            )
+    except dataset_release.ReleaseLockedError as error:
+        raise DatasetBuildError(str(error)) from error
     return report
 
 
@@ -448,16 +495,26 @@ def push_dataset(out_dir: str | os.PathLike, repo_id: str, private: bool = False
     """Upload the built folder as a dataset repo (parquet shards, README.md, build_report.json). Returns the URL."""
     from .hub import upload_to_hub
 
+    from .dataset_release import ReleaseLockedError, recover, release_files, release_lock, split_files
+
     out_dir = Path(out_dir)
-    if not (out_dir / "README.md").is_file() or not list((out_dir / "data").glob("*.parquet")):
-        raise DatasetBuildError(f"{out_dir} is not a built dataset folder (no README.md or data/*.parquet)")
+    if (out_dir / "README.md").is_file():
+        try:  # an interrupted build is finished or discarded first: never upload a half-committed folder
+            with release_lock(out_dir):
+                recover(out_dir)
+        except ReleaseLockedError as error:
+            raise DatasetBuildError(str(error)) from error
+    if not (out_dir / "README.md").is_file() or not any(split_files(out_dir).values()):
+        raise DatasetBuildError(f"{out_dir} is not a built dataset folder (no README.md listing data/*.parquet)")
     commit = upload_to_hub(
         out_dir,
         repo_id,
         "dataset",
         private=private,
         commit_message="Upload dataset built with facetrack dataset build",
-        allow_patterns=["README.md", REPORT_FILENAME, "data/*.parquet"],
+        # Exactly the live release: never a shard a build left behind. Shards of earlier builds on the Hub go.
+        allow_patterns=release_files(out_dir),
+        delete_patterns=["data/*.parquet"],
         token=token,
     )
     return str(getattr(commit, "repo_url", None) or f"https://huggingface.co/datasets/{repo_id}")
@@ -559,7 +616,9 @@ __all__ = [
     "load_example_video",
     "push_dataset",
     "read_annotations",
+    "resolve_video_path",
     "subsample_track",
+    "track_in_source_pixels",
     "video_file",
     "write_dataset_card",
 ]

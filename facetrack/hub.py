@@ -413,6 +413,7 @@ def upload_to_hub(
     commit_message: str | None = None,
     allow_patterns: list[str] | None = None,
     token: str | None = None,
+    delete_patterns: list[str] | None = None,
 ):
     """Create the repo if needed and upload `folder` with `huggingface_hub`; any failure becomes one readable
     `HubUploadError` (the CLI prints it as a line, not a traceback)."""
@@ -426,6 +427,7 @@ def upload_to_hub(
             repo_id=repo_id,
             repo_type=repo_type,
             allow_patterns=allow_patterns,
+            delete_patterns=delete_patterns,  # remote files matching these and not uploaded now are deleted
             commit_message=commit_message or "Upload FaceTrack-MM",
         )
     except Exception as error:  # HTTP, auth and connection errors of huggingface_hub / httpx

@@ -138,9 +138,10 @@ def test_dataset_card_yaml(built):
     assert text.startswith("---\n")
     metadata = yaml.safe_load(text.split("---\n")[1])
     assert metadata["license"] == "other"
-    assert metadata["configs"] == [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
-    ]
+    # The exact shard files of the live build, which build_report.json names too.
+    shards = json.loads((built["out_dir"] / "build_report.json").read_text())["train"]["shards"]
+    assert metadata["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": shards}]}]
+    assert len(shards) == 1 and shards[0].startswith("data/train-") and shards[0].endswith("-00000-of-00001.parquet")
     feature_names = [feature["name"] for feature in metadata["dataset_info"]["features"]]
     assert feature_names == ["id", "video", "caption", "instruction", "messages", "face_track", "has_face"]
     video_feature = metadata["dataset_info"]["features"][1]
@@ -258,7 +259,7 @@ def test_cli_build_then_push(tmp_path, capsys, monkeypatch):
     assert code == 0
     assert "test: 1/2 rows written" in capsys.readouterr().out
     assert pushed == [(str(tmp_path / "out"), "me/faces", False)]
-    assert (tmp_path / "out" / "data" / "test-00000-of-00001.parquet").is_file()
+    assert len(list((tmp_path / "out" / "data").glob("test-*-00000-of-00001.parquet"))) == 1
 
 
 def test_push_uploads_the_folder(built, monkeypatch):
@@ -282,9 +283,232 @@ def test_push_uploads_the_folder(built, monkeypatch):
     assert calls[1] == ("create_repo", "someone/fda-faces", {"repo_type": "dataset", "private": True, "exist_ok": True})
     upload = calls[2][1]
     assert upload["repo_type"] == "dataset" and upload["folder_path"] == str(built["out_dir"])
-    assert "data/*.parquet" in upload["allow_patterns"] and "README.md" in upload["allow_patterns"]
+    report = json.loads((built["out_dir"] / "build_report.json").read_text())
+    assert upload["allow_patterns"] == ["README.md", "build_report.json", *report["train"]["shards"]]
+    assert upload["delete_patterns"] == ["data/*.parquet"]  # earlier builds' shards leave the Hub repo
 
 
 def test_push_refuses_a_folder_that_was_not_built(tmp_path):
     with pytest.raises(DatasetBuildError, match="not a built dataset folder"):
         dataset_builder.push_dataset(tmp_path, "someone/x")
+
+
+# ------------------------------------------------------------------------------------------------- video root
+def test_videos_outside_the_root_are_never_read_nor_released(tmp_path, media_dir, monkeypatch):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "clips").mkdir(parents=True)
+    outside.mkdir()
+    write_zoom_clip(root / "clips" / "inside.mp4", num_frames=6, size=128)
+    shutil.copy(media_dir / "single_face.mp4", outside / "x.mp4")
+    (root / "clips" / "link_out.mp4").symlink_to(outside / "x.mp4")  # a symlink leaving the root
+    (root / "clips" / "link_in.mp4").symlink_to(root / "clips" / "inside.mp4")  # one staying inside: fine
+    annotations = [
+        {"id": "in", "video": "clips/inside.mp4", "caption": "Inside."},
+        {"id": "dotdot", "video": "../outside/x.mp4", "caption": "Escapes with '..'."},
+        {"id": "abs", "video": str(outside / "x.mp4"), "caption": "Absolute."},
+        {"id": "passwd", "video": "/etc/passwd", "caption": "A system file."},
+        {"id": "link", "video": "clips/link_out.mp4", "caption": "A symlink out."},
+        {"id": "inner_link", "video": "clips/link_in.mp4", "caption": "A symlink inside."},
+        {"id": "deep", "video": "clips/../clips/../../outside/x.mp4", "caption": "Climbs out."},
+    ]
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    opened = []
+    original = dataset_builder._track_all
+
+    def recording(video_paths, **kwargs):
+        opened.extend(path for path, _ in video_paths)
+        return original(video_paths, **kwargs)
+
+    monkeypatch.setattr(dataset_builder, "_track_all", recording)
+    out_dir = tmp_path / "release"
+    report = build_dataset(tmp_path / "a.json", root, out_dir, num_frames=2)
+
+    assert sorted(opened) == sorted([str((root / "clips" / "inside.mp4").resolve())] * 2)  # nothing else opened
+    dropped = {entry["id"]: entry for entry in report.dropped}
+    assert set(dropped) == {"dotdot", "abs", "passwd", "link", "deep"}
+    assert {entry["status"] for entry in dropped.values()} == {"outside_root"}
+    assert "absolute path" in dropped["abs"]["reason"] and "leaves the video root" in dropped["link"]["reason"]
+    # No absolute local path anywhere in the release: not in a shard, the card or the report.
+    for file in out_dir.rglob("*"):
+        if file.is_file():
+            data = file.read_bytes()
+            assert str(tmp_path).encode() not in data and b"/etc/passwd" not in data, file
+    from datasets import Video, load_dataset
+
+    rows = load_dataset(str(out_dir), split="train").cast_column("video", Video(decode=False))
+    assert rows["id"] == ["in", "inner_link"]
+    assert [row["video"]["path"] for row in rows] == ["clips/inside.mp4", "clips/link_in.mp4"]
+    assert rows[0]["video"]["bytes"] == (root / "clips" / "inside.mp4").read_bytes()
+
+
+def test_unreadable_reasons_name_the_relative_path_only(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    write_zoom_clip(root / "ok.mp4", num_frames=6, size=128)
+    (root / "broken.mp4").write_bytes(b"not a video" * 50)
+    (tmp_path / "a.json").write_text(json.dumps([
+        {"id": "ok", "video": "ok.mp4", "caption": "Fine."},
+        {"id": "bad", "video": "broken.mp4", "caption": "Broken."},
+        {"id": "gone", "video": "sub/gone.mp4", "caption": "Missing."},
+    ]))
+    report = build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
+    reasons = {entry["id"]: entry["reason"] for entry in report.dropped}
+    assert reasons["bad"].startswith("broken.mp4: not a readable video") and str(tmp_path) not in reasons["bad"]
+    assert reasons["gone"] == "video file not found: sub/gone.mp4"
+
+
+def test_large_videos_are_tracked_shrunk_and_boxes_stored_in_their_own_pixels(tmp_path):
+    """A 2560 x 1440 clip is decoded at 1920 x 1080 for tracking; the stored track is in 2560 x 1440 pixels and its
+    face box is where a full-size tracking run puts it."""
+    from facetrack.processing.face_tracking import FaceTracker
+    from facetrack.processing.video_io import load_video
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    write_astronaut_clip(root / "big.mp4", motion="zoom_in", num_frames=4, fps=4, width=2560, height=1440)
+    (tmp_path / "a.json").write_text(json.dumps([{"id": "big", "video": "big.mp4", "caption": "Large."}]))
+    build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
+    row = dataset_builder.load_built_dataset(tmp_path / "out", split="train")[0]
+    track = json.loads(row["face_track"])
+    assert (track["width"], track["height"]) == (2560, 1440)
+    full = FaceTracker().track(load_video(root / "big.mp4", num_frames=2)).to_dict()
+    for stored, reference in zip(track["frames"], full["frames"]):
+        assert stored["box"] is not None and reference["box"] is not None
+        assert np.abs(np.array(stored["box"]) - np.array(reference["box"])).max() < 20  # pixels of 2560 x 1440
+
+
+# --------------------------------------------------------------------------------------------- crash recovery
+KILL_SCRIPT = r"""
+import json, os, signal, sys
+from pathlib import Path
+stage, annotations, root, out_dir = sys.argv[1:5]
+from facetrack import dataset_builder, dataset_release
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+calls = {"n": 0}
+if stage == "tracking":  # while tracking the second clip
+    track_one = dataset_builder._track_one
+    def killing(task):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            die()
+        return track_one(task)
+    dataset_builder._track_one = killing
+elif stage == "shard":  # in the middle of writing the second shard file
+    from datasets import Dataset
+    to_parquet = Dataset.to_parquet
+    def killing(self, path, *args, **kwargs):
+        calls["n"] += 1
+        result = to_parquet(self, path, *args, **kwargs)
+        if calls["n"] == 2:
+            data = Path(path).read_bytes()
+            Path(path).write_bytes(data[: len(data) // 2])
+            die()
+        return result
+    Dataset.to_parquet = killing
+elif stage in ("staged", "card_swapped"):  # just before the README / the report is moved into place
+    replace = os.replace
+    target = "README.md" if stage == "staged" else "build_report.json"
+    def killing(source, destination, *args, **kwargs):
+        if Path(destination) == Path(out_dir) / target:
+            die()
+        return replace(source, destination, *args, **kwargs)
+    os.replace = killing
+elif stage == "report_swapped":  # both moved, the old shards not yet deleted
+    remove = dataset_release._remove_unreferenced_shards
+    def killing(folder):
+        if any((Path(folder) / dataset_release.STAGING_DIRNAME).glob("*")):
+            die()
+        return remove(folder)
+    dataset_release._remove_unreferenced_shards = killing
+dataset_builder.build_dataset(annotations, root, out_dir, split="train", num_frames=2, max_shard_size="1KB")
+print("NOT KILLED")
+"""
+
+
+def _release_state(out_dir: Path) -> dict:
+    """Everything a release holds, with the build's own ids and file names taken out."""
+    from datasets import Video, load_dataset
+
+    from facetrack.dataset_release import split_files
+
+    rows = load_dataset(str(out_dir), split="train").cast_column("video", Video(decode=False)).to_list()
+    report = json.loads((out_dir / "build_report.json").read_text())["train"]
+    files = split_files(out_dir)["train"]
+    assert report["shards"] == files  # the report and the card describe the same build
+    report = {key: value for key, value in report.items() if key not in ("shards", "build_id")}
+    card = (out_dir / "README.md").read_text()
+    for name in files:
+        card = card.replace(name, "SHARD")
+    leftovers = sorted(p.name for p in out_dir.rglob("*") if ".facetrack-staging" in str(p)) + sorted(
+        p.name for p in (out_dir / "data").glob("*.parquet") if f"data/{p.name}" not in files)
+    return {"rows": rows, "report": report, "card": card, "num_shards": len(files), "leftovers": leftovers}
+
+
+@pytest.fixture(scope="module")
+def crash_work(tmp_path_factory):
+    """Three small clips; annotations v1 (two rows) and v2 (three rows, new captions); v2 built uninterrupted."""
+    work = tmp_path_factory.mktemp("crash")
+    (work / "videos").mkdir()
+    for name, motion in (("a", "zoom_in"), ("b", "pan_left"), ("c", "zoom_out")):
+        write_astronaut_clip(work / "videos" / f"{name}.mp4", motion=motion, num_frames=4, fps=4, width=96,
+                             height=96)
+    v1 = [{"id": n, "video": f"{n}.mp4", "caption": f"Version one of {n}."} for n in ("a", "b")]
+    v2 = [{"id": n, "video": f"{n}.mp4", "caption": f"Version two of {n}."} for n in ("a", "b", "c")]
+    (work / "v1.json").write_text(json.dumps(v1))
+    (work / "v2.json").write_text(json.dumps(v2))
+    build_dataset(work / "v1.json", work / "videos", work / "v1", num_frames=2, max_shard_size="1KB")
+    build_dataset(work / "v2.json", work / "videos", work / "v2", num_frames=2, max_shard_size="1KB")
+    return {"work": work, "v1": _release_state(work / "v1"), "v2": _release_state(work / "v2")}
+
+
+@pytest.mark.parametrize(
+    ("stage", "live_after_kill"),
+    [("tracking", "v1"), ("shard", "v1"), ("staged", "v1"), ("card_swapped", "v2"), ("report_swapped", "v2")],
+)
+def test_kill_9_at_each_stage_of_a_rebuild_then_rerun(crash_work, tmp_path, monkeypatch, stage, live_after_kill):
+    import subprocess
+    import sys
+
+    from datasets import load_dataset
+
+    work = crash_work["work"]
+    out_dir = tmp_path / "release"
+    shutil.copytree(work / "v1", out_dir)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    assert load_dataset(str(out_dir), split="train")["caption"][0] == "Version one of a."  # a warm cache of v1
+
+    process = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, stage, str(work / "v2.json"), str(work / "videos"), str(out_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == -9, process.stdout + process.stderr[-3000:]
+
+    # Right after the kill, load_dataset (warm cache and all) sees one whole build: the old one, or the new one
+    # once its card is in place. Never a few rows, never stale ones.
+    expected = crash_work[live_after_kill]
+    live = load_dataset(str(out_dir), split="train")
+    assert live["caption"] == [row["caption"] for row in expected["rows"]]
+    if stage != "card_swapped":  # killed between the two moves, the report lags until the next build
+        assert _release_state(out_dir)["rows"] == expected["rows"]
+
+    # The same build again: the result is the uninterrupted build's, with nothing left behind.
+    build_dataset(work / "v2.json", work / "videos", out_dir, num_frames=2, max_shard_size="1KB")
+    state = _release_state(out_dir)
+    assert state == crash_work["v2"] and state["leftovers"] == [] and state["num_shards"] == 3
+    assert load_dataset(str(out_dir), split="train")["caption"] == [f"Version two of {n}." for n in "abc"]
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(tmp_path):
+    from facetrack.dataset_release import release_lock
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    write_zoom_clip(root / "a.mp4", num_frames=4, size=96)
+    (tmp_path / "a.json").write_text(json.dumps([{"id": "a", "video": "a.mp4", "caption": "A."}]))
+    with release_lock(tmp_path / "out"):
+        with pytest.raises(DatasetBuildError, match="another `facetrack dataset build` is writing"):
+            build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
+    build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)  # free again
