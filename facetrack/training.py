@@ -18,6 +18,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -250,14 +252,43 @@ def resolve_model_path(model_args: ModelArguments, output_dir: str) -> str:
     from facetrack.hub import build_tiny_model
 
     tiny_dir = Path(model_args.tiny_model_dir or f"{output_dir.rstrip('/')}-tiny-base")
-    if not (tiny_dir / "config.json").is_file():  # built once: a resumed run restarts from the same base
+    if tiny_dir.exists() and not _is_complete_model_folder(tiny_dir):
+        # Left by an earlier version that wrote in place and was interrupted: rebuilt from scratch.
+        logger.warning("%s is an incomplete model folder (an interrupted build); building it again", tiny_dir)
+        shutil.rmtree(tiny_dir)
+    if not tiny_dir.exists():  # built once: a resumed run restarts from the same base
         build_kwargs = {}
         if model_args.tiny_tokenizer is not None:
             build_kwargs["tokenizer"] = model_args.tiny_tokenizer
         if model_args.face_tokens_per_frame is not None:
             build_kwargs["face_tokens_per_frame"] = model_args.face_tokens_per_frame
-        build_tiny_model(str(tiny_dir), language_model=model_args.tiny_language_model, **build_kwargs)
+        # Built beside its place and renamed into it when complete, so an interrupted build leaves no half folder.
+        for stale in tiny_dir.parent.glob(f".{tiny_dir.name}.partial-*"):
+            if not _process_alive(int(stale.name.rsplit("-", 1)[1])):  # left by a killed run
+                shutil.rmtree(stale, ignore_errors=True)
+        partial = tiny_dir.with_name(f".{tiny_dir.name}.partial-{os.getpid()}")
+        build_tiny_model(str(partial), language_model=model_args.tiny_language_model, **build_kwargs)
+        try:
+            os.rename(partial, tiny_dir)
+        except OSError:  # another process (another rank) finished first: its folder is the same model
+            shutil.rmtree(partial, ignore_errors=True)
     return str(tiny_dir)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_complete_model_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(
+        (folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")
+    ) and (folder / "processor_config.json").is_file()
 
 
 def load_model_and_processor(model_path: str, model_args: ModelArguments):
@@ -390,13 +421,46 @@ def load_training_splits(script_args: ScriptArguments):
                 "`facetrack dataset build`"
             )
         dataset = dataset.cast_column("video", Video(decode=False))
-        return dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
+        dataset = dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
+        check_rows(dataset, f"{script_args.dataset_name} split {split!r}", script_args.num_frames)
+        return dataset
 
     train = pick(script_args.dataset_train_split, script_args.max_train_samples)
     evaluation = (
         pick(script_args.dataset_eval_split, script_args.max_eval_samples) if script_args.dataset_eval_split else None
     )
     return train, evaluation
+
+
+def check_rows(dataset, where: str, num_frames: int | None = None) -> None:
+    """Every row's face track and messages, checked before the model loads (the collator would fail on the first
+    bad row only after the model and trainer were set up). Reads the small columns only, never the videos."""
+    problems = []
+    columns = dataset.select_columns(["face_track", "messages"] + (["id"] if "id" in dataset.column_names else []))
+    for index, row in enumerate(columns):
+        name = f"row {index}" + (f" (id {row['id']!r})" if row.get("id") is not None else "")
+        try:
+            track = json.loads(row["face_track"]) if isinstance(row["face_track"], str) else None
+        except ValueError as error:
+            problems.append(f"{name}: face_track is not JSON ({error})")
+            continue
+        frames = track.get("frames") if isinstance(track, dict) else None
+        if not isinstance(frames, list) or not frames or not isinstance(track.get("tracks"), dict) or any(
+            not isinstance(frame, dict) or not isinstance(frame.get("frame_index"), int) for frame in frames
+        ):
+            problems.append(f"{name}: face_track is not a face track (FaceTrackResult.to_dict(): frames, tracks)")
+        elif num_frames is not None and num_frames > len(frames):
+            problems.append(f"{name}: num_frames={num_frames} but its face track has {len(frames)} frames")
+        messages = row["messages"]
+        if not messages or messages[-1].get("role") != "assistant":
+            problems.append(f"{name}: messages must end with the assistant's answer")
+        if len(problems) >= 5:
+            break
+    if problems:
+        raise TrainingSetupError(
+            f"{where}: {'; '.join(problems[:5])}{' (and more)' if len(problems) >= 5 else ''}; rebuild it with "
+            "`facetrack dataset build`"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,7 +474,13 @@ def parse_arguments(argv: list[str] | None = None):
 
     import yaml
 
-    parser = TrlParser((ScriptArguments, ModelArguments, SFTConfig))
+    class OneLineErrorParser(TrlParser):
+        """argparse prints the whole usage (~150 lines here) before a bad value's message; one line is enough."""
+
+        def error(self, message: str):
+            raise TrainingSetupError(f"{message} (see `facetrack train --help`)")
+
+    parser = OneLineErrorParser((ScriptArguments, ModelArguments, SFTConfig))
     args = []
     for arg in sys.argv[1:] if argv is None else argv:  # --config=PATH is the same as --config PATH
         args.extend(arg.split("=", 1) if arg.startswith("--config=") else [arg])
@@ -439,27 +509,147 @@ def parse_arguments(argv: list[str] | None = None):
     try:
         script_args, model_args, training_args = parser.parse_args_and_config(args)
     except ValueError as error:
-        raise TrainingSetupError(str(error)) from error
+        raise TrainingSetupError(str(error).strip().splitlines()[0]) from error
+    validate_arguments(script_args, model_args, training_args)
     # Required for video rows: keep every column for the collator, which also owns tokenisation and labels.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return script_args, model_args, training_args
 
 
-def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """A checkpoint folder, or the last one in output_dir for 'true'/'last'; None to start fresh."""
-    from transformers.trainer_utils import get_last_checkpoint
+def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments, training_args) -> None:
+    """Values the dataclasses accept but training cannot use: refused by name before anything loads."""
+    problems = []
 
+    def at_least(name: str, value, minimum, allow_none: bool = True) -> None:
+        if value is None and allow_none:
+            return
+        if value is None or value < minimum:
+            problems.append(f"{name} must be at least {minimum}, got {value}")
+
+    if training_args.max_steps == 0 or training_args.max_steps < -1:
+        problems.append(
+            f"max_steps must be a positive number of steps, or -1 to train num_train_epochs epochs; got "
+            f"{training_args.max_steps}"
+        )
+    if training_args.max_steps == -1 and not training_args.num_train_epochs > 0:
+        problems.append(f"num_train_epochs must be > 0 (with max_steps -1), got {training_args.num_train_epochs}")
+    if not training_args.learning_rate > 0:
+        problems.append(f"learning_rate must be > 0, got {training_args.learning_rate}")
+    at_least("per_device_train_batch_size", training_args.per_device_train_batch_size, 1, allow_none=False)
+    at_least("gradient_accumulation_steps", training_args.gradient_accumulation_steps, 1, allow_none=False)
+    at_least("max_length", training_args.max_length, 1)
+    at_least("num_frames", script_args.num_frames, 1)
+    at_least("max_train_samples", script_args.max_train_samples, 1)
+    at_least("max_eval_samples", script_args.max_eval_samples, 1)
+    at_least("cpu_threads", script_args.cpu_threads, 1)
+    at_least("lora_r", model_args.lora_r, 1, allow_none=False)
+    if script_args.face_source not in ("precomputed", "detect"):
+        problems.append(f"face_source must be 'precomputed' or 'detect', got {script_args.face_source!r}")
+    if not 0 <= model_args.lora_dropout < 1:
+        problems.append(f"lora_dropout must be in [0, 1), got {model_args.lora_dropout}")
+    if model_args.projector_lr is not None and not model_args.projector_lr > 0:
+        problems.append(f"projector_lr must be > 0, got {model_args.projector_lr}")
+    if problems:
+        raise TrainingSetupError("; ".join(problems))
+
+
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # transformers' PREFIX_CHECKPOINT_DIR folders
+WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """None when the file's header parses and the file is as long as the header says."""
+    try:
+        with open(path, "rb") as file:
+            header_length = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(header_length))
+    except (OSError, ValueError) as error:
+        return f"{path.name} is unreadable ({type(error).__name__})"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if path.stat().st_size < 8 + header_length + end:
+        return f"{path.name} is cut short ({path.stat().st_size} of {8 + header_length + end} bytes)"
+    return None
+
+
+def checkpoint_problem(folder: str | os.PathLike) -> str | None:
+    """Why a `checkpoint-N` folder cannot be resumed from, or None when it is complete.
+
+    Trainer writes a checkpoint's weights, optimizer, scheduler and RNG state first and `trainer_state.json` last,
+    so a complete checkpoint has a trainer state that parses and names step N, and weights that are whole (a
+    DeepSpeed / FSDP checkpoint keeps them in its own sub-folders instead)."""
+    folder = Path(folder)
+    state_path = folder / "trainer_state.json"
+    if not state_path.is_file():
+        return "no trainer_state.json (the run was stopped while saving it)"
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        return "trainer_state.json is cut short (the run was stopped while saving it)"
+    match = CHECKPOINT_NAME.match(folder.name)
+    if match and state.get("global_step") != int(match.group(1)):
+        return f"trainer_state.json is for step {state.get('global_step')}, not {match.group(1)}"
+    sharded = any(folder.glob("global_step*")) or any(folder.glob("pytorch_model_fsdp_*"))
+    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError):
+            return "model.safetensors.index.json is unreadable"
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            return f"weight shard {missing[0]} is missing"
+        weights += [folder / name for name in shards]
+    if not weights and not sharded:
+        return "no model weights"
+    for path in weights:
+        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
+        if problem:
+            return problem
+    return None
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
+    """The checkpoint to resume from: a given folder (which must be complete), or for 'true'/'last' the last
+    complete `checkpoint-N` in output_dir. Incomplete newer ones (a run killed while saving) are said so and moved
+    aside to `incomplete-checkpoint-N`, out of the way of Trainer's rotation; None to start fresh."""
     if resume_from_checkpoint in (None, False, "", "false", "False"):
         return None
-    if resume_from_checkpoint in (True, "true", "True", "last"):
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            raise TrainingSetupError(f"resume_from_checkpoint: no checkpoint-* folder in {output_dir}")
-        return last
-    if not os.path.isdir(resume_from_checkpoint):
-        raise TrainingSetupError(f"resume_from_checkpoint: {resume_from_checkpoint} is not a folder")
-    return str(resume_from_checkpoint)
+    if resume_from_checkpoint not in (True, "true", "True", "last"):
+        if not os.path.isdir(resume_from_checkpoint):
+            raise TrainingSetupError(f"resume_from_checkpoint: {resume_from_checkpoint} is not a folder")
+        problem = checkpoint_problem(resume_from_checkpoint)
+        if problem:
+            raise TrainingSetupError(f"resume_from_checkpoint: {resume_from_checkpoint} is incomplete: {problem}")
+        return str(resume_from_checkpoint)
+    folders = sorted(
+        (int(CHECKPOINT_NAME.match(entry.name).group(1)), entry)
+        for entry in (Path(output_dir).iterdir() if os.path.isdir(output_dir) else [])
+        if entry.is_dir() and CHECKPOINT_NAME.match(entry.name)
+    )
+    skipped = []
+    for _, folder in reversed(folders):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            reason = f" ({'; '.join(skipped)})" if skipped else ""
+            logger.warning("resuming from %s, the last complete checkpoint%s", folder, reason)
+            return str(folder)
+        if int(os.environ.get("RANK", "0")) != 0:  # under accelerate/torchrun, only the main process moves files
+            skipped.append(f"{folder.name} is incomplete: {problem}")
+            continue
+        aside = folder.with_name(f"incomplete-{folder.name}")
+        suffix = 1
+        while aside.exists():
+            aside, suffix = folder.with_name(f"incomplete-{folder.name}-{suffix}"), suffix + 1
+        folder.rename(aside)
+        skipped.append(f"{folder.name} is incomplete: {problem}; moved to {aside.name}")
+    if skipped:
+        raise TrainingSetupError(
+            f"resume_from_checkpoint: no complete checkpoint in {output_dir} ({'; '.join(skipped)}); run without "
+            "--resume_from_checkpoint to start over"
+        )
+    raise TrainingSetupError(f"resume_from_checkpoint: no checkpoint-* folder in {output_dir}")
 
 
 def recipe_record(script_args, model_args, training_args) -> dict[str, Any]:

@@ -380,3 +380,230 @@ def test_recipe_problems_are_one_line_errors(tmp_path, capsys):
         assert main(["train", *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
+
+
+# ---------------------------------------------------------------------------------------- arguments, data rows
+def test_a_bad_flag_value_is_one_line_not_the_whole_usage(tmp_path, capsys):
+    from facetrack.cli import main
+
+    assert main(["train", "--config", str(TINY_RECIPE), "--max_steps", "abc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--max_steps/--max-steps: invalid int value: 'abc'" in err[0], err
+    assert training.cli_main(["--config", str(TINY_RECIPE), "--use_peft", "perhaps"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--use_peft" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("max_steps: -3", "max_steps must be a positive number of steps, or -1"),
+        ("max_steps: 0", "max_steps must be a positive number"),
+        ("learning_rate: 0", "learning_rate must be > 0"),
+        ("per_device_train_batch_size: 0", "per_device_train_batch_size must be at least 1"),
+        ("num_frames: 0", "num_frames must be at least 1"),
+        ("lora_dropout: 1.5", "lora_dropout must be in [0, 1)"),
+        ("face_source: camera", "face_source must be 'precomputed' or 'detect'"),
+    ],
+)
+def test_values_training_cannot_use_are_refused_by_name(tmp_path, override, message):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(TINY_RECIPE.read_text() + f"\n{override}\n")
+    with pytest.raises(TrainingSetupError) as caught:
+        training.parse_arguments(["--config", str(recipe)])
+    assert message in str(caught.value)
+    _, _, epochs = training.parse_arguments(["--config", str(TINY_RECIPE), "--max_steps", "-1"])
+    assert epochs.max_steps == -1  # -1 (train num_train_epochs) stays valid
+
+
+def test_bad_face_track_rows_fail_before_the_model_loads(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from datasets import load_dataset
+
+    rows = load_dataset(str(tiny_dataset), split="train")
+    broken = rows.map(lambda row, index: {"face_track": "not json" if index == 2 else row["face_track"]},
+                      with_indices=True)
+    (tmp_path / "broken" / "data").mkdir(parents=True)
+    broken.to_parquet(str(tmp_path / "broken" / "data" / "train-00000-of-00001.parquet"))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the rows were checked")
+
+    monkeypatch.setattr(training, "load_model_and_processor", no_model)
+    monkeypatch.setattr(training, "resolve_model_path", no_model)
+    output_dir = tmp_path / "run"
+    from facetrack.cli import main
+
+    capsys.readouterr()
+    code = main(["train", "--config", str(TINY_RECIPE), "--dataset_name", str(tmp_path / "broken"),
+                 "--output_dir", str(output_dir)])
+    assert code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # (datasets' progress bars aside)
+    assert len(errors) == 1 and "row 2 (id 'cat'): face_track is not JSON" in errors[0], err
+    assert "Traceback" not in err
+    assert not output_dir.exists()
+    with pytest.raises(TrainingSetupError, match="num_frames=5 but its face track has 4 frames"):
+        training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), num_frames=5))
+
+
+# -------------------------------------------------------------------------------------------------- checkpoints
+def test_checkpoint_completeness_check(tmp_path, tiny_base):
+    import shutil
+
+    complete = tmp_path / "checkpoint-4"
+    complete.mkdir()
+    shutil.copy(tiny_base / "model.safetensors", complete)
+    shutil.copy(tiny_base / "config.json", complete)
+    (complete / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    assert training.checkpoint_problem(complete) is None
+
+    only_config = tmp_path / "checkpoint-8"
+    only_config.mkdir()
+    shutil.copy(tiny_base / "config.json", only_config)
+    assert "no trainer_state.json" in training.checkpoint_problem(only_config)
+
+    cut_state = tmp_path / "checkpoint-12"
+    shutil.copytree(complete, cut_state)
+    (cut_state / "trainer_state.json").write_text('{"global_step": 12, "log_hist')
+    assert "trainer_state.json is cut short" in training.checkpoint_problem(cut_state)
+
+    cut_weights = tmp_path / "checkpoint-16"
+    shutil.copytree(complete, cut_weights)
+    (cut_weights / "trainer_state.json").write_text(json.dumps({"global_step": 16}))
+    data = (complete / "model.safetensors").read_bytes()
+    (cut_weights / "model.safetensors").write_bytes(data[: len(data) - 100])
+    assert "model.safetensors is cut short" in training.checkpoint_problem(cut_weights)
+
+    # 'true' picks checkpoint-4, moves the newer incomplete ones aside and says why.
+    assert training.resolve_checkpoint("true", str(tmp_path)) == str(complete)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-4", "incomplete-checkpoint-12", "incomplete-checkpoint-16", "incomplete-checkpoint-8"]
+    with pytest.raises(TrainingSetupError, match="incomplete: no trainer_state.json"):
+        training.resolve_checkpoint(str(tmp_path / "incomplete-checkpoint-8"), str(tmp_path))
+    shutil.rmtree(complete)
+    (tmp_path / "checkpoint-20").mkdir()
+    with pytest.raises(TrainingSetupError, match="no complete checkpoint .*checkpoint-20 is incomplete"):
+        training.resolve_checkpoint("true", str(tmp_path))
+
+
+KILL_TRAINING_SCRIPT = r"""
+import json, os, signal, sys
+from pathlib import Path
+stage, args = sys.argv[1], sys.argv[2:]
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+import transformers
+from transformers import Trainer, TrainerState
+if stage == "tiny_base":  # while the tiny base model is written: its config is there, its weights are not
+    def killing(self, save_directory, *a, **k):
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(save_directory)
+        die()
+    transformers.PreTrainedModel.save_pretrained = killing
+elif stage == "between_checkpoints":  # after step 3 (checkpoint-2 saved, checkpoint-4 not yet)
+    from transformers.trainer_callback import CallbackHandler
+    on_step_end = CallbackHandler.on_step_end
+    def killing(self, args, state, control):
+        if state.global_step == 3:
+            die()
+        return on_step_end(self, args, state, control)
+    CallbackHandler.on_step_end = killing
+elif stage == "checkpoint_config_only":  # checkpoint-4 gets its config.json, then the process dies (issue 14)
+    save_model = Trainer.save_model
+    def killing(self, output_dir=None, _internal_call=False):
+        if output_dir and output_dir.endswith("checkpoint-4"):
+            self.model.config.save_pretrained(output_dir)
+            die()
+        return save_model(self, output_dir, _internal_call)
+    Trainer.save_model = killing
+elif stage == "trainer_state_cut":  # checkpoint-4 written but for the end of its trainer_state.json
+    save_to_json = TrainerState.save_to_json
+    def killing(self, json_path):
+        save_to_json(self, json_path)
+        if "checkpoint-4" in json_path:
+            text = Path(json_path).read_text()
+            Path(json_path).write_text(text[: len(text) // 2])
+            die()
+    TrainerState.save_to_json = killing
+elif stage == "export":  # training finished, the final Hub folder half written
+    import facetrack.hub
+    def killing(model, processor, output_dir, **kwargs):
+        Path(output_dir, "README.md").write_text("half")
+        die()
+    facetrack.hub.save_hub_folder = killing
+from facetrack.training import cli_main
+cli_main(args)
+print("NOT KILLED")
+"""
+
+
+def _train_args(tiny_dataset, output_dir, *extra) -> list[str]:
+    return ["--config", str(TINY_RECIPE), "--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir),
+            "--max_steps", "6", "--save_steps", "2", "--per_device_train_batch_size", "2", "--logging_steps", "1",
+            *extra]
+
+
+def _final_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_weights(tiny_dataset, tiny_base, tmp_path_factory):
+    """The final weights of a 6-step run never interrupted (checkpoints every 2 steps)."""
+    threads = torch.get_num_threads()
+    output_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    training.run_training(*training.parse_arguments(
+        _train_args(tiny_dataset, output_dir, "--model_name_or_path", str(tiny_base))))
+    torch.set_num_threads(threads)
+    return _final_weights(output_dir)
+
+
+@pytest.mark.parametrize(
+    ("stage", "resumed_from", "incomplete"),
+    [
+        ("tiny_base", None, None),
+        ("between_checkpoints", "checkpoint-2", None),
+        ("checkpoint_config_only", "checkpoint-2", "checkpoint-4"),
+        ("trainer_state_cut", "checkpoint-2", "checkpoint-4"),
+        ("export", "checkpoint-6", None),
+    ],
+)
+def test_kill_9_at_each_stage_of_training_then_rerun(
+    tiny_dataset, tiny_base, uninterrupted_weights, tmp_path, caplog, restore_torch_threads, stage, resumed_from,
+    incomplete,
+):
+    output_dir = tmp_path / "run"
+    if stage == "tiny_base":  # the run builds its own tiny base model (the same as tiny_base: seeded)
+        extra = ["--tiny_model_dir", str(tmp_path / "base")]
+    else:
+        extra = ["--model_name_or_path", str(tiny_base)]
+    process = subprocess.run(
+        [sys.executable, "-c", KILL_TRAINING_SCRIPT, stage, *_train_args(tiny_dataset, output_dir, *extra)],
+        env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == -9, process.stdout[-2000:] + process.stderr[-3000:]
+
+    # The same command again, resuming where a checkpoint allows it.
+    rerun = _train_args(tiny_dataset, output_dir, *extra)
+    if resumed_from is not None:
+        rerun += ["--resume_from_checkpoint", "true"]
+    with caplog.at_level("WARNING", logger="facetrack.training"):
+        training.run_training(*training.parse_arguments(rerun))
+    if resumed_from is not None:
+        said = "\n".join(record.getMessage() for record in caplog.records)
+        assert f"resuming from {output_dir / resumed_from}, the last complete checkpoint" in said, said
+        if incomplete:
+            assert f"{incomplete} is incomplete" in said and (output_dir / f"incomplete-{incomplete}").is_dir()
+    else:
+        assert (tmp_path / "base" / "model.safetensors").is_file()
+        assert not list(tmp_path.glob(".base.partial-*"))
+    # The result is the uninterrupted run's, weight for weight.
+    weights = _final_weights(output_dir)
+    assert weights.keys() == uninterrupted_weights.keys()
+    for name, tensor in uninterrupted_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    assert (output_dir / "README.md").read_text() != "half"
