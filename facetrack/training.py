@@ -18,12 +18,22 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+# The arguments, their parsing and the checkpoint choice live in their own modules; they are part of this one's API.
+from .checkpoints import checkpoint_problem, resolve_checkpoint  # noqa: F401
+from .training_config import (  # noqa: F401
+    DEFAULT_LORA_TARGET_REGEX,
+    ModelArguments,
+    ScriptArguments,
+    TrainingSetupError,
+    parse_arguments,
+    validate_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,106 +41,7 @@ logger = logging.getLogger(__name__)
 VISION_PREFIXES = ("model.vision_tower.",)
 PROJECTOR_PREFIXES = ("model.video_projector.", "model.face_projector.", "model.no_face_embedding")
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
-# LoRA goes on the LLM's linear layers only (the SigLIP tower also has q/k/v projections: the regex keeps it out).
-DEFAULT_LORA_TARGET_REGEX = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 PROJECTOR_MODULES = ["video_projector", "face_projector"]
-
-
-class TrainingSetupError(ValueError):
-    """A recipe or command-line choice that cannot work; the message names the key and the problem."""
-
-
-@dataclass
-class ScriptArguments:
-    """Data choices."""
-
-    dataset_name: str | None = field(
-        default=None,
-        metadata={"help": "Dataset built by `facetrack dataset build`: a local folder or a Hub dataset repo id."},
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_eval_split: str | None = field(default=None, metadata={"help": "Split to evaluate on (optional)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on the first N rows only."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first N rows only."})
-    num_frames: int | None = field(
-        default=None,
-        metadata={
-            "help": "Frames per video. None: the frames of the precomputed face track (set at build time with "
-            "--num-frames); fewer takes a uniform subset of them."
-        },
-    )
-    cpu_threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "torch CPU threads (torch.set_num_threads). 1 suits tiny models: with tiny tensors the thread "
-            "pool's overhead outweighs the parallelism, badly so on a shared machine."
-        },
-    )
-    face_source: str = field(
-        default="precomputed",
-        metadata={
-            "help": "'precomputed': crop the faces at the dataset's face_track boxes (fast). 'detect': run the face "
-            "detector + tracker on every clip at each step (slow; for comparison)."
-        },
-    )
-
-
-@dataclass
-class ModelArguments:
-    """Model choices: where to start from and which parts train."""
-
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A Hub-layout FaceTrack-MM folder or repo id to start from."}
-    )
-    tiny_language_model: str | None = field(
-        default=None,
-        metadata={
-            "help": "Without model_name_or_path: build a tiny FaceTrack-MM with this LLM ('random' or 'smollm2', "
-            "see facetrack.hub.build_tiny_model) into tiny_model_dir and start from it."
-        },
-    )
-    tiny_tokenizer: str | None = field(
-        default=None,
-        metadata={
-            "help": "Tokenizer of the tiny model: 'trained' (a 512-token BPE: fast on CPU) or 'smollm2' (49k tokens); "
-            "default: facetrack.hub's choice."
-        },
-    )
-    tiny_model_dir: str | None = field(
-        default=None, metadata={"help": "Where the tiny model is built (default: <output_dir>-tiny-base)."}
-    )
-    dtype: str = field(
-        default="auto", metadata={"help": "Weights dtype: 'auto' (as saved), 'float32', 'bfloat16' or 'float16'."}
-    )
-    face_tokens_per_frame: int | None = field(
-        default=None,
-        metadata={
-            "help": "Face tokens per frame (a perfect square). Only when building a tiny model, or equal to the "
-            "pretrained model's: the face projector and the no-face embedding are sized by it."
-        },
-    )
-    train_vision_tower: bool = field(default=False, metadata={"help": "Train the vision encoder (frozen by default)."})
-    train_projectors: bool = field(
-        default=True, metadata={"help": "Train the video and face projectors and the no-face embedding."}
-    )
-    train_language_model: bool = field(
-        default=True, metadata={"help": "Train the full LLM (ignored with use_peft: then only the LoRA adapters)."}
-    )
-    projector_lr: float | None = field(
-        default=None, metadata={"help": "Learning rate of the projectors (default: the learning_rate)."}
-    )
-    use_peft: bool = field(default=False, metadata={"help": "Train the LLM through LoRA adapters (peft)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: str = field(
-        default=DEFAULT_LORA_TARGET_REGEX,
-        metadata={"help": "Regex (peft target_modules) of the linear layers that get adapters (the LLM's)."},
-    )
-    merge_lora: bool = field(
-        default=True, metadata={"help": "With use_peft, also save the merged model in <output_dir>/merged."}
-    )
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data collator
@@ -466,190 +377,6 @@ def check_rows(dataset, where: str, num_frames: int | None = None) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def parse_arguments(argv: list[str] | None = None):
-    """(ScriptArguments, ModelArguments, SFTConfig) from `--config recipe.yaml` and/or flags (flags win)."""
-    from trl import SFTConfig, TrlParser
-
-    import yaml
-
-    class OneLineErrorParser(TrlParser):
-        """argparse prints the whole usage (~150 lines here) before a bad value's message; one line is enough."""
-
-        def error(self, message: str):
-            raise TrainingSetupError(f"{message} (see `facetrack train --help`)")
-
-    parser = OneLineErrorParser((ScriptArguments, ModelArguments, SFTConfig))
-    args = []
-    for arg in sys.argv[1:] if argv is None else argv:  # --config=PATH is the same as --config PATH
-        args.extend(arg.split("=", 1) if arg.startswith("--config=") else [arg])
-    if not {"--config", "--dataset_name", "-h", "--help"} & set(args):
-        raise TrainingSetupError(
-            "give a recipe (--config configs/tiny_cpu.yaml, or a copy of it) or at least --dataset_name; "
-            "see `facetrack train --help`"
-        )
-    if "--config" in args:
-        config_path = args[args.index("--config") + 1] if args.index("--config") + 1 < len(args) else ""
-        if not Path(config_path).is_file():
-            raise TrainingSetupError(f"recipe file not found: {config_path!r}")
-        try:
-            recipe = yaml.safe_load(Path(config_path).read_text())
-        except yaml.YAMLError as error:
-            raise TrainingSetupError(f"recipe {config_path} is not valid YAML: {str(error).splitlines()[0]}") from error
-        if not isinstance(recipe, dict):
-            raise TrainingSetupError(f"recipe {config_path} must be a YAML mapping of key: value")
-        # Checked before the dataclasses are built, so a typo is reported as such, not as a later consequence.
-        known_keys = {action.dest for action in parser._actions} | {"env"}
-        unknown_keys = sorted(set(recipe) - known_keys)
-        if unknown_keys:
-            raise TrainingSetupError(
-                f"unknown key(s) in recipe {config_path}: {', '.join(unknown_keys)} (see `facetrack train --help`)"
-            )
-    try:
-        script_args, model_args, training_args = parser.parse_args_and_config(args)
-    except ValueError as error:
-        raise TrainingSetupError(str(error).strip().splitlines()[0]) from error
-    validate_arguments(script_args, model_args, training_args)
-    # Required for video rows: keep every column for the collator, which also owns tokenisation and labels.
-    training_args.remove_unused_columns = False
-    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    return script_args, model_args, training_args
-
-
-def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments, training_args) -> None:
-    """Values the dataclasses accept but training cannot use: refused by name before anything loads."""
-    problems = []
-
-    def at_least(name: str, value, minimum, allow_none: bool = True) -> None:
-        if value is None and allow_none:
-            return
-        if value is None or value < minimum:
-            problems.append(f"{name} must be at least {minimum}, got {value}")
-
-    if training_args.max_steps == 0 or training_args.max_steps < -1:
-        problems.append(
-            f"max_steps must be a positive number of steps, or -1 to train num_train_epochs epochs; got "
-            f"{training_args.max_steps}"
-        )
-    if training_args.max_steps == -1 and not training_args.num_train_epochs > 0:
-        problems.append(f"num_train_epochs must be > 0 (with max_steps -1), got {training_args.num_train_epochs}")
-    if not training_args.learning_rate > 0:
-        problems.append(f"learning_rate must be > 0, got {training_args.learning_rate}")
-    at_least("per_device_train_batch_size", training_args.per_device_train_batch_size, 1, allow_none=False)
-    at_least("gradient_accumulation_steps", training_args.gradient_accumulation_steps, 1, allow_none=False)
-    at_least("max_length", training_args.max_length, 1)
-    at_least("num_frames", script_args.num_frames, 1)
-    at_least("max_train_samples", script_args.max_train_samples, 1)
-    at_least("max_eval_samples", script_args.max_eval_samples, 1)
-    at_least("cpu_threads", script_args.cpu_threads, 1)
-    at_least("lora_r", model_args.lora_r, 1, allow_none=False)
-    if script_args.face_source not in ("precomputed", "detect"):
-        problems.append(f"face_source must be 'precomputed' or 'detect', got {script_args.face_source!r}")
-    if not 0 <= model_args.lora_dropout < 1:
-        problems.append(f"lora_dropout must be in [0, 1), got {model_args.lora_dropout}")
-    if model_args.projector_lr is not None and not model_args.projector_lr > 0:
-        problems.append(f"projector_lr must be > 0, got {model_args.projector_lr}")
-    if problems:
-        raise TrainingSetupError("; ".join(problems))
-
-
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # transformers' PREFIX_CHECKPOINT_DIR folders
-WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """None when the file's header parses and the file is as long as the header says."""
-    try:
-        with open(path, "rb") as file:
-            header_length = int.from_bytes(file.read(8), "little")
-            header = json.loads(file.read(header_length))
-    except (OSError, ValueError) as error:
-        return f"{path.name} is unreadable ({type(error).__name__})"
-    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    if path.stat().st_size < 8 + header_length + end:
-        return f"{path.name} is cut short ({path.stat().st_size} of {8 + header_length + end} bytes)"
-    return None
-
-
-def checkpoint_problem(folder: str | os.PathLike) -> str | None:
-    """Why a `checkpoint-N` folder cannot be resumed from, or None when it is complete.
-
-    Trainer writes a checkpoint's weights, optimizer, scheduler and RNG state first and `trainer_state.json` last,
-    so a complete checkpoint has a trainer state that parses and names step N, and weights that are whole (a
-    DeepSpeed / FSDP checkpoint keeps them in its own sub-folders instead)."""
-    folder = Path(folder)
-    state_path = folder / "trainer_state.json"
-    if not state_path.is_file():
-        return "no trainer_state.json (the run was stopped while saving it)"
-    try:
-        state = json.loads(state_path.read_text())
-    except (OSError, ValueError):
-        return "trainer_state.json is cut short (the run was stopped while saving it)"
-    match = CHECKPOINT_NAME.match(folder.name)
-    if match and state.get("global_step") != int(match.group(1)):
-        return f"trainer_state.json is for step {state.get('global_step')}, not {match.group(1)}"
-    sharded = any(folder.glob("global_step*")) or any(folder.glob("pytorch_model_fsdp_*"))
-    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, ValueError, KeyError):
-            return "model.safetensors.index.json is unreadable"
-        missing = [name for name in shards if not (folder / name).is_file()]
-        if missing:
-            return f"weight shard {missing[0]} is missing"
-        weights += [folder / name for name in shards]
-    if not weights and not sharded:
-        return "no model weights"
-    for path in weights:
-        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
-        if problem:
-            return problem
-    return None
-
-
-def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """The checkpoint to resume from: a given folder (which must be complete), or for 'true'/'last' the last
-    complete `checkpoint-N` in output_dir. Incomplete newer ones (a run killed while saving) are said so and moved
-    aside to `incomplete-checkpoint-N`, out of the way of Trainer's rotation; None to start fresh."""
-    if resume_from_checkpoint in (None, False, "", "false", "False"):
-        return None
-    if resume_from_checkpoint not in (True, "true", "True", "last"):
-        if not os.path.isdir(resume_from_checkpoint):
-            raise TrainingSetupError(f"resume_from_checkpoint: {resume_from_checkpoint} is not a folder")
-        problem = checkpoint_problem(resume_from_checkpoint)
-        if problem:
-            raise TrainingSetupError(f"resume_from_checkpoint: {resume_from_checkpoint} is incomplete: {problem}")
-        return str(resume_from_checkpoint)
-    folders = sorted(
-        (int(CHECKPOINT_NAME.match(entry.name).group(1)), entry)
-        for entry in (Path(output_dir).iterdir() if os.path.isdir(output_dir) else [])
-        if entry.is_dir() and CHECKPOINT_NAME.match(entry.name)
-    )
-    skipped = []
-    for _, folder in reversed(folders):
-        problem = checkpoint_problem(folder)
-        if problem is None:
-            reason = f" ({'; '.join(skipped)})" if skipped else ""
-            logger.warning("resuming from %s, the last complete checkpoint%s", folder, reason)
-            return str(folder)
-        if int(os.environ.get("RANK", "0")) != 0:  # under accelerate/torchrun, only the main process moves files
-            skipped.append(f"{folder.name} is incomplete: {problem}")
-            continue
-        aside = folder.with_name(f"incomplete-{folder.name}")
-        suffix = 1
-        while aside.exists():
-            aside, suffix = folder.with_name(f"incomplete-{folder.name}-{suffix}"), suffix + 1
-        folder.rename(aside)
-        skipped.append(f"{folder.name} is incomplete: {problem}; moved to {aside.name}")
-    if skipped:
-        raise TrainingSetupError(
-            f"resume_from_checkpoint: no complete checkpoint in {output_dir} ({'; '.join(skipped)}); run without "
-            "--resume_from_checkpoint to start over"
-        )
-    raise TrainingSetupError(f"resume_from_checkpoint: no checkpoint-* folder in {output_dir}")
 
 
 def recipe_record(script_args, model_args, training_args) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video_probe import (
+from .video_probe import (  # noqa: F401 (the limits and errors are part of this module's API)
     DEFAULT_MAX_PIXELS,
     VideoDecodeError,
     VideoInfo,

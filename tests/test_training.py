@@ -591,7 +591,7 @@ def test_kill_9_at_each_stage_of_training_then_rerun(
     rerun = _train_args(tiny_dataset, output_dir, *extra)
     if resumed_from is not None:
         rerun += ["--resume_from_checkpoint", "true"]
-    with caplog.at_level("WARNING", logger="facetrack.training"):
+    with caplog.at_level("WARNING", logger="facetrack.checkpoints"):
         training.run_training(*training.parse_arguments(rerun))
     if resumed_from is not None:
         said = "\n".join(record.getMessage() for record in caplog.records)
