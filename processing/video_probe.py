@@ -50,6 +50,13 @@ class VideoDecodeError(ValueError):
 class VideoTooLargeError(VideoDecodeError):
     """The frames are larger than the pixel limit (checked on the header, before decoding)."""
 
+    def __init__(self, problem: str, path=None, width: int = 0, height: int = 0, limit: int = 0):
+        super().__init__(problem, path)
+        self.width, self.height, self.limit = width, height, limit
+
+    def __reduce__(self):
+        return (type(self), (self.problem, self.path, self.width, self.height, self.limit))
+
 
 class VideoTruncatedError(VideoDecodeError):
     """The file holds fewer frames than its header lists: it was cut short (an interrupted download or copy)."""
@@ -119,6 +126,9 @@ def check_pixels(info: VideoInfo, max_pixels: int | None) -> None:
             f"its frames are {info.width}x{info.height} ({_megapixels(info.pixels)}), over the limit of "
             f"{_megapixels(limit)}{which}; downscale it, or raise the limit with {MAX_PIXELS_ENV} / max_pixels",
             info.path,
+            width=info.width,
+            height=info.height,
+            limit=limit,
         )
 
 
@@ -150,7 +160,8 @@ def _header_info(path: Path, container) -> VideoInfo:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
         duration = container.duration / 1_000_000  # av.time_base: microseconds
-    rate = stream.average_rate or stream.guessed_rate
+    # A raw stream's average rate is FFmpeg's 25 fps placeholder; its guessed rate reads the bitstream's timing.
+    rate = (stream.average_rate or stream.guessed_rate) if duration else (stream.guessed_rate or stream.average_rate)
     return VideoInfo(
         path=str(path),
         format_name=container.format.name,

@@ -8,6 +8,9 @@ Configuration (environment variables; the command-line flags win):
   FACETRACK_SPACE_NUM_FRAMES      frames sampled per video (default 16 on CPU, 32 on GPU)
   FACETRACK_SPACE_MAX_SECONDS     longest video accepted, seconds (default 120)
   FACETRACK_SPACE_MAX_MB          largest upload accepted, MB (default 100)
+  FACETRACK_MAX_VIDEO_PIXELS      largest frame accepted, pixels (default 4096 x 2160: 4K; read from the file's
+                                  header before anything is decoded, so a tiny file of huge frames cannot exhaust
+                                  memory)
   FACETRACK_SPACE_CONCURRENCY     requests processed at once; the rest wait in the queue (default 1)
   FACETRACK_SPACE_MAX_NEW_TOKENS  longest caption, tokens (default 256)
   FACETRACK_TEM_METRIC            the TEM `evaluate` module (default: ../evaluate_metric/tem, or tem/ beside app.py)
@@ -42,8 +45,10 @@ except ImportError:
 
 
 SPACE_DIR = Path(__file__).resolve().parent
-# Real example clips beside a developer checkout (../shared/media); a user's clone or a Space has none.
+# Real example clips: beside a developer checkout (../shared/media), else the test clips of a checkout
+# (tests/media, shipped with the repo); a Space built from space/ alone has neither and shows the synthetic one.
 SHARED_MEDIA_DIR = Path(os.environ.get("FACETRACK_SHARED_DIR", SPACE_DIR.parent.parent / "shared")) / "media"
+EXAMPLE_MEDIA_DIRS = (SHARED_MEDIA_DIR, SPACE_DIR.parent / "tests" / "media")
 SHARED_EXAMPLES = {  # file name -> label
     "single_face.mp4": "one person",
     "WolfgangLanger_Pexels.mp4": "changing expressions",
@@ -51,6 +56,7 @@ SHARED_EXAMPLES = {  # file name -> label
 }
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ogv", ".3gp"}
 CROP_SIZE = 128
+DECODE_MAX_SIDE = 1920  # frames are decoded shrunk to this for tracking and the overlay (the detector uses 640)
 OLD_OUTPUT_SECONDS = 3600  # per-request output folders older than this are removed
 
 
@@ -89,6 +95,7 @@ class DemoConfig:
     max_file_mb: float = 100.0
     concurrency_limit: int = 1
     max_new_tokens: int = 256
+    max_pixels: int | None = None  # None: $FACETRACK_MAX_VIDEO_PIXELS, else 4096 x 2160 (video_io's default)
     detector: str = "retinaface"
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="facetrack-space-")))
 
@@ -119,22 +126,44 @@ def new_output_dir(config: DemoConfig) -> Path:
     return Path(tempfile.mkdtemp(prefix="request-", dir=config.work_dir))
 
 
+def user_message(error: BaseException, path: str | Path) -> str:
+    """An error's message as the user may see it: the upload's server-side location becomes its file name."""
+    path = Path(path)
+    message = str(error)
+    for server_side in (str(path.resolve()), str(path)):
+        message = message.replace(server_side, path.name)
+    return message
+
+
 def check_video(path: str | Path, config: DemoConfig) -> float | None:
-    """Refuse non-videos, files over the size limit and videos over the duration limit; return the duration."""
-    from facetrack.processing.video_io import VideoDecodeError, probe_video
+    """Refuse non-videos, files over the size limit, frames over the pixel limit, truncated files and videos over
+    the duration limit (header and packets only: nothing is decoded); return the duration. Messages name the file
+    by its name only, never where the server keeps it."""
+    from facetrack.processing.video_io import VideoDecodeError, VideoTooLargeError, probe_video
 
     path = Path(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise VideoRejected(
             f"'{path.name}' is not a video file: expected one of {', '.join(sorted(VIDEO_EXTENSIONS))}."
         )
-    size_mb = path.stat().st_size / 1e6
+    try:
+        size_mb = path.stat().st_size / 1e6
+    except OSError:
+        raise VideoRejected(f"'{path.name}' could not be found on the server; upload it again.") from None
     if size_mb > config.max_file_mb:
         raise VideoRejected(f"'{path.name}' is {size_mb:.1f} MB; this demo accepts videos up to {config.max_file_mb:g} MB.")
     try:
-        duration = probe_video(path)  # the header only: nothing is decoded
+        info = probe_video(path, max_pixels=config.max_pixels, count_frames=True)  # no frame is decoded
+    except VideoTooLargeError as error:
+        raise VideoRejected(
+            f"'{path.name}' has {error.width}x{error.height} frames; this demo accepts frames of up to "
+            f"{error.limit / 1e6:.1f} megapixels (4K: 3840x2160 or 4096x2160). Downscale it and try again."
+        ) from error
     except VideoDecodeError as error:
-        raise VideoRejected(f"'{path.name}' is not a readable video file: {str(error).split(': ', 1)[-1]}") from error
+        raise VideoRejected(f"'{path.name}' is not a readable video file: {error.problem}") from error
+    duration = info.duration
+    if duration is None and info.frames_read and info.fps:  # a raw stream: no header duration, count its frames
+        duration = info.frames_read / info.fps
     if duration is not None and duration > config.max_duration_s:
         raise VideoRejected(
             f"'{path.name}' is {duration:.1f} s long; this demo accepts videos up to {config.max_duration_s:g} s. "
@@ -145,10 +174,9 @@ def check_video(path: str | Path, config: DemoConfig) -> float | None:
 
 def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
     """The bundled examples and their labels: the shared real clips where present, plus the synthesised astronaut."""
+    media = next((folder for folder in EXAMPLE_MEDIA_DIRS if (folder / next(iter(SHARED_EXAMPLES))).is_file()), None)
     examples = [
-        (str(SHARED_MEDIA_DIR / name), label)
-        for name, label in SHARED_EXAMPLES.items()
-        if (SHARED_MEDIA_DIR / name).is_file()
+        (str(media / name), label) for name, label in SHARED_EXAMPLES.items() if media and (media / name).is_file()
     ]
     from facetrack.sample_media import write_astronaut_clip
 
@@ -205,9 +233,10 @@ def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progr
     started = time.perf_counter()
     progress(0.1, desc=f"Sampling {config.num_frames} frames")
     try:
-        clip = load_video(video_path, num_frames=config.num_frames)
+        clip = load_video(video_path, num_frames=config.num_frames, max_side=DECODE_MAX_SIDE,
+                          max_pixels=config.max_pixels)
     except VideoDecodeError as error:
-        raise VideoRejected(f"'{Path(video_path).name}' could not be decoded: {error}") from error
+        raise VideoRejected(f"'{Path(video_path).name}' could not be decoded: {error.problem}") from error
     progress(0.3, desc=f"Detecting and tracking faces in {len(clip)} frames")
     result = tracker.track(clip)
     progress(0.8, desc="Drawing the face boxes")
@@ -260,14 +289,16 @@ class CaptionModel:
                 video_path, max_new_tokens=self.max_new_tokens, face_track=track_json
             )
         except ValueError as error:  # the processor names the problem (bad track, undecodable frames, ...)
-            raise gr.Error(f"Could not prepare the video for the caption model: {error}") from error
+            raise gr.Error(
+                f"Could not prepare the video for the caption model: {user_message(error, video_path)}"
+            ) from error
         text = ""
         try:
             for piece in pieces:
                 text += piece
                 yield text
         except RuntimeError as error:
-            raise gr.Error(f"Caption {error}") from error
+            raise gr.Error(f"Caption {user_message(error, video_path)}") from error
 
 
 # ------------------------------------------------------------------------------------------------------------ TEM
@@ -413,7 +444,7 @@ def build_demo(
         try:
             outputs = track_video(video, config, tracker, progress)
         except ValueError as error:  # VideoRejected, bad frames, ...: the message is written for the user
-            raise gr.Error(str(error), title="Video not accepted", print_exception=False) from error
+            raise gr.Error(user_message(error, video), title="Video not accepted", print_exception=False) from error
         if outputs.track_json["main_track_id"] is None:
             gr.Warning(f"No main character found: {outputs.track_json['reason']}.", title="No face")
         return outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.track_json
@@ -438,7 +469,7 @@ def build_demo(
                         label="Examples",
                     )
                     gr.Markdown(
-                        f"Videos up to {config.max_duration_s:g} s and {config.max_file_mb:g} MB; "
+                        f"Videos up to {config.max_duration_s:g} s and {config.max_file_mb:g} MB, frames up to 4K; "
                         f"{config.num_frames} frames are sampled.",
                         elem_id="limits",
                     )

@@ -111,6 +111,96 @@ def test_check_video_rejects_non_video_and_limits(space_app, media_dir, tmp_path
     assert space_app.check_video(media_dir / "single_face.mp4", relaxed) == pytest.approx(72 / 30, abs=0.1)
 
 
+def _server_copy(tmp_path: Path, source: Path | bytes, name: str) -> Path:
+    """An upload as Gradio stores it: deep in a server-side temp folder, under the user's file name."""
+    folder = tmp_path / "gradio_tmp" / "829a0f7c1b2e"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(source if isinstance(source, bytes) else source.read_bytes())
+    return path
+
+
+def _assert_for_the_user(message: str, path: Path) -> None:
+    assert f"'{path.name}'" in message, message
+    assert "gradio_tmp" not in message and str(path.parent) not in message, message  # no server path
+    assert "decord" not in message.lower() and "DECORD" not in message and ".cc:" not in message, message
+
+
+def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(space_app, huge_video, media_dir,
+                                                                            tmp_path, monkeypatch):
+    config = space_app.DemoConfig(work_dir=tmp_path)
+    huge = _server_copy(tmp_path, huge_video, "tiny_but_huge.mp4")
+    started = time.perf_counter()
+    with pytest.raises(space_app.VideoRejected) as caught:
+        space_app.check_video(huge, config)
+    assert time.perf_counter() - started < 2.0
+    assert "8192x8192 frames" in str(caught.value) and "8.8 megapixels" in str(caught.value)
+    _assert_for_the_user(str(caught.value), huge)
+
+    # A faststart mp4 cut after 3 of its 72 frames: header intact, data gone.
+    import av
+
+    faststart = tmp_path / "faststart.mp4"
+    with av.open(str(media_dir / "single_face.mp4")) as source, \
+            av.open(str(faststart), "w", options={"movflags": "+faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    with av.open(str(faststart)) as container:
+        ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
+    cut = _server_copy(tmp_path, faststart.read_bytes()[: ends[2]], "download_cut_short.mp4")
+    with pytest.raises(space_app.VideoRejected, match="truncated: its header lists 72 frames") as caught:
+        space_app.check_video(cut, config)
+    _assert_for_the_user(str(caught.value), cut)
+    # Decoding it anyway (the tracking step, with the upload check out of the way) says the same, by name.
+    monkeypatch.setattr(space_app, "check_video", lambda path, config: None)
+    with pytest.raises(space_app.VideoRejected, match="truncated") as caught:
+        space_app.track_video(str(cut), space_app.DemoConfig(work_dir=tmp_path), None, lambda *a, **k: None)
+    _assert_for_the_user(str(caught.value), cut)
+
+    garbled = bytearray((media_dir / "single_face.mp4").read_bytes())
+    for i in range(5000, len(garbled) - 5000, 7):
+        garbled[i] = (garbled[i] * 31 + 7) % 256
+    corrupt = _server_copy(tmp_path, bytes(garbled), "corrupt.mp4")
+    with pytest.raises(space_app.VideoRejected) as caught:
+        space_app.track_video(str(corrupt), config, None, lambda *a, **k: None)
+    _assert_for_the_user(str(caught.value), corrupt)
+
+    monkeypatch.undo()
+    with pytest.raises(space_app.VideoRejected, match="could not be found"):  # not a bare FileNotFoundError
+        space_app.check_video(tmp_path / "gone.mp4", config)
+
+
+def test_raw_h264_upload_is_read_and_its_length_counted(space_app, tmp_path):
+    """A raw H.264 stream saved as .mp4 (no container, no duration in any header): read, and its duration taken
+    from its frame count, so the duration limit still holds."""
+    import av
+
+    path = tmp_path / "long_raw_as.mp4"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 8 * i, dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    assert space_app.check_video(path, space_app.DemoConfig(work_dir=tmp_path)) == pytest.approx(3.0)
+    with pytest.raises(space_app.VideoRejected, match=r"3\.0 s long; this demo accepts videos up to 2 s"):
+        space_app.check_video(path, space_app.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
+
+
+def test_examples_fall_back_to_the_repository_test_clips(space_app, tmp_path, monkeypatch):
+    monkeypatch.setattr(space_app, "EXAMPLE_MEDIA_DIRS", (tmp_path / "no_shared_here", REPO_ROOT / "tests" / "media"))
+    paths, labels = space_app.example_videos(space_app.DemoConfig(work_dir=tmp_path))
+    assert [Path(path).name for path in paths[:3]] == list(space_app.SHARED_EXAMPLES)
+    assert all(Path(path).parent == REPO_ROOT / "tests" / "media" for path in paths[:3])
+    assert labels[-1] == "astronaut (synthetic zoom)"
+
+
 def test_bad_model_setting_is_a_clear_error(space_app):
     with pytest.raises(space_app.CaptionModelError, match="neither an existing folder nor a Hub id"):
         space_app.CaptionModel("/no/such/model/folder")

@@ -521,3 +521,7 @@ def test_decode_errors_survive_pickling_for_worker_processes(tmp_path):
     error = pickle.loads(pickle.dumps(VideoTruncatedError("the file is truncated: ...", tmp_path / "a.mp4")))
     assert isinstance(error, VideoTruncatedError) and error.path == str(tmp_path / "a.mp4")
     assert str(error) == f"{tmp_path / 'a.mp4'}: the file is truncated: ..."
+    from facetrack.processing.video_io import VideoTooLargeError
+
+    error = pickle.loads(pickle.dumps(VideoTooLargeError("too large", "b.mp4", width=8192, height=8192, limit=5)))
+    assert (error.width, error.height, error.limit, str(error)) == (8192, 8192, 5, "b.mp4: too large")
