@@ -24,18 +24,23 @@ if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
     pip_install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
 fi
 
-# System packages from Debian (no PyPI package ships them): WordNet for the METEOR score, Chromium for the
-# browser test. Where apt is not usable they are skipped: METEOR is then reported unavailable, the test skipped.
+# System packages from Debian (no PyPI package ships them): FFmpeg's shared libraries for torchcodec (how
+# `datasets` decodes the Video column), WordNet for the METEOR score, Chromium for the browser test. Where apt is not
+# usable they are skipped: load_dataset users then cast the video column to Video(decode=False), METEOR is reported
+# unavailable, the browser test is skipped.
 apt_packages=()
+# The `ffmpeg` package pulls the libav* libraries of whatever FFmpeg this Debian release has (5.1 on bookworm,
+# 7.1 on trixie); torchcodec 0.13 loads FFmpeg 4 to 8.
+ldconfig -p 2>/dev/null | grep -q "libavcodec\.so\." || apt_packages+=(ffmpeg)
 [ -d /usr/share/wordnet ] || apt_packages+=(wordnet-base)
 if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
         echo "Installing Debian packages: ${apt_packages[*]}..."
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null) \
-            || echo "warning: could not install ${apt_packages[*]} (METEOR / the browser test will be skipped)"
+            || echo "warning: could not install ${apt_packages[*]} (decoding datasets' Video column / METEOR / the browser test will not work)"
     else
-        echo "note: ${apt_packages[*]} not installed (needs root + apt-get); METEOR / the browser test will be skipped"
+        echo "note: ${apt_packages[*]} not installed (needs root + apt-get); decoding datasets' Video column / METEOR / the browser test will not work"
     fi
 fi
 touch "$VENV/.installed"

@@ -512,3 +512,31 @@ def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(tmp_path)
         with pytest.raises(DatasetBuildError, match="another `facetrack dataset build` is writing"):
             build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
     build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)  # free again
+
+
+# ------------------------------------------------------------------------------------------- load_dataset users
+def test_load_dataset_first_row_video_decodes(built):
+    """The first line a `load_dataset` user runs: the Video column decodes (torchcodec + the system FFmpeg that
+    scripts/setup.sh installs), to the same frames as the source file."""
+    from datasets import load_dataset
+
+    from facetrack.processing.video_io import load_video
+
+    import importlib.util
+
+    assert importlib.util.find_spec("torchcodec"), "torchcodec is a dependency (pyproject.toml): reinstall"
+    try:
+        import torchcodec.decoders  # noqa: F401  (loads the FFmpeg libraries)
+    except (RuntimeError, OSError) as error:
+        pytest.skip(f"torchcodec cannot load FFmpeg here ({str(error).splitlines()[0][:120]}): run scripts/setup.sh "
+                    "as root to install Debian's ffmpeg")
+    video = load_dataset(str(built["out_dir"]))["train"][0]["video"]
+
+    source = built["work"] / "videos" / "pexels" / "single_face.mp4"
+    assert len(video) == 72 and video.metadata.width == 640 and video.metadata.height == 360
+    frames = video.get_frames_at([0, 35, 71])
+    assert tuple(frames.data.shape) == (3, 3, 360, 640)
+    np.testing.assert_allclose(frames.pts_seconds.numpy(), [0.0, 35 / 30, 71 / 30], atol=1e-3)
+    expected = load_video(source, frame_indices=[0, 35, 71]).frames
+    decoded = frames.data.permute(0, 2, 3, 1).numpy()
+    assert np.abs(decoded.astype(int) - expected.astype(int)).mean() < 2  # same pictures (decoders round apart)

@@ -56,7 +56,7 @@ def test_describe_json_reports_caption_track_and_timestamps(tiny_model_dir, medi
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["describe", "/no/such/video.mp4", "--model", "MODEL"], "no such video file"),
+        (["describe", "/no/such/video.mp4", "--model", "MODEL"], "/no/such/video.mp4: file not found"),
         (["describe", "VIDEO", "--model", "/no/such/model"], "cannot load the model"),
         (["describe", "VIDEO", "--model", "MODEL", "--frames", "0"], "--frames must be at least 1"),
     ],

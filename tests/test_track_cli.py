@@ -141,3 +141,67 @@ def test_write_video_pads_odd_sizes_for_h264(tmp_path):
         decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(decoded) == 3 and decoded[0].shape == (34, 48, 3)
     assert abs(float(decoded[0][:33, :47].mean()) - 200) < 3
+
+
+# ------------------------------------------------------------------ inputs users really send (issue 14)
+@pytest.fixture(scope="module")
+def unusual_inputs(tmp_path_factory, media_dir, huge_video) -> dict[str, tuple[Path, str]]:
+    """name: (path, words the one-line error must contain)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("unusual")
+    os.mkfifo(folder / "pipe.mp4")
+    (folder / "a_folder.mp4").mkdir()
+    with av.open(str(media_dir / "single_face.mp4")) as source, \
+            av.open(str(folder / "faststart.mp4"), "w", options={"movflags": "+faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    with av.open(str(folder / "faststart.mp4")) as container:
+        ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
+    (folder / "cut.mp4").write_bytes((folder / "faststart.mp4").read_bytes()[: ends[6]])  # 7 of 72 frames
+    return {
+        "fifo": (folder / "pipe.mp4", "named pipe"),
+        "directory": (folder / "a_folder.mp4", "is a directory"),
+        "truncated_faststart": (folder / "cut.mp4", "truncated: its header lists 72 frames but the data ends after 7"),
+        "huge_frames": (huge_video, "8192x8192 (67.1 megapixels), over the limit"),
+        "missing": (folder / "nothing.mp4", "file not found"),
+    }
+
+
+@pytest.mark.parametrize("case", ["fifo", "directory", "truncated_faststart", "huge_frames", "missing"])
+def test_track_refuses_unusual_inputs_in_one_line(unusual_inputs, case, capsys):
+    path, expected = unusual_inputs[case]
+    assert main(["track", str(path), "--frames", "4"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], lines
+
+
+@pytest.mark.parametrize("case", ["fifo", "directory", "truncated_faststart", "huge_frames", "missing"])
+def test_describe_checks_the_video_before_loading_the_model(unusual_inputs, case, capsys, monkeypatch):
+    import facetrack.inference
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the video was checked")
+
+    monkeypatch.setattr(facetrack.inference, "load_captioner", no_model)
+    path, expected = unusual_inputs[case]
+    assert main(["describe", str(path), "--model", "some/model"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facetrack describe: error: ") and expected in lines[0], lines
+
+
+def test_track_reads_a_raw_h264_stream(tmp_path, capsys):
+    path = tmp_path / "camera.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(12):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    assert main(["track", str(path), "--frames", "4"]) == 0
+    assert f"{path}: 4 frames sampled (64x64, 1.2 s" in capsys.readouterr().out

@@ -345,8 +345,6 @@ def test_decord_does_not_abort_on_bad_files_and_load_video_keeps_stderr_clean(ba
 
 # ---------------------------------------------------------------------------------- size limits, truncation, raw
 def test_huge_frames_are_refused_from_the_header_before_decoding(huge_video, monkeypatch):
-    import time
-
     from facetrack.processing.video_io import VideoTooLargeError, probe_video
 
     def no_decoding(*args, **kwargs):
@@ -354,10 +352,8 @@ def test_huge_frames_are_refused_from_the_header_before_decoding(huge_video, mon
 
     monkeypatch.setattr(video_io, "_load_with_decord", no_decoding)
     monkeypatch.setattr(video_io, "_load_with_pyav", no_decoding)
-    started = time.perf_counter()
     with pytest.raises(VideoTooLargeError, match=r"8192x8192 \(67\.1 megapixels\), over the limit of 8\.8 megapixels"):
-        load_video(huge_video, num_frames=32)
-    assert time.perf_counter() - started < 2.0
+        load_video(huge_video, num_frames=32)  # (benchmarks/bench_large_video.py times it and measures memory)
     with pytest.raises(VideoTooLargeError):
         probe_video(huge_video)
     # The limit is configurable: an argument, or the environment for every caller at once.

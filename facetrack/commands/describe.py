@@ -25,15 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..cli import UserError
     from ..inference import DEFAULT_PROMPT, load_captioner
+    from ..processing.video_io import probe_video
 
-    if not Path(args.video).is_file():
-        raise UserError(f"{args.video}: no such video file")
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
+    # The video is checked before the model loads (seconds to minutes): missing, not a regular file, not a video,
+    # frames over the pixel limit, truncated. A VideoDecodeError is one line, exit code 2.
+    probe_video(args.video, count_frames=True)
     try:
         captioner = load_captioner(args.model, device=args.device)
     except OSError as error:
