@@ -20,8 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# In a checkout, the project's real sample videos lie beside the repo (a user's clone may not have them).
-DEFAULT_SHARED_MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
+# Real sample videos: beside a developer checkout (../shared/media), else the test clips every checkout ships
+# (tests/media); an installed wheel has neither and uses the synthesised clips only.
+_REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SHARED_MEDIA = next(
+    (folder for folder in (_REPO.parent / "shared" / "media", _REPO / "tests" / "media") if folder.is_dir()),
+    _REPO.parent / "shared" / "media",
+)
 
 # Captions written by hand for the sample clips, in the FDA style (appearance sentence, then phases).
 YOUNG_MAN = "This video shows the changing facial expressions of a young man. He has short black hair and wears a black T-shirt."

@@ -35,6 +35,14 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fec_bench_annotations() -> Path:
+    """FDA/DFEC-format annotations: the real FEC-Bench test set beside a developer checkout, else eight hand-written
+    items shipped in tests/data (so a plain clone runs the same checks)."""
+    real = SHARED_DIR / "data" / "dfec_test.json"
+    return real if real.is_file() else REPO_ROOT / "tests" / "data" / "fda_style_annotations.json"
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random FaceTrack-MM (tiny SigLIP + tiny Qwen2, SmolLM2's real tokenizer when installed) saved as a
     complete Hub folder, built once per session."""

@@ -81,8 +81,8 @@ def write_fake_predictions(items: list[dict], path: Path) -> None:
     path.write_text("".join(json.dumps(record) + "\n" for record in records))
 
 
-def test_eval_with_predictions_file(shared_dir, tmp_path, capsys):
-    items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:6]
+def test_eval_with_predictions_file(fec_bench_annotations, tmp_path, capsys):
+    items = json.loads(fec_bench_annotations.read_text())[:6]
     annotations = tmp_path / "test.json"
     annotations.write_text(json.dumps(items[:4]))  # item 3 has no prediction
     predictions = tmp_path / "predictions.jsonl"
@@ -100,9 +100,10 @@ def test_eval_with_predictions_file(shared_dir, tmp_path, capsys):
     assert (tmp_path / "results" / "results.md").read_text().startswith("| Model | Correctness |")
 
 
-def test_eval_with_a_judge_fills_the_gpt_columns(shared_dir, tmp_path, capsys, monkeypatch, fake_chat_server):
+def test_eval_with_a_judge_fills_the_gpt_columns(fec_bench_annotations, tmp_path, capsys, monkeypatch,
+                                                fake_chat_server):
     monkeypatch.setenv("TEM_CACHE_DIR", str(tmp_path / "cache"))
-    items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:6]
+    items = json.loads(fec_bench_annotations.read_text())[:6]
     annotations = tmp_path / "test.json"
     annotations.write_text(json.dumps(items[:3]))
     predictions = tmp_path / "predictions.jsonl"

@@ -227,8 +227,8 @@ def drop_last_phase(caption: str, phase_marker: re.Pattern) -> str:
 
 
 @pytest.mark.slow
-def test_fec_bench_references(tem, shared_dir):
-    items = json.loads((shared_dir / "data" / "dfec_test.json").read_text())
+def test_fec_bench_references(tem, fec_bench_annotations):
+    items = json.loads(fec_bench_annotations.read_text())
     references = [item["caption"] for item in items]
     marker = submodule(tem, "tem_events")._PHASE_MARKER
     itself = tem.compute(predictions=references, references=references, return_per_sample=True)["per_sample"]

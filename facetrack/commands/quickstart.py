@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--shared-media",
         default=None,
-        help="folder with real sample videos (default: ../shared/media beside the repo, when present)",
+        help="folder with real sample videos (default: ../shared/media beside the repo, else the repo's tests/media)",
     )
     parser.add_argument(
         "--synthetic-only", action="store_true", help="use only the clips synthesised from a face photo"
