@@ -182,8 +182,11 @@ def _load_with_decord(
     # decord decodes each distinct frame once; repeats are re-gathered.
     unique = sorted(set(indices))
     batch = reader.get_batch(unique).asnumpy()
-    position = {index: i for i, index in enumerate(unique)}
-    frames = batch[[position[i] for i in indices]]
+    if unique == list(indices):
+        frames = batch  # the usual case (sorted, no repeats): no second copy of every frame
+    else:
+        position = {index: i for i, index in enumerate(unique)}
+        frames = batch[[position[i] for i in indices]]
     source_fps = float(reader.get_avg_fps()) or None
     duration = float(starts_ends[-1, 1] - starts_ends[0, 0])
     return VideoClip(

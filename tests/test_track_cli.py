@@ -205,3 +205,23 @@ def test_track_reads_a_raw_h264_stream(tmp_path, capsys):
             container.mux(packet)
     assert main(["track", str(path), "--frames", "4"]) == 0
     assert f"{path}: 4 frames sampled (64x64, 1.2 s" in capsys.readouterr().out
+
+
+def test_large_video_is_tracked_shrunk_and_reported_in_its_own_pixels(tmp_path, capsys):
+    """Frames over 1920 px are decoded shrunk; the JSON's boxes, width and height are in the video's pixels."""
+    from facetrack.sample_media import write_astronaut_clip
+
+    path = write_astronaut_clip(tmp_path / "wide.mp4", motion="zoom_in", num_frames=3, fps=3, width=2560,
+                                height=1440)
+    assert main(["track", str(path), "--frames", "3", "--out", str(tmp_path / "t.json"),
+                 "--render", str(tmp_path / "overlay.mp4")]) == 0
+    assert "3 frames sampled (2560x1440" in capsys.readouterr().out
+    track = json.loads((tmp_path / "t.json").read_text())
+    assert (track["width"], track["height"]) == (2560, 1440)
+    boxes = [frame["box"] for frame in track["frames"]]
+    assert all(box is not None for box in boxes)
+    # The astronaut's face is left of centre, in the upper half, and large in 2560 x 1440 pixels.
+    x1, y1, x2, y2 = boxes[-1]
+    assert 600 < (x1 + x2) / 2 < 1800 and 100 < (y1 + y2) / 2 < 900 and x2 - x1 > 300
+    with av.open(str(tmp_path / "overlay.mp4")) as container:
+        assert container.streams.video[0].width == 1920  # drawn on the shrunk frames

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+DECODE_MAX_SIDE = 1920  # longest side of the frames tracked, overlaid and cropped (the JSON is in source pixels)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -46,13 +48,16 @@ def handle(args: argparse.Namespace) -> int:
     if args.crop_size < 8:
         raise UserError(f"--crop-size must be at least 8, got {args.crop_size}")
 
+    from facetrack.dataset_builder import track_in_source_pixels
     from facetrack.processing.face_tracking import FaceTracker, crop_faces
     from facetrack.processing.video_io import load_video
 
-    clip = load_video(args.video, num_frames=args.frames, fps=args.fps)
+    # Frames over 1920 px are decoded shrunk (the detector works at 640 px; a 4K clip's 32 frames would take 2 GB);
+    # the JSON gives boxes in the video's own pixels.
+    clip = load_video(args.video, num_frames=args.frames, fps=args.fps, max_side=DECODE_MAX_SIDE)
     result = FaceTracker(args.detector, interpolate_max_gap=args.interpolate_gap).track(clip)
-    print(f"{args.video}: {len(clip)} frames sampled ({clip.width}x{clip.height}, "
-          f"{clip.duration or 0:.1f} s, detector {result.detector})")
+    print(f"{args.video}: {len(clip)} frames sampled ({clip.source_width or clip.width}x"
+          f"{clip.source_height or clip.height}, {clip.duration or 0:.1f} s, detector {result.detector})")
     print(result.summary())
     # One character per sampled frame: M = main face detected, i = interpolated, . = missing.
     strip = "".join("." if f.box is None else "i" if f.interpolated else "M" for f in result.frames)
@@ -61,7 +66,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result.to_dict(), indent=1))
+        out.write_text(json.dumps(track_in_source_pixels(result.to_dict(), clip.source_width, clip.source_height),
+                                  indent=1))
         print(f"wrote {out}")
     if args.render:
         from facetrack.overlay import write_overlay_video
