@@ -343,20 +343,38 @@ def test_videos_outside_the_root_are_never_read_nor_released(tmp_path, media_dir
     assert rows[0]["video"]["bytes"] == (root / "clips" / "inside.mp4").read_bytes()
 
 
-def test_unreadable_reasons_name_the_relative_path_only(tmp_path):
+def test_unreadable_and_truncated_videos_are_dropped_with_their_relative_path_only(tmp_path, media_dir):
+    import av
+
     root = tmp_path / "videos"
     root.mkdir()
     write_zoom_clip(root / "ok.mp4", num_frames=6, size=128)
     (root / "broken.mp4").write_bytes(b"not a video" * 50)
+    # A download cut short: the index (moov, written first) lists 72 frames, the data holds 5.
+    with av.open(str(media_dir / "single_face.mp4")) as source, \
+            av.open(str(tmp_path / "faststart.mp4"), "w", options={"movflags": "+faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    with av.open(str(tmp_path / "faststart.mp4")) as container:
+        ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
+    (root / "cut.mp4").write_bytes((tmp_path / "faststart.mp4").read_bytes()[: ends[4]])
     (tmp_path / "a.json").write_text(json.dumps([
         {"id": "ok", "video": "ok.mp4", "caption": "Fine."},
         {"id": "bad", "video": "broken.mp4", "caption": "Broken."},
         {"id": "gone", "video": "sub/gone.mp4", "caption": "Missing."},
+        {"id": "cut", "video": "cut.mp4", "caption": "Cut short."},
     ]))
     report = build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
     reasons = {entry["id"]: entry["reason"] for entry in report.dropped}
+    assert {entry["id"]: entry["status"] for entry in report.dropped} == {
+        "bad": "unreadable", "gone": "missing", "cut": "unreadable"}
     assert reasons["bad"].startswith("broken.mp4: not a readable video") and str(tmp_path) not in reasons["bad"]
     assert reasons["gone"] == "video file not found: sub/gone.mp4"
+    assert reasons["cut"].startswith("cut.mp4: the file is truncated: its header lists 72 frames but the data ends "
+                                     "after 5")
 
 
 def test_large_videos_are_tracked_shrunk_and_boxes_stored_in_their_own_pixels(tmp_path):
