@@ -68,6 +68,8 @@ class release_lock:
             raise ReleaseLockedError(
                 f"another `facetrack dataset build` is writing {self.path.parent}; wait for it to finish"
             ) from None
+        except OSError:  # a file system without locks (some network mounts): carry on unlocked
+            pass
         return self
 
     def __exit__(self, *exc_info) -> None:
