@@ -230,3 +230,11 @@ class EmotionClassifier:
         self._interpreter.set_tensor(self._input["index"], scaled)
         self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output["index"])[0], dtype=np.float32)
+
+
+if __name__ == "__main__":  # python -m facetrack.processing.expression_models: one line saying what is missing
+    try:
+        check_expression_dependencies()
+    except ExpressionDependencyError as error:
+        raise SystemExit(f"warning: {error}") from None
+    print("expression timeline: mediapipe FaceLandmarker and fer's emotion model found")

@@ -6,11 +6,13 @@ per frame (x1, y1, x2, y2, or None where the face is missing) and returns an `Ex
 - `blendshapes`: MediaPipe's 52 ARKit-style blendshape scores (0..1; names in `timeline.blendshape_names`);
 - `yaw`, `pitch`, `roll` (degrees, from the landmarker's head-pose matrix): yaw > 0 = turned to the person's left,
   pitch > 0 = chin up, roll > 0 = head tilted towards the person's right shoulder (counter-clockwise on screen);
-- geometric measures from the 478-point mesh (3-D, so turning the head does not change them much), each
-  normalised by face size:
+- geometric measures from the 478-point mesh, each normalised by face size (3-D distances, so turning the head
+  changes them little, except the brow height):
   `eye_open_left` / `eye_open_right` (the person's left / right eye): lid gap / eye width (the eye aspect ratio);
   `mouth_open`: inner-lip gap / eye distance; `lip_corner_width`: mouth-corner distance / eye distance;
-  `brow_height`: mean distance of the brows from the line through each eye's corners / eye distance;
+  `brow_height`: mean image-plane distance of the inner half of each brow from the line through that eye's
+  corners / eye distance (knitted brows lower it; looking up or down shifts it a little, as the brows sit in
+  front of the eye corners);
   `brow_gap`: distance between the inner brow ends / eye distance (knitted brows pull together);
   (eye distance = between the two eye centres);
 - `emotions`: the 7 probabilities of fer's classifier (`timeline.emotion_labels`).
