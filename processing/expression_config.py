@@ -80,7 +80,7 @@ class ExpressionConfig:
     # ----------------------------------------------------------------------------------------------- emotions
     emotion_smoothing_seconds: float = 1.0  # centred running mean of the 7 probabilities before taking the top one
     emotion_min_probability: float = 0.4  # the top (smoothed) emotion must reach this ...
-    emotion_min_seconds: float = 0.5  # ... and stay on top this long to count as a shift
+    emotion_min_seconds: float = 0.5  # ... and stay on top this long to count (half that for the first one seen)
 
     # --------------------------------------------------------------------------------------------------- states
     min_state_seconds: float = 0.15  # a smile / open mouth / brow state shorter than this is noise ...

@@ -339,7 +339,7 @@ def dominant_emotions(timeline: ExpressionTimeline, config: ExpressionConfig | N
     return result
 
 
-def _emotion_events(t, dominant, stretch, config) -> list[ExpressionEvent]:
+def _emotion_events(t, dominant, probabilities, labels, stretch, config) -> list[ExpressionEvent]:
     ts = t[stretch]
     names = [dominant[i] for i in stretch]
     step = _spacing(ts)
@@ -347,7 +347,9 @@ def _emotion_events(t, dominant, stretch, config) -> list[ExpressionEvent]:
     first = 0
     for i in range(1, len(names) + 1):
         if i == len(names) or names[i] != names[first]:
-            if names[first] is not None and ts[i - 1] - ts[first] + step >= config.emotion_min_seconds:
+            # The first run of a stretch began before we saw it: half the hold time is enough for it.
+            needed = config.emotion_min_seconds / (2.0 if first == 0 else 1.0)
+            if names[first] is not None and ts[i - 1] - ts[first] + step >= needed:
                 if held and held[-1][0] == names[first]:
                     held[-1] = (names[first], held[-1][1], i - 1)
                 else:
@@ -355,7 +357,8 @@ def _emotion_events(t, dominant, stretch, config) -> list[ExpressionEvent]:
             first = i
     events = []
     for (before, _, before_last), (after, after_first, _) in zip(held, held[1:]):
-        events.append(ExpressionEvent("emotion_shift", float(ts[before_last]), float(ts[after_first]), 1.0,
+        strength = float(probabilities[stretch[after_first], labels.index(after)])  # the new emotion's probability
+        events.append(ExpressionEvent("emotion_shift", float(ts[before_last]), float(ts[after_first]), strength,
                                       {"from": before, "to": after}))
     return events
 
@@ -377,6 +380,7 @@ def detect_events(timeline: ExpressionTimeline, config: ExpressionConfig | None 
     raise_evidence, furrow_evidence = _brow_evidence(timeline, config)
     grimace = grimace_mask(timeline, config)
     dominant = dominant_emotions(timeline, config)
+    emotions = _running(t, timeline.emotion_matrix(), config.emotion_smoothing_seconds, np.mean)
 
     events: list[ExpressionEvent] = []
     for stretch in _stretches(t, valid, config.max_gap_seconds):
@@ -397,5 +401,5 @@ def detect_events(timeline: ExpressionTimeline, config: ExpressionConfig | None 
                                    ("head_tilt_right", "head_tilt_left"), config)
         events += _movement_events(t, pose("pitch"), stretch, config.look_degrees, ("look_up", "look_down"), config,
                                    nods=True)
-        events += _emotion_events(t, dominant, stretch, config)
+        events += _emotion_events(t, dominant, emotions, list(timeline.emotion_labels), stretch, config)
     return sorted(events, key=lambda event: (event.time, EVENT_KINDS.index(event.kind)))

@@ -35,7 +35,7 @@ import numpy as np
 from .expression_config import ExpressionConfig
 from .expression_models import EMOTION_LABELS, EmotionClassifier, FaceLandmarker
 from .face_detection import default_num_threads
-from .face_tracking import crop_faces
+from .face_tracking import square_crop_box
 
 TIMELINE_FORMAT_VERSION = 1
 # MediaPipe's 52 blendshapes, in the order the model outputs them (checked on every result).
@@ -210,20 +210,44 @@ class ExpressionTimeline:
             if version != TIMELINE_FORMAT_VERSION:
                 raise ValueError(f"version {version} (this code reads version {TIMELINE_FORMAT_VERSION})")
             known = {name for name in FrameExpression.__dataclass_fields__}
+            blendshape_names = [str(n) for n in data.get("blendshape_names", BLENDSHAPE_NAMES)]
+            emotion_labels = [str(n) for n in data.get("emotion_labels", EMOTION_LABELS)]
             frames = []
-            for item in data["frames"]:
+            for index, item in enumerate(data["frames"]):
                 unknown = set(item) - known
                 if unknown:
                     raise ValueError(f"unknown frame field(s) {sorted(unknown)}")
-                frames.append(FrameExpression(**item))
-            return cls(
-                frames=frames,
-                blendshape_names=[str(n) for n in data.get("blendshape_names", BLENDSHAPE_NAMES)],
-                emotion_labels=[str(n) for n in data.get("emotion_labels", EMOTION_LABELS)],
-                models=dict(data.get("models", {})),
-            )
+                frame = FrameExpression(**item)
+                for name, size in (("blendshapes", len(blendshape_names)), ("emotions", len(emotion_labels))):
+                    values = getattr(frame, name)
+                    if values is not None and len(values) != size:
+                        raise ValueError(f"frame {index} has {len(values)} {name}, expected {size}")
+                frames.append(frame)
+            return cls(frames=frames, blendshape_names=blendshape_names, emotion_labels=emotion_labels,
+                       models=dict(data.get("models", {})))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a valid expression timeline: {type(error).__name__}: {error}") from error
+
+
+def face_crops(
+    frame: np.ndarray, box: Sequence[float], size: int, margin: float, emotion_margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarker's (size, size, 3) RGB crop (the square of `square_crop_box(box, margin)`, zeros outside the
+    frame) and the emotion model's (64, 64) greyscale crop (the square with `emotion_margin`, cut from the first).
+
+    One affine warp with bilinear sampling, as MediaPipe cuts its own face regions: on a 720p face it is ~10x
+    cheaper than cutting the square and area-resizing it, and the emotion crop costs almost nothing on top."""
+    import cv2
+
+    x0, y0, side = square_crop_box(box, margin)
+    scale = size / side
+    warp = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]], dtype=np.float64)
+    crop = cv2.warpAffine(frame, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(0, 0, 0))
+    inner = min(size, max(1, int(round(size * (1.0 + 2.0 * emotion_margin) / (1.0 + 2.0 * margin)))))
+    start = (size - inner) // 2
+    gray = cv2.cvtColor(crop[start:start + inner, start:start + inner], cv2.COLOR_RGB2GRAY)
+    return crop, cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)
 
 
 def _rounded(values, digits: int = 4) -> list[float]:
@@ -246,6 +270,7 @@ class ExpressionAnalyzer:
             self.config.emotion_model_path, num_threads=self.config.num_threads or default_num_threads()
         )
         self._clock_ms = 0  # VIDEO mode wants strictly increasing timestamps across calls
+        self._model_names: dict | None = None
 
     def __enter__(self) -> ExpressionAnalyzer:
         return self
@@ -258,7 +283,19 @@ class ExpressionAnalyzer:
 
     @property
     def models(self) -> dict:
-        return {"landmarker": "mediapipe FaceLandmarker (face_landmarker.task)", "emotions": "fer emotion_model_quantized.tflite"}
+        """Which models made the timeline (recorded in its JSON)."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        def installed(package: str) -> str:
+            try:
+                return f"{package} {version(package)}"
+            except PackageNotFoundError:
+                return package
+
+        return {
+            "landmarker": f"{installed('mediapipe')} FaceLandmarker, {self._landmarker.model_path}",
+            "emotions": f"{installed('fer')} emotion model via {installed('ai-edge-litert')}, {self._emotions.model_path}",
+        }
 
     def analyze(
         self,
@@ -268,8 +305,6 @@ class ExpressionAnalyzer:
         frame_indices: Sequence[int] | None = None,
     ) -> ExpressionTimeline:
         """The expression timeline of the face in `boxes` (one box or None per frame) through `frames`."""
-        import cv2
-
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be a (T, H, W, 3) uint8 RGB array, got {frames.dtype} {frames.shape}")
@@ -284,8 +319,6 @@ class ExpressionAnalyzer:
             if box is not None and (len(box) != 4 or not box[2] > box[0] or not box[3] > box[1]):
                 raise ValueError(f"box {t} must be (x1, y1, x2, y2) with x2 > x1 and y2 > y1, got {box}")
         config = self.config
-        crops = crop_faces(frames, boxes, size=config.crop_size, margin=config.crop_margin)
-        emotion_crops = crop_faces(frames, boxes, size=64, margin=config.emotion_crop_margin)
         start_ms = self._clock_ms + 1000  # a new call starts well after the last one (a fresh track for mediapipe)
         timeline_frames: list[FrameExpression] = []
         previous_ms = start_ms - 1
@@ -295,11 +328,11 @@ class ExpressionAnalyzer:
             if box is None:
                 continue
             frame.box = _rounded(box, 2)
-            gray = cv2.cvtColor(emotion_crops[t], cv2.COLOR_RGB2GRAY)
+            crop, gray = face_crops(frames[t], box, config.crop_size, config.crop_margin, config.emotion_crop_margin)
             frame.emotions = _rounded(self._emotions.predict(gray))
             timestamp_ms = max(start_ms + int(round((times[t] - times[0]) * 1000)), previous_ms + 1)
             previous_ms = timestamp_ms
-            result = self._landmarker.detect(crops[t], timestamp_ms)
+            result = self._landmarker.detect(crop, timestamp_ms)
             if result is None:
                 continue
             frame.face_found = True
@@ -310,7 +343,9 @@ class ExpressionAnalyzer:
             for name, value in geometric_measures(result.landmarks).items():
                 setattr(frame, name, round(value, 4))
         self._clock_ms = previous_ms
+        if self._model_names is None:
+            self._model_names = self.models
         return ExpressionTimeline(
             frames=timeline_frames, blendshape_names=list(BLENDSHAPE_NAMES), emotion_labels=list(EMOTION_LABELS),
-            models=self.models,
+            models=dict(self._model_names),
         )

@@ -214,6 +214,11 @@ def test_report_round_trips_through_json(media_dir, analyzer, tracker):
     assert ExpressionTimeline.from_dict(data["timeline"]).to_dict() == report.timeline.to_dict()
     with pytest.raises(ValueError, match="version"):
         ExpressionTimeline.from_dict({**data["timeline"], "version": 99})
+    broken = json.loads(json.dumps(data["timeline"]))
+    broken["frames"][0]["blendshapes"] = broken["frames"][0]["blendshapes"][:10]
+    with pytest.raises(ValueError, match="frame 0 has 10 blendshapes, expected 52"):
+        ExpressionTimeline.from_dict(broken)
+    assert "mediapipe 1.2.3" in data["timeline"]["models"]["landmarker"]
     with pytest.raises(ValueError, match="unknown event kind"):
         ExpressionEvent.from_dict({"kind": "sneeze", "start": 0, "end": 1})
     with pytest.raises(ValueError, match="no face track 7"):
@@ -313,6 +318,22 @@ def test_head_pose_angles_and_signs():
     np.testing.assert_allclose(head_pose_degrees(rotation(yaw=30)), (30, 0, 0), atol=1e-6)
     np.testing.assert_allclose(head_pose_degrees(rotation(pitch_down=20)), (0, -20, 0), atol=1e-6)
     np.testing.assert_allclose(head_pose_degrees(rotation(yaw=-10, pitch_down=-15, roll=25)), (-10, 15, 25), atol=1e-6)
+
+
+def test_face_crops_match_the_trackers_square_and_pad_with_zeros():
+    from facetrack.processing.expressions import face_crops
+    from facetrack.processing.face_tracking import crop_faces
+
+    rng = np.random.default_rng(0)
+    frame = (rng.random((360, 640, 3)) * 255).astype(np.uint8)
+    frame = np.ascontiguousarray(np.repeat(np.repeat(frame[::8, ::8], 8, axis=0), 8, axis=1))  # 8 px blocks
+    box = [300.0, 100.0, 420.0, 240.0]
+    crop, gray = face_crops(frame, box, 256, 0.25, 0.08)
+    reference = crop_faces(frame[None], [box], size=256, margin=0.25)[0]
+    assert crop.shape == (256, 256, 3) and gray.shape == (64, 64) and gray.dtype == np.uint8
+    assert np.abs(crop.astype(int) - reference.astype(int)).mean() < 12  # same square, bilinear vs area resampling
+    edge, _ = face_crops(frame, [0.0, 0.0, 100.0, 100.0], 256, 0.25, 0.08)
+    assert (edge[:40, :40] == 0).all() and edge[200:, 200:].any()  # outside the frame: zeros, as crop_faces
 
 
 def test_config_checks_its_values():
