@@ -1,6 +1,6 @@
 """Expression-timeline speed: the expression stage per frame, and track + expressions for the 720p target.
 
-    python benchmarks/bench_expressions.py [--runs 5]
+    python benchmarks/bench_expressions.py [--runs 5] [--compare-inputs]
 
 Prints, for a 32-frame sample of a 10 s 1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled, as in
 bench_tracking.py), the median over --runs runs of: decoding, face tracking, the expression stage (landmarker on
@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tracking import make_720p_clip  # noqa: E402
@@ -54,9 +56,49 @@ def time_clip(path: Path, tracker: FaceTracker, analyzer: ExpressionAnalyzer, ru
     return result
 
 
+def compare_landmarker_inputs(runs: int) -> None:
+    """The landmarker alone on the same 32 frames: the whole 640x360 frame vs the 256 px face crop, VIDEO vs IMAGE
+    running mode (IMAGE runs MediaPipe's face detector on every frame; VIDEO tracks the face from the last one)."""
+    import mediapipe
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    from facetrack.processing.expression_models import landmarker_model_path
+    from facetrack.processing.expressions import face_crops
+
+    clip = load_video(MEDIA / "WolfgangLanger_Pexels.mp4", num_frames=NUM_FRAMES)
+    boxes = FaceTracker().track(clip).boxes
+    crops = [face_crops(frame, box, 256, 0.25, 0.08)[0] for frame, box in zip(clip.frames, boxes)]
+    print("\n| landmarker input (32 frames of WolfgangLanger_Pexels.mp4) | running mode | median ms per frame |")
+    print("|---|---|---:|")
+    for label, images in (("whole 640x360 frame", list(clip.frames)), ("256 px face crop", crops)):
+        for mode in ("VIDEO", "IMAGE"):
+            options = vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=str(landmarker_model_path())),
+                running_mode=getattr(vision.RunningMode, mode), output_face_blendshapes=True,
+                output_facial_transformation_matrixes=True)
+            timings = []
+            with vision.FaceLandmarker.create_from_options(options) as landmarker:
+                clock = 0
+                for _ in range(runs):
+                    for image in images:
+                        picture = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB,
+                                                  data=np.ascontiguousarray(image))
+                        start = time.perf_counter()
+                        if mode == "VIDEO":
+                            clock += 300
+                            landmarker.detect_for_video(picture, clock)
+                        else:
+                            landmarker.detect(picture)
+                        timings.append((time.perf_counter() - start) * 1000)
+            print(f"| {label} | {mode} | {statistics.median(timings):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--compare-inputs", action="store_true",
+                        help="also time the landmarker on whole frames vs face crops, VIDEO vs IMAGE mode")
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, median of {args.runs} runs, "
           f"{NUM_FRAMES} frames\n")
@@ -80,6 +122,8 @@ def main() -> None:
     print(f"\n720p 10 s clip, {NUM_FRAMES} frames, track + expressions: {total:.2f} s median "
           f"({'meets' if total < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target)")
     analyzer.close()
+    if args.compare_inputs:
+        compare_landmarker_inputs(args.runs)
 
 
 if __name__ == "__main__":

@@ -145,15 +145,15 @@ def _clean_runs(ts: np.ndarray, mask: np.ndarray, config: ExpressionConfig) -> l
 
 
 def _state_events(
-    ts: np.ndarray, runs: list[tuple[int, int]], kinds: tuple[str, str], strengths: list[float], details=None,
+    ts: np.ndarray, runs: list[tuple[int, int]], kinds: tuple[str, str], strengths: list[float]
 ) -> list[ExpressionEvent]:
     """A start event before each run that does not begin the stretch, an end event after each that does not end it."""
     events = []
     for (first, last), strength in zip(runs, strengths):
         if first > 0:
-            events.append(ExpressionEvent(kinds[0], float(ts[first - 1]), float(ts[first]), strength, dict(details or {})))
+            events.append(ExpressionEvent(kinds[0], float(ts[first - 1]), float(ts[first]), strength))
         if last < len(ts) - 1:
-            events.append(ExpressionEvent(kinds[1], float(ts[last]), float(ts[last + 1]), strength, dict(details or {})))
+            events.append(ExpressionEvent(kinds[1], float(ts[last]), float(ts[last + 1]), strength))
     return events
 
 

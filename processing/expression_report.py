@@ -70,7 +70,8 @@ def analyze_expressions(
 ) -> ExpressionReport:
     """Measure the expressions of the main character (or of `track_id`) of a tracked clip."""
     if not isinstance(clip, VideoClip) or not isinstance(track, FaceTrackResult):
-        raise TypeError("analyze_expressions takes a VideoClip (load_video) and its FaceTrackResult (FaceTracker.track)")
+        raise TypeError("analyze_expressions takes a VideoClip (load_video) and its FaceTrackResult "
+                        "(FaceTracker.track)")
     if len(track.frames) != len(clip.frames):
         raise ValueError(f"the face track has {len(track.frames)} frames but the clip has {len(clip.frames)}")
     if track_id is None or track_id == track.main_track_id:

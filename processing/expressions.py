@@ -294,7 +294,8 @@ class ExpressionAnalyzer:
 
         return {
             "landmarker": f"{installed('mediapipe')} FaceLandmarker, {self._landmarker.model_path}",
-            "emotions": f"{installed('fer')} emotion model via {installed('ai-edge-litert')}, {self._emotions.model_path}",
+            "emotions": f"{installed('fer')} emotion model via {installed('ai-edge-litert')}, "
+                        f"{self._emotions.model_path}",
         }
 
     def analyze(
@@ -323,7 +324,8 @@ class ExpressionAnalyzer:
         timeline_frames: list[FrameExpression] = []
         previous_ms = start_ms - 1
         for t, box in enumerate(boxes):
-            frame = FrameExpression(timestamp=times[t], frame_index=None if frame_indices is None else int(frame_indices[t]))
+            index = None if frame_indices is None else int(frame_indices[t])
+            frame = FrameExpression(timestamp=times[t], frame_index=index)
             timeline_frames.append(frame)
             if box is None:
                 continue
@@ -337,7 +339,7 @@ class ExpressionAnalyzer:
                 continue
             frame.face_found = True
             if tuple(result.blendshape_names) != BLENDSHAPE_NAMES:
-                raise ValueError(f"{self._landmarker.model_path}: unexpected blendshapes {result.blendshape_names[:5]}...")
+                raise ValueError(f"{self._landmarker.model_path}: unexpected blendshapes {result.blendshape_names[:5]}")
             frame.blendshapes = _rounded(result.blendshapes)
             frame.yaw, frame.pitch, frame.roll = (round(v, 2) for v in head_pose_degrees(result.pose_matrix))
             for name, value in geometric_measures(result.landmarks).items():
