@@ -63,7 +63,7 @@ def compare_landmarker_inputs(runs: int) -> None:
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    from facetrack.processing.expression_models import landmarker_model_path
+    from facetrack.processing.expression_models import _native_stderr_silenced, landmarker_model_path
     from facetrack.processing.expressions import face_crops
 
     clip = load_video(MEDIA / "WolfgangLanger_Pexels.mp4", num_frames=NUM_FRAMES)
@@ -78,7 +78,9 @@ def compare_landmarker_inputs(runs: int) -> None:
                 running_mode=getattr(vision.RunningMode, mode), output_face_blendshapes=True,
                 output_facial_transformation_matrixes=True)
             timings = []
-            with vision.FaceLandmarker.create_from_options(options) as landmarker:
+            with _native_stderr_silenced():  # MediaPipe's graph-building log lines
+                landmarker = vision.FaceLandmarker.create_from_options(options)
+            with landmarker:
                 clock = 0
                 for _ in range(runs):
                     for image in images:

@@ -105,7 +105,8 @@ def check_expression_dependencies(
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """MediaPipe's C++ core logs a dozen INFO/WARNING lines to file descriptor 2 while it builds its graph; they are
-    noise for users. Python exceptions are unaffected (they are raised, not printed, inside this block)."""
+    noise for users. Python exceptions are unaffected (they are raised, not printed, inside this block). The
+    redirection is process-wide for the ~0.1 s a model takes to load: another thread's stderr is lost meanwhile."""
     try:
         saved = os.dup(2)
     except OSError:  # no usable fd 2 (some embedded interpreters): nothing to silence

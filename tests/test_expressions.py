@@ -230,6 +230,25 @@ def test_report_round_trips_through_json(media_dir, analyzer, tracker):
 
 
 @needs_models
+def test_every_person_of_a_group_photo_is_measured_in_their_own_box(media_dir, analyzer, tracker):
+    from PIL import Image
+
+    from facetrack.processing.expression_report import analyze_expressions
+
+    photo = np.asarray(Image.open(media_dir / "multi_face.jpg").convert("RGB"))
+    clip = load_video([photo] * 3, num_frames=None)
+    track = tracker.track(clip)
+    assert len(track.tracks) == 5
+    shapes = []
+    for track_id, boxes in sorted(track.tracks.items()):
+        report = analyze_expressions(clip, track, track_id=track_id, analyzer=analyzer)
+        assert report.track_id == track_id and report.timeline.measured.all()
+        assert [frame.box for frame in report.timeline.frames] == [[round(v, 2) for v in b] for b in boxes]
+        shapes.append(np.array(report.timeline.frames[0].blendshapes))
+    assert min(np.abs(a - b).sum() for i, a in enumerate(shapes) for b in shapes[i + 1:]) > 0.5  # five faces
+
+
+@needs_models
 def test_one_analyzer_measures_several_people_and_clips(media_dir, analyzer, tracker):
     clip = load_video(media_dir / "single_face.mp4", num_frames=12)
     boxes = tracker.track(clip).boxes
