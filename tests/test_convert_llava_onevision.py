@@ -18,44 +18,17 @@ import torch
 
 from facetrack import cli
 from facetrack.convert_llava_onevision import ConversionError, convert_llava_onevision
-from facetrack.hub import train_tiny_tokenizer
 from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfigError
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
 from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
 
-# Not SigLIP's 0.5: the converter must carry the checkpoint's own normalisation over.
-CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 PROMPT = "<|im_start|>user\n<video>\nDescribe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory):
-    """A tiny random LLaVA-OneVision checkpoint: SigLIP 40 px / 8 px patches (a 5 x 5 grid, odd like SigLIP-384's
-    27 x 27, so LLaVA-OneVision's ceil(5 / 2) = 3 rounding is exercised), a 2-layer Qwen2 with tied embeddings."""
-    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
-
-    folder = tmp_path_factory.mktemp("llava-onevision-tiny")
-    tokenizer = train_tiny_tokenizer()
-    tokenizer.add_tokens(["<image>", "<video>"], special_tokens=True)
-    vision = SiglipVisionConfig(image_size=40, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                                num_attention_heads=2, vision_use_head=False)
-    # Spare embedding rows, as Qwen2 checkpoints have: <face> fits without resizing. A wide init makes greedy
-    # decoding pick varied tokens, so "same tokens" can fail.
-    text = Qwen2Config(vocab_size=len(tokenizer) + 16, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.2)
-    config = LlavaOnevisionConfig(
-        vision_config=vision.to_dict(), text_config=text.to_dict(),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
-        vision_feature_layer=-2, vision_feature_select_strategy="full", tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlavaOnevisionForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    (folder / "video_preprocessor_config.json").write_text(json.dumps({"image_mean": CLIP_MEAN, "image_std": CLIP_STD}))
-    return folder
+def llava_dir(tiny_llava_onevision_dir):
+    return tiny_llava_onevision_dir
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +57,14 @@ def llava_pixels(inputs, num_videos: int):
 
 @pytest.mark.parametrize("num_videos,num_frames", [(2, 3), (1, 2)])
 def test_with_face_tokens_off_logits_and_greedy_tokens_are_llava_onevisions(
-    llava, converted_without_faces, num_videos, num_frames
+    llava, llava_dir, converted_without_faces, num_videos, num_frames
 ):
     model, processor = converted_without_faces
     config = model.config
     assert (config.global_tokens_per_frame, config.face_tokens_per_frame) == (9, 0)
     assert config.video_pooling == "bilinear" and config.projector_before_pooling and config.video_newline
-    assert processor.timestamp_template is None and processor.image_mean == pytest.approx(CLIP_MEAN)
+    source_mean = json.loads((llava_dir / "video_preprocessor_config.json").read_text())["image_mean"]
+    assert processor.timestamp_template is None and processor.image_mean == pytest.approx(source_mean) != [0.5] * 3
 
     videos = [frames(num_frames, seed) for seed in range(num_videos)]
     inputs = processor(text=[PROMPT] * num_videos, videos=videos, num_frames=num_frames)
