@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 
 # Parameter-name prefixes of FaceTrackForConditionalGeneration's parts (see modeling_facetrack).
 VISION_PREFIXES = ("model.vision_tower.",)
-PROJECTOR_PREFIXES = ("model.video_projector.", "model.face_projector.", "model.no_face_embedding")
+PROJECTOR_PREFIXES = (
+    "model.video_projector.", "model.face_projector.", "model.no_face_embedding", "model.video_newline_embedding",
+)
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
 PROJECTOR_MODULES = ["video_projector", "face_projector"]
 
@@ -286,7 +288,9 @@ def _sft_trainer_class():
             groups: dict[tuple[bool, bool], list] = {}
             for name, parameter in opt_model.named_parameters():
                 if parameter.requires_grad:
-                    is_projector = any(module in name for module in (*PROJECTOR_MODULES, "no_face_embedding"))
+                    is_projector = any(
+                        module in name for module in (*PROJECTOR_MODULES, "no_face_embedding", "video_newline_embedding")
+                    )
                     groups.setdefault((is_projector, name in decay), []).append(parameter)
             param_groups = [
                 {

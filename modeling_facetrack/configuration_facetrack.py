@@ -8,10 +8,16 @@ placeholder in the prompt becomes, for each sampled frame,
 
     <t=1.5s> <video> x global_tokens_per_frame  <face> x face_tokens_per_frame
 
-The `<video>` tokens carry the whole frame, average-pooled from the encoder's patch grid to a k x k grid; the `<face>`
-tokens carry the main character's face crop (tracked through the video), pooled to a smaller grid. Where the main face
-is missing, the face tokens hold a learned "no face" embedding (`use_no_face_embedding=True`, the default) or are left
-out of the prompt altogether (`use_no_face_embedding=False`).
+and, with `video_newline=True`, one more `<video>` after the last frame of each video (a learned end-of-video
+embedding, LLaVA-OneVision's `image_newline`). The `<video>` tokens carry the whole frame, pooled from the encoder's
+patch grid to a k x k grid (`video_pooling`: average pooling, or LLaVA-OneVision's bilinear interpolation); the
+`<face>` tokens carry the main character's face crop (tracked through the video), average-pooled to a smaller grid.
+Where the main face is missing, the face tokens hold a learned "no face" embedding (`use_no_face_embedding=True`, the
+default) or are left out of the prompt altogether (`use_no_face_embedding=False`). `face_tokens_per_frame=0` turns
+the face path off (no face projector, no face tokens): the model is then a plain video LLM, e.g. LLaVA-OneVision.
+
+The defaults are the original FaceTrack-MM layout; configs saved before the LLaVA-OneVision options existed load with
+exactly the behaviour they had (`video_pooling="average"`, `projector_before_pooling=False`, `video_newline=False`).
 
 This file is copied flat into Hub repos: it imports only `transformers` (and siblings, relatively).
 """
@@ -54,6 +60,7 @@ QWEN2_7B = {
 }
 
 PROJECTOR_TYPES = ("mlp2x_gelu", "linear")
+VIDEO_POOLING_MODES = ("average", "bilinear")
 
 
 def pooled_grid_side(num_tokens: int, patch_grid_side: int, name: str) -> int:
@@ -86,9 +93,22 @@ class FaceTrackConfig(PreTrainedConfig):
             9 x 9 grid. Must be a perfect square that fits the patch grid.
         face_tokens_per_frame (`int`, defaults to 16):
             Tokens per frame for the main character's face crop (4 x 4 pooled). Must be a perfect square that fits
-            the patch grid. Small on purpose: the paper's point is a limited face-token budget.
+            the patch grid, or 0 for no face path at all. Small on purpose: the paper's point is a limited face-token
+            budget.
+        video_pooling (`str`, defaults to `"average"`):
+            How the frame's patch grid becomes the k x k global grid: `"average"` (adaptive average pooling) or
+            `"bilinear"` (bilinear interpolation, `align_corners=False`, as LLaVA-OneVision's video path: 27 x 27 ->
+            14 x 14). Face crops are always average-pooled.
+        projector_before_pooling (`bool`, defaults to `False`):
+            False: pool the patch features, then project them (fewer tokens through the projector). True: project
+            every patch, then pool (LLaVA-OneVision's order; its projector was trained on unpooled patches). Applies
+            to the video and the face path alike.
+        video_newline (`bool`, defaults to `False`):
+            Append one learned embedding (`video_newline_embedding`) after the last frame of every video, in one more
+            `<video>` placeholder: LLaVA-OneVision's `image_newline`, which it appends once per video.
         projector_type (`str`, defaults to `"mlp2x_gelu"`):
             Projector from vision features to the LLM width, for both the video and the face projector.
+        projector_bias (`bool`, defaults to `True`): whether the projector's linear layers have a bias.
         vision_feature_layer (`int`, defaults to -2):
             Which hidden state of the vision encoder to use (-2: the penultimate layer, as in LLaVA).
         video_token_id (`int`, defaults to 151647) / face_token_id (`int`, defaults to 151648):
@@ -112,7 +132,11 @@ class FaceTrackConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     global_tokens_per_frame: int = 81
     face_tokens_per_frame: int = 16
+    video_pooling: str = "average"
+    projector_before_pooling: bool = False
+    video_newline: bool = False
     projector_type: str = "mlp2x_gelu"
+    projector_bias: bool = True
     projector_hidden_act: str = "gelu"
     vision_feature_layer: int = -2
     video_token_id: int = 151647
@@ -138,6 +162,10 @@ class FaceTrackConfig(PreTrainedConfig):
             raise FaceTrackConfigError(
                 f"projector_type={self.projector_type!r} is not supported; choose one of {PROJECTOR_TYPES}"
             )
+        if self.video_pooling not in VIDEO_POOLING_MODES:
+            raise FaceTrackConfigError(
+                f"video_pooling={self.video_pooling!r} is not supported; choose one of {VIDEO_POOLING_MODES}"
+            )
         if self.video_token_id == self.face_token_id:
             raise FaceTrackConfigError(
                 f"video_token_id and face_token_id must differ, both are {self.video_token_id}"
@@ -149,12 +177,22 @@ class FaceTrackConfig(PreTrainedConfig):
                 f"{num_layers} layers (hidden states -{num_layers + 1}..{num_layers})"
             )
         pooled_grid_side(self.global_tokens_per_frame, self.patch_grid_side, "global_tokens_per_frame")
-        pooled_grid_side(self.face_tokens_per_frame, self.patch_grid_side, "face_tokens_per_frame")
+        if self.face_tokens_per_frame != 0:  # 0: no face path
+            pooled_grid_side(self.face_tokens_per_frame, self.patch_grid_side, "face_tokens_per_frame")
+
+    @property
+    def has_face_path(self) -> bool:
+        """Whether the model has a face projector and face tokens (`face_tokens_per_frame > 0`)."""
+        return self.face_tokens_per_frame > 0
 
     def tokens_per_frame(self, face_present: bool = True) -> int:
-        """Visual tokens one frame costs in the prompt."""
+        """Visual tokens one frame costs in the prompt (the per-video newline token not counted)."""
         face_tokens = self.face_tokens_per_frame if (face_present or self.use_no_face_embedding) else 0
         return self.global_tokens_per_frame + face_tokens
+
+    def video_placeholder_count(self, num_frames: int) -> int:
+        """`<video>` tokens one video of `num_frames` frames has in the prompt (its newline token included)."""
+        return num_frames * self.global_tokens_per_frame + int(self.video_newline)
 
 
 __all__ = ["FaceTrackConfig", "FaceTrackConfigError"]

@@ -5,89 +5,46 @@ LLaVA layout (what TRL's loss path and `AutoModelForImageTextToText` expect):
     FaceTrackForConditionalGeneration
     ├── model: FaceTrackModel                 (base_model_prefix = "model"; returns last_hidden_state)
     │   ├── vision_tower: SigLIP vision model (one encoder for frames and face crops)
-    │   ├── video_projector: MLP2x-GELU      (pooled frame patches -> LLM width)
-    │   ├── face_projector: MLP2x-GELU       (pooled face-crop patches -> LLM width)
+    │   ├── video_projector: MLP2x-GELU      (frame patches -> LLM width)
+    │   ├── face_projector: MLP2x-GELU       (face-crop patches -> LLM width; absent with face_tokens_per_frame=0)
     │   ├── no_face_embedding                (learned; fills the face tokens of frames without the main face)
+    │   ├── video_newline_embedding          (learned; one per video after its last frame, with video_newline=True)
     │   └── language_model: the LLM's base model (Qwen2, Llama, ...)
     └── lm_head
 
 Inputs follow docs/architecture.md: frames of all videos of the batch are flattened (`pixel_values_videos`,
 `pixel_values_faces`: `(total_frames, 3, S, S)`, `face_mask`: `(total_frames,)`, `video_num_frames`: `(num_videos,)`).
 Frame features fill the `<video>` placeholder tokens and face features the `<face>` placeholder tokens, both in frame
-order, so the per-frame interleaving chosen by the processor is kept.
+order, so the per-frame interleaving chosen by the processor is kept. With the LLaVA-OneVision settings
+(`video_pooling="bilinear"`, `projector_before_pooling=True`, `video_newline=True`, no face tokens, no timestamps)
+the global path computes exactly what `LlavaOnevisionForConditionalGeneration` computes for a video.
 
-This file is copied flat into Hub repos: it imports only torch, transformers and its sibling configuration file.
+This file is copied flat into Hub repos: it imports only torch, transformers and its sibling files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutputWithPast, ModelOutput
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_facetrack import FaceTrackConfig, pooled_grid_side
-
-# Inputs that only the prefill step needs: `generate()` drops the standard ones itself, these are ours.
-VISUAL_INPUT_NAMES = ("pixel_values_videos", "pixel_values_faces", "face_mask", "video_num_frames")
-
-
-class FaceTrackInputError(ValueError):
-    """Model inputs that do not fit together (placeholder counts, frame counts, shapes)."""
-
-
-@dataclass
-class FaceTrackModelOutputWithPast(BaseModelOutputWithPast):
-    r"""
-    video_hidden_states (`torch.FloatTensor` of shape `(total_frames, global_tokens_per_frame, hidden_size)`):
-        Projected frame features that filled the `<video>` tokens.
-    face_hidden_states (`torch.FloatTensor` of shape `(num_face_frames, face_tokens_per_frame, hidden_size)`):
-        Face features (or "no face" embeddings) that filled the `<face>` tokens.
-    """
-
-    video_hidden_states: torch.FloatTensor | None = None
-    face_hidden_states: torch.FloatTensor | None = None
-
-
-@dataclass
-class FaceTrackCausalLMOutputWithPast(ModelOutput):
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor] | None = None
-    attentions: tuple[torch.FloatTensor] | None = None
-    video_hidden_states: torch.FloatTensor | None = None
-    face_hidden_states: torch.FloatTensor | None = None
-
-
-class FaceTrackProjector(nn.Module):
-    """Vision width -> LLM width: `mlp2x_gelu` (Linear, GELU, Linear) or `linear`."""
-
-    def __init__(self, config: FaceTrackConfig):
-        super().__init__()
-        vision_width = config.vision_config.hidden_size
-        text_width = config.text_config.hidden_size
-        self.linear_1 = nn.Linear(vision_width, text_width)
-        if config.projector_type == "mlp2x_gelu":
-            self.act = ACT2FN[config.projector_hidden_act]
-            self.linear_2 = nn.Linear(text_width, text_width)
-        else:
-            self.act = None
-            self.linear_2 = None
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        hidden = self.linear_1(features)
-        if self.linear_2 is not None:
-            hidden = self.linear_2(self.act(hidden))
-        return hidden
+from .configuration_facetrack import FaceTrackConfig
+from .generation_facetrack import (
+    VISUAL_INPUT_NAMES,
+    FaceTrackGenerationMixin,
+    FaceTrackInputError,
+    infer_video_num_frames,
+)
+from .outputs_facetrack import (
+    FaceTrackCausalLMOutputWithPast,
+    FaceTrackModelOutputWithPast,
+    FaceTrackVideoFeaturesOutput,
+)
+from .vision_facetrack import FaceTrackProjector, pool_patch_grid, project_and_pool
 
 
 class FaceTrackPreTrainedModel(PreTrainedModel):
@@ -108,7 +65,11 @@ class FaceTrackPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, FaceTrackModel):
-            init.normal_(module.no_face_embedding, mean=0.0, std=self.config.text_config.hidden_size**-0.5)
+            std = self.config.text_config.hidden_size**-0.5
+            if module.no_face_embedding is not None:
+                init.normal_(module.no_face_embedding, mean=0.0, std=std)
+            if module.video_newline_embedding is not None:
+                init.normal_(module.video_newline_embedding, mean=0.0, std=std)
 
 
 class FaceTrackModel(FaceTrackPreTrainedModel):
@@ -116,12 +77,17 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
 
     def __init__(self, config: FaceTrackConfig):
         super().__init__(config)
+        text_width = config.text_config.hidden_size
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.video_projector = FaceTrackProjector(config)
-        self.face_projector = FaceTrackProjector(config)
-        self.no_face_embedding = nn.Parameter(
-            torch.zeros(config.face_tokens_per_frame, config.text_config.hidden_size)
-        )
+        # Parameters that a setting turns off do not exist at all: older checkpoints load without missing keys.
+        if config.has_face_path:
+            self.face_projector = FaceTrackProjector(config)
+            self.no_face_embedding = nn.Parameter(torch.zeros(config.face_tokens_per_frame, text_width))
+        else:
+            self.face_projector = None
+            self.no_face_embedding = None
+        self.video_newline_embedding = nn.Parameter(torch.zeros(text_width)) if config.video_newline else None
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
 
@@ -131,10 +97,13 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.language_model.set_input_embeddings(value)
 
-    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """`(N, 3, S, S)` -> patch features `(N, side, side, vision_width)` from `config.vision_feature_layer`."""
+    def encode_images(self, pixel_values: torch.Tensor, **vision_kwargs):
+        """`(N, 3, S, S)` -> (patch features `(N, side, side, vision_width)` from `config.vision_feature_layer`,
+        the vision encoder's outputs). Only the selected hidden state is kept unless `output_hidden_states=True`."""
         vision_dtype = self.vision_tower.get_input_embeddings().weight.dtype
-        outputs = self.vision_tower(pixel_values.to(vision_dtype), output_hidden_states=True)
+        if not vision_kwargs.get("output_hidden_states"):
+            vision_kwargs["output_hidden_states"] = self.config.vision_feature_layer
+        outputs = self.vision_tower(pixel_values.to(vision_dtype), return_dict=True, **vision_kwargs)
         features = outputs.hidden_states[self.config.vision_feature_layer]
         side = self.config.patch_grid_side
         if features.shape[1] != side * side:
@@ -143,62 +112,92 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
                 f"pixel values must be {self.config.vision_config.image_size} pixels square, "
                 f"got {tuple(pixel_values.shape[-2:])}"
             )
-        return features.view(features.shape[0], side, side, features.shape[-1])
+        return features.view(features.shape[0], side, side, features.shape[-1]), outputs
 
     @staticmethod
-    def pool_patches(patch_features: torch.Tensor, num_tokens: int) -> torch.Tensor:
-        """Average-pool a `(N, side, side, C)` patch grid to `(N, num_tokens, C)` (a k x k grid, row-major)."""
-        grid_side = pooled_grid_side(num_tokens, patch_features.shape[1], "tokens per image")
-        channels_first = patch_features.permute(0, 3, 1, 2)
-        pooled = F.adaptive_avg_pool2d(channels_first, grid_side)
-        return pooled.flatten(2).transpose(1, 2)
+    def pool_patches(patch_features: torch.Tensor, num_tokens: int, mode: str = "average") -> torch.Tensor:
+        """Pool a `(N, side, side, C)` patch grid to `(N, num_tokens, C)` (a k x k grid, row-major)."""
+        return pool_patch_grid(patch_features, num_tokens, mode)
 
+    @can_return_tuple
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor,
         pixel_values_faces: torch.Tensor | None = None,
         face_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Frame and face features, projected to the LLM width.
+        video_num_frames: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> FaceTrackVideoFeaturesOutput:
+        """Frame and face features, projected to the LLM width (see `FaceTrackVideoFeaturesOutput`).
 
-        Returns `video_features` `(total_frames, global_tokens_per_frame, D)` and `face_features`: with the "no face"
-        embedding `(total_frames, face_tokens_per_frame, D)`, else `(num_present_faces, face_tokens_per_frame, D)`;
-        `None` when no face inputs are given. Only present faces go through the encoder (in the same batch as the
-        frames): a missing face is never encoded, so its tokens never hold features of an empty crop.
+        `video_num_frames` splits the frames into videos (default: all frames are one video). Only present faces go
+        through the encoder (in the same batch as the frames): a missing face is never encoded, so its tokens never
+        hold features of an empty crop.
         """
+        config = self.config
+        if output_hidden_states is None:
+            output_hidden_states = config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = config.output_attentions
         total_frames = pixel_values_videos.shape[0]
-        if face_mask is None:
-            face_mask = torch.zeros(total_frames, dtype=torch.bool, device=pixel_values_videos.device)
-        face_mask = face_mask.to(device=pixel_values_videos.device, dtype=torch.bool).reshape(-1)
-        if face_mask.shape[0] != total_frames:
+        frames_per_video = [total_frames] if video_num_frames is None else [int(n) for n in video_num_frames.tolist()]
+        if sum(frames_per_video) != total_frames:
             raise FaceTrackInputError(
-                f"face_mask has {face_mask.shape[0]} entries but pixel_values_videos has {total_frames} frames"
+                f"video_num_frames sums to {sum(frames_per_video)} but pixel_values_videos has {total_frames} frames"
             )
         present_faces = None
-        if pixel_values_faces is not None:
-            if pixel_values_faces.shape[0] != total_frames:
+        if pixel_values_faces is not None and config.has_face_path:
+            if face_mask is None:
+                face_mask = torch.zeros(total_frames, dtype=torch.bool, device=pixel_values_videos.device)
+            face_mask = face_mask.to(device=pixel_values_faces.device, dtype=torch.bool).reshape(-1)
+            if face_mask.shape[0] != total_frames or pixel_values_faces.shape[0] != total_frames:
                 raise FaceTrackInputError(
-                    f"pixel_values_faces has {pixel_values_faces.shape[0]} crops but pixel_values_videos has "
-                    f"{total_frames} frames (one crop per frame, zeros where the face is missing)"
+                    f"pixel_values_faces has {pixel_values_faces.shape[0]} crops and face_mask {face_mask.shape[0]} "
+                    f"entries but pixel_values_videos has {total_frames} frames (one crop per frame, zeros where the "
+                    "face is missing)"
                 )
-            present_faces = pixel_values_faces[face_mask.to(pixel_values_faces.device)]
+            present_faces = pixel_values_faces[face_mask]
         images = pixel_values_videos if present_faces is None else torch.cat([pixel_values_videos, present_faces])
-        patch_features = self.encode_images(images)
-
-        video_features = self.video_projector(
-            self.pool_patches(patch_features[:total_frames], self.config.global_tokens_per_frame)
+        patch_features, vision_outputs = self.encode_images(
+            images, output_hidden_states=output_hidden_states, output_attentions=output_attentions
         )
-        if pixel_values_faces is None:
-            return video_features, None
 
-        num_face_tokens = self.config.face_tokens_per_frame
-        face_features = self.face_projector(self.pool_patches(patch_features[total_frames:], num_face_tokens))
-        if not self.config.use_no_face_embedding:
-            return video_features, face_features
-        # Every frame gets face tokens: present faces their features, the others the learned "no face" embedding.
-        all_faces = self.no_face_embedding.to(face_features.dtype)[None].expand(total_frames, -1, -1)
-        all_faces = all_faces.masked_scatter(face_mask[:, None, None].to(all_faces.device), face_features)
-        return video_features, all_faces
+        frame_features = project_and_pool(
+            patch_features[:total_frames], self.video_projector, config.global_tokens_per_frame,
+            config.video_pooling, config.projector_before_pooling,
+        )
+        per_video = []
+        for frames in frame_features.split(frames_per_video):
+            tokens = frames.reshape(-1, frames.shape[-1])
+            if self.video_newline_embedding is not None:
+                tokens = torch.cat([tokens, self.video_newline_embedding.to(tokens.dtype)[None]])
+            per_video.append(tokens)
+
+        face_features = None
+        if present_faces is not None:
+            face_features = project_and_pool(
+                patch_features[total_frames:], self.face_projector, config.face_tokens_per_frame,
+                "average", config.projector_before_pooling,
+            )
+            if config.use_no_face_embedding:
+                # Every frame gets face tokens: present faces their features, the others the "no face" embedding.
+                all_faces = self.no_face_embedding.to(face_features.dtype)[None].expand(total_frames, -1, -1)
+                mask = face_mask[:, None, None].to(all_faces.device)
+                face_features = all_faces.masked_scatter(mask, face_features)
+
+        def frames_only(states):
+            return None if states is None else tuple(None if s is None else s[:total_frames] for s in states)
+
+        return FaceTrackVideoFeaturesOutput(
+            last_hidden_state=vision_outputs.last_hidden_state[:total_frames],
+            pooler_output=tuple(per_video),
+            hidden_states=frames_only(vision_outputs.hidden_states) if output_hidden_states else None,
+            attentions=frames_only(vision_outputs.attentions) if output_attentions else None,
+            frame_features=frame_features,
+            face_features=face_features,
+        )
 
     def placeholder_mask(
         self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, token_id: int
@@ -209,18 +208,19 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
         token_embedding = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
         return (inputs_embeds == token_embedding).all(-1)
 
+    @staticmethod
     def scatter_features(
-        self, inputs_embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, name: str
+        inputs_embeds: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, name: str, what: str
     ) -> torch.Tensor:
+        """Write `features` `(n, D)` into the `n` placeholder positions of `mask`; a clear error if counts differ."""
         num_placeholders = int(mask.sum())
-        num_features = features.shape[0] * features.shape[1]
-        if num_placeholders != num_features:
+        if num_placeholders != features.shape[0]:
             raise FaceTrackInputError(
                 f"the prompt has {num_placeholders} {name} placeholder tokens but the visual inputs give "
-                f"{num_features} {name} features ({features.shape[0]} frames x {features.shape[1]} tokens); "
-                f"build the prompt with FaceTrackProcessor (same tokens-per-frame settings as the model config)"
+                f"{features.shape[0]} {name} features ({what}); build the prompt with FaceTrackProcessor (same "
+                "tokens-per-frame settings as the model config)"
             )
-        features = features.reshape(-1, features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
+        features = features.to(inputs_embeds.device, inputs_embeds.dtype)
         return inputs_embeds.masked_scatter(mask[..., None].to(inputs_embeds.device), features)
 
     @can_return_tuple
@@ -243,22 +243,35 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
-        video_mask = self.placeholder_mask(input_ids, inputs_embeds, self.config.video_token_id)
-        face_token_mask = self.placeholder_mask(input_ids, inputs_embeds, self.config.face_token_id)
+        config = self.config
+        video_mask = self.placeholder_mask(input_ids, inputs_embeds, config.video_token_id)
+        face_token_mask = self.placeholder_mask(input_ids, inputs_embeds, config.face_token_id)
         video_features = face_features = None
         if pixel_values_videos is not None:
-            if video_num_frames is not None and int(video_num_frames.sum()) != pixel_values_videos.shape[0]:
-                raise FaceTrackInputError(
-                    f"video_num_frames sums to {int(video_num_frames.sum())} but pixel_values_videos has "
-                    f"{pixel_values_videos.shape[0]} frames"
-                )
-            video_features, face_features = self.get_video_features(pixel_values_videos, pixel_values_faces, face_mask)
-            inputs_embeds = self.scatter_features(inputs_embeds, video_mask, video_features, "<video>")
+            if video_num_frames is None:  # one video per prompt row that has <video> tokens
+                frames = infer_video_num_frames(config, video_mask.sum(-1).tolist())
+                video_num_frames = torch.tensor(frames, dtype=torch.long)
+            features = self.get_video_features(
+                pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, return_dict=True
+            )
+            video_features, face_features = features.frame_features, features.face_features
+            num_frames = video_features.shape[0]
+            layout = f"{num_frames} frames x {video_features.shape[1]} tokens"
+            if config.video_newline:
+                layout += f" + {len(features.pooler_output)} newline tokens"
+            inputs_embeds = self.scatter_features(
+                inputs_embeds, video_mask, torch.cat(features.pooler_output), "<video>", layout
+            )
             if face_features is not None:
-                inputs_embeds = self.scatter_features(inputs_embeds, face_token_mask, face_features, "<face>")
+                inputs_embeds = self.scatter_features(
+                    inputs_embeds, face_token_mask, face_features.reshape(-1, face_features.shape[-1]), "<face>",
+                    f"{face_features.shape[0]} frames x {face_features.shape[1]} tokens",
+                )
             elif face_token_mask.any():
+                reason = "no pixel_values_faces" if config.has_face_path else "the model has no face path"
                 raise FaceTrackInputError(
-                    f"the prompt has {int(face_token_mask.sum())} <face> placeholder tokens but no pixel_values_faces"
+                    f"the prompt has {int(face_token_mask.sum())} <face> placeholder tokens but {reason} "
+                    f"(face_tokens_per_frame={config.face_tokens_per_frame})"
                 )
         elif (video_mask.any() or face_token_mask.any()) and (
             past_key_values is None or past_key_values.get_seq_length() == 0
@@ -287,10 +300,12 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
         )
 
 
-class FaceTrackForConditionalGeneration(FaceTrackPreTrainedModel, GenerationMixin):
+class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTrainedModel, GenerationMixin):
     """FaceTrack-MM with its language-modelling head: `forward` (loss with `labels`) and `generate()`."""
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # A tied head is the embedding's (row-sharded) weight: it needs a tensor-parallel entry of its own.
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: FaceTrackConfig):
         super().__init__(config)
@@ -310,8 +325,11 @@ class FaceTrackForConditionalGeneration(FaceTrackPreTrainedModel, GenerationMixi
     def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
         self.lm_head = new_embeddings
 
-    def get_video_features(self, pixel_values_videos, pixel_values_faces=None, face_mask=None):
-        return self.model.get_video_features(pixel_values_videos, pixel_values_faces, face_mask)
+    def get_video_features(self, pixel_values_videos, pixel_values_faces=None, face_mask=None,
+                           video_num_frames=None, **kwargs) -> FaceTrackVideoFeaturesOutput:
+        return self.model.get_video_features(
+            pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, **kwargs
+        )
 
     @can_return_tuple
     def forward(
@@ -366,18 +384,13 @@ class FaceTrackForConditionalGeneration(FaceTrackPreTrainedModel, GenerationMixi
             face_hidden_states=outputs.face_hidden_states,
         )
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
-        # Visual features are computed once, at prefill; after that the KV cache holds them.
-        if not is_first_iteration and kwargs.get("use_cache", True):
-            for name in VISUAL_INPUT_NAMES:
-                model_inputs.pop(name, None)
-        return model_inputs
-
 
 __all__ = [
     "FaceTrackPreTrainedModel",
     "FaceTrackModel",
     "FaceTrackForConditionalGeneration",
     "FaceTrackInputError",
+    "FaceTrackProjector",
+    "FaceTrackVideoFeaturesOutput",
+    "VISUAL_INPUT_NAMES",
 ]

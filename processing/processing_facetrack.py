@@ -7,7 +7,14 @@ placeholder of the prompt into the per-frame token layout the model fills:
 
     <t=0.0s><video>...<video><face>...<face><t=1.5s><video>...      (G global + F face tokens per frame)
 
-With `use_no_face_embedding=False` frames without the main face get no `<face>` tokens.
+With `use_no_face_embedding=False` frames without the main face get no `<face>` tokens; with `video_newline=True` one
+more `<video>` follows each video's last frame (LLaVA-OneVision's layout); with `face_tokens_per_frame=0` there are no
+face tokens and no face tracking at all; `timestamp_template=None` renders no timestamps.
+
+Call-time options follow transformers' `ProcessingKwargs` (`FaceTrackProcessorKwargs`): flat (`num_frames=8`,
+`padding_side="right"`) or structured (`text_kwargs={...}`, `videos_kwargs={...}`); `videos_kwargs` takes the
+standard `VideosKwargs` keys this processor uses (`num_frames`, `fps`, `do_sample_frames`, `image_mean`,
+`image_std`) plus FaceTrack's own (`FaceTrackVideosKwargs`).
 
 Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_videos` `(total_frames, 3, S, S)`,
 `pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `video_num_frames`
@@ -16,8 +23,7 @@ Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_vid
 This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,9 +31,18 @@ import torch
 from torch.nn import functional as F
 
 from transformers import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessorMixin, Unpack
 
 from .face_tracking import FaceTracker, FaceTrackResult, crop_faces
+from .processing_kwargs_facetrack import (
+    FaceTrackProcessorError,
+    FaceTrackProcessorKwargs,
+    FaceTrackVideosKwargs,
+    check_processor_kwargs,
+    count_decoded_frames,
+    flatten_videos,
+    set_padding_side,
+)
 from .video_io import VideoClip, load_video
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
@@ -55,10 +70,6 @@ DEFAULT_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
-
-
-class FaceTrackProcessorError(ValueError):
-    """Processor input that cannot be turned into model inputs (names the problem)."""
 
 
 def preprocess_frames(
@@ -94,18 +105,26 @@ class FaceTrackProcessor(ProcessorMixin):
         image_mean / image_std: normalisation (SigLIP: 0.5 / 0.5).
         num_frames (`int`, defaults to 8): frames sampled uniformly per video when the call gives no
             `num_frames`/`fps`.
-        global_tokens_per_frame / face_tokens_per_frame (`int`): must equal the model config's.
+        global_tokens_per_frame / face_tokens_per_frame (`int`): must equal the model config's;
+            `face_tokens_per_frame=0`: no face tokens and no face tracking.
         use_no_face_embedding (`bool`, defaults to `True`): must equal the model config's; False leaves the face
             tokens of frames without the main face out of the prompt.
+        video_newline (`bool`, defaults to `False`): must equal the model config's; True adds one `<video>` after
+            each video's last frame (the model fills it with its end-of-video embedding).
         video_token / face_token (`str`): placeholder tokens (`<video>` is also what the prompt uses, once per video).
         timestamp_template (`str` or `None`, defaults to `"<t={:.1f}s>"`): text rendered before each frame's tokens
             with the frame's time in seconds; `None` renders none.
         face_detector (`str`, defaults to `"retinaface"`): detector name for the face tracker.
         face_crop_margin (`float`, defaults to 0.25): margin around the face box, as a fraction of its side.
         tracker_options (`dict`, *optional*): extra options for `FaceTracker`.
-        padding_side (`str`, defaults to `"left"`): how batches of prompts are padded (left suits `generate()`;
-            a training collator may pass `padding_side="right"` per call).
+
+    Batches are padded on the tokenizer's `padding_side` (left, set by facetrack.hub, suits `generate()`; a training
+    collator passes `padding_side="right"` per call). Defaults of the call: `padding=True`, `return_tensors="pt"`.
     """
+
+    valid_processor_kwargs = FaceTrackProcessorKwargs
+    # Call defaults (transformers 5: processor-level modality defaults are class variables).
+    text_kwargs = {"padding": True, "return_tensors": "pt"}
 
     def __init__(
         self,
@@ -118,13 +137,13 @@ class FaceTrackProcessor(ProcessorMixin):
         global_tokens_per_frame: int = 81,
         face_tokens_per_frame: int = 16,
         use_no_face_embedding: bool = True,
+        video_newline: bool = False,
         video_token: str = "<video>",
         face_token: str = "<face>",
         timestamp_template: str | None = "<t={:.1f}s>",
         face_detector: str = "retinaface",
         face_crop_margin: float = 0.25,
         tracker_options: dict | None = None,
-        padding_side: str = "left",
         **kwargs,
     ):
         self.image_size = int(image_size)
@@ -134,15 +153,20 @@ class FaceTrackProcessor(ProcessorMixin):
         self.global_tokens_per_frame = int(global_tokens_per_frame)
         self.face_tokens_per_frame = int(face_tokens_per_frame)
         self.use_no_face_embedding = bool(use_no_face_embedding)
+        self.video_newline = bool(video_newline)
         self.video_token = video_token
         self.face_token = face_token
         self.timestamp_template = timestamp_template
         self.face_detector = face_detector
         self.face_crop_margin = float(face_crop_margin)
         self.tracker_options = dict(tracker_options or {})
-        self.padding_side = padding_side
         self._face_tracker = None  # built on first use: precomputed tracks never need a detector
+        legacy_padding_side = kwargs.pop("padding_side", None)  # processor_config.json written before 0.2
+        if kwargs:
+            raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(sorted(kwargs))}")
         super().__init__(tokenizer, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE)
+        if legacy_padding_side is not None:
+            set_padding_side(tokenizer, legacy_padding_side)
         for token in (video_token, face_token):
             if token not in tokenizer.get_vocab():
                 raise FaceTrackProcessorError(
@@ -159,6 +183,17 @@ class FaceTrackProcessor(ProcessorMixin):
         kwargs.setdefault("trust_remote_code", False)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
+    @classmethod
+    def from_args_and_dict(cls, args, processor_dict: dict, **kwargs):
+        # Processors saved before the kwargs rework kept `padding_side` in processor_config.json; it now lives in the
+        # tokenizer's config. An old folder's tokenizer config has none, so the old value still applies.
+        legacy_padding_side = processor_dict.get("padding_side")
+        loaded = super().from_args_and_dict(args, processor_dict, **kwargs)
+        processor = loaded[0] if isinstance(loaded, tuple) else loaded
+        if legacy_padding_side is not None and "padding_side" not in processor.tokenizer.init_kwargs:
+            set_padding_side(processor.tokenizer, legacy_padding_side)
+        return loaded
+
     @property
     def face_tracker(self) -> FaceTracker:
         if self._face_tracker is None:
@@ -167,8 +202,8 @@ class FaceTrackProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values_videos", "pixel_values_faces", "face_mask",
-                "video_num_frames"]
+        face_inputs = ["pixel_values_faces", "face_mask"] if self.face_tokens_per_frame > 0 else []
+        return ["input_ids", "attention_mask", "pixel_values_videos", *face_inputs, "video_num_frames"]
 
     # ------------------------------------------------------------------------------------------------ videos
     def load_and_track(
@@ -232,6 +267,8 @@ class FaceTrackProcessor(ProcessorMixin):
             pieces.append(self.video_token * self.global_tokens_per_frame)
             if present or self.use_no_face_embedding:
                 pieces.append(self.face_token * self.face_tokens_per_frame)
+        if self.video_newline:
+            pieces.append(self.video_token)
         return "".join(pieces)
 
     # ------------------------------------------------------------------------------------------------ call
@@ -240,41 +277,40 @@ class FaceTrackProcessor(ProcessorMixin):
         text: str | list[str] | None = None,
         videos=None,
         face_tracks: Sequence[FaceTrackResult | dict | None] | None = None,
-        num_frames: int | None = None,
-        fps: float | None = None,
-        return_tensors: str | None = "pt",
-        return_face_tracks: bool = False,
-        padding: bool | str = True,
-        add_special_tokens: bool = True,
-        padding_side: str | None = None,
-        return_offsets_mapping: bool = False,
-        return_text_replacement_offsets: bool = False,
-        images=None,
-        **kwargs,
+        **kwargs: Unpack[FaceTrackProcessorKwargs],
     ) -> BatchFeature:
         """Tokenise `text` (one prompt or a batch) with every `<video>` expanded, and preprocess `videos`.
 
         videos: one video or a list, in the order their `<video>` placeholders appear in the batch (a list of lists,
             one per prompt, as `apply_chat_template` passes them, is flattened). A video is a path, a list of PIL
-            images, a `(T, H, W, 3)` uint8 array, or a `VideoClip`.
+            images, a `(T, H, W, 3)` (or `(T, 3, H, W)`) uint8 array or tensor, or a `VideoClip`.
         face_tracks: optional, one per video (a `FaceTrackResult`, its dict, or None to track that video).
-        num_frames / fps: frame sampling for videos without a precomputed track (default `self.num_frames`).
-        return_offsets_mapping / return_text_replacement_offsets: what `apply_chat_template(...,
-            return_assistant_tokens_mask=True)` needs to mark the assistant's tokens after the placeholders grew.
+        kwargs: `FaceTrackProcessorKwargs`, flat or per modality. Videos: `num_frames` / `fps` (sampling of videos
+            without a precomputed track; default `self.num_frames`), `do_sample_frames=False` (every frame of
+            decoded frames), `image_mean` / `image_std`, `return_face_tracks`. Text: the tokenizer's options
+            (`padding`, `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...).
+            `return_text_replacement_offsets`: where each placeholder and its expansion are (what
+            `apply_chat_template(..., return_assistant_tokens_mask=True)` needs).
         """
-        # apply_chat_template always passes these; anything else unknown is a mistake worth naming.
-        ignored = {"do_sample_frames", "audio", "return_mm_token_type_ids"}
-        unknown = sorted(key for key, value in kwargs.items() if key not in ignored or (key == "audio" and value))
-        if unknown:
-            raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(unknown)}")
-        if images is not None:
-            raise FaceTrackProcessorError("FaceTrackProcessor takes videos, not images: pass `videos=`")
+        for name in ("images", "audio"):
+            if kwargs.pop(name, None) is not None:
+                raise FaceTrackProcessorError(f"FaceTrackProcessor takes videos, not {name}: pass `videos=`")
+        check_processor_kwargs(kwargs)
+        options = self._merge_kwargs(FaceTrackProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs,
+                                     **kwargs)
+        text_kwargs, video_kwargs = options["text_kwargs"], options["videos_kwargs"]
+        return_replacement_offsets = text_kwargs.pop(
+            "return_text_replacement_offsets", options.get("return_text_replacement_offsets")
+        )
+        text_kwargs.pop("return_mm_token_type_ids", None)
+        return_tensors = text_kwargs.get("return_tensors")
+
         if text is None:
             raise FaceTrackProcessorError("FaceTrackProcessor needs `text` (a prompt with one <video> per video)")
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or not all(isinstance(sample, str) for sample in texts):
             raise FaceTrackProcessorError("`text` must be a string or a non-empty list of strings")
-        video_list = self._flatten_videos(videos)
+        video_list = flatten_videos(videos)
         num_placeholders = sum(sample.count(self.video_token) for sample in texts)
         if num_placeholders != len(video_list):
             raise FaceTrackProcessorError(
@@ -294,74 +330,66 @@ class FaceTrackProcessor(ProcessorMixin):
         else:
             face_tracks = [None] * len(video_list)
 
-        frame_pixels, face_pixels, face_masks, frame_counts, video_prompts, tracks_out = [], [], [], [], [], []
-        for video, precomputed in zip(video_list, face_tracks):
-            clip, track = self.load_and_track(video, precomputed, num_frames=num_frames, fps=fps)
-            boxes = self.face_boxes(clip, track)
-            present = [box is not None for box in boxes]
-            crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)
-            frame_pixels.append(preprocess_frames(clip.frames, self.image_size, self.image_mean, self.image_std))
-            face_pixels.append(preprocess_frames(crops, self.image_size, self.image_mean, self.image_std))
-            face_masks.append(torch.tensor(present, dtype=torch.bool))
-            frame_counts.append(len(clip.frames))
-            timestamps = [frame.timestamp for frame in track.frames] if precomputed is not None else clip.timestamps
-            video_prompts.append(self.video_prompt(timestamps, present))
-            tracks_out.append(track.to_dict())
-
-        expanded_texts, replacement_offsets = self._expand_placeholders(texts, video_prompts)
-        tokenizer_kwargs = {"return_offsets_mapping": True} if return_offsets_mapping else {}
-        text_inputs = self.tokenizer(
-            expanded_texts,
-            padding=padding,
-            padding_side=padding_side or self.padding_side,
-            add_special_tokens=add_special_tokens,
-            return_tensors=return_tensors,
-            **tokenizer_kwargs,
-        )
-        data = dict(text_inputs)
-        if return_text_replacement_offsets:
+        video_data = self._process_videos(video_list, face_tracks, video_kwargs)
+        expanded_texts, replacement_offsets = self._expand_placeholders(texts, video_data.pop("prompts"))
+        data = dict(self.tokenizer(expanded_texts, **text_kwargs))
+        if return_replacement_offsets:
             data["text_replacement_offsets"] = replacement_offsets
+        tracks_out = video_data.pop("face_tracks")
         if video_list:
-            data["pixel_values_videos"] = torch.cat(frame_pixels)
-            data["pixel_values_faces"] = torch.cat(face_pixels)
-            data["face_mask"] = torch.cat(face_masks)
-            data["video_num_frames"] = torch.tensor(frame_counts, dtype=torch.long)
-            if return_tensors != "pt":
-                for key in ("pixel_values_videos", "pixel_values_faces", "face_mask", "video_num_frames"):
-                    data[key] = data[key].numpy()
-        if return_face_tracks:
+            if return_tensors not in ("pt", None):
+                video_data = {key: value.numpy() for key, value in video_data.items()}
+            data.update(video_data)
+        if video_kwargs.get("return_face_tracks"):
             data["face_tracks"] = tracks_out
         return BatchFeature(data, tensor_type=None)
 
-    @staticmethod
-    def _is_single_video(item) -> bool:
-        """A path, a `VideoClip`, a `(T, H, W, 3)` array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
-        if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__"):
-            return True
-        if isinstance(item, np.ndarray):
-            return item.ndim == 4
-        if isinstance(item, (list, tuple)) and item:
-            return all(hasattr(frame, "mode") or (isinstance(frame, np.ndarray) and frame.ndim == 3) for frame in item)
-        return False
-
-    def _flatten_videos(self, videos) -> list:
-        """One video, a list of videos, or one list of videos per prompt (as `apply_chat_template` gives) -> flat."""
-        if videos is None:
-            return []
-        if self._is_single_video(videos):
-            return [videos]
-        flat = []
-        for item in videos:
-            if self._is_single_video(item):
-                flat.append(item)
-            elif isinstance(item, (list, tuple)) and all(self._is_single_video(video) for video in item):
-                flat.extend(item)
+    def _process_videos(self, video_list: list, face_tracks: list, video_kwargs: dict) -> dict:
+        """Sample, track, crop and preprocess each video; returns the per-frame tensors, prompts and tracks."""
+        num_frames, fps = video_kwargs.get("num_frames"), video_kwargs.get("fps")
+        mean = video_kwargs.get("image_mean") or self.image_mean
+        std = video_kwargs.get("image_std") or self.image_std
+        use_faces = self.face_tokens_per_frame > 0
+        frame_pixels, face_pixels, face_masks, frame_counts, prompts, tracks_out = [], [], [], [], [], []
+        for video, precomputed in zip(video_list, face_tracks):
+            video_frames, video_fps = num_frames, fps
+            if video_kwargs.get("do_sample_frames") is False:
+                video_frames, video_fps = count_decoded_frames(video), None
+            elif video_frames is None and video_fps is None:
+                video_frames = self.num_frames
+            if precomputed is None and not use_faces and not video_kwargs.get("return_face_tracks"):
+                clip, track = self._load_without_tracking(video, video_frames, video_fps), None
             else:
-                raise FaceTrackProcessorError(
-                    f"cannot read {type(item).__name__} as a video: give a path, a VideoClip, a (T, H, W, 3) uint8 "
-                    f"array or a list of PIL images"
-                )
-        return flat
+                clip, track = self.load_and_track(video, precomputed, num_frames=video_frames, fps=video_fps)
+            frame_pixels.append(preprocess_frames(clip.frames, self.image_size, mean, std))
+            frame_counts.append(len(clip.frames))
+            present = [False] * len(clip.frames)
+            if track is not None:
+                boxes = self.face_boxes(clip, track)
+                present = [box is not None for box in boxes]
+                if use_faces:
+                    crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)
+                    face_pixels.append(preprocess_frames(crops, self.image_size, mean, std))
+                    face_masks.append(torch.tensor(present, dtype=torch.bool))
+                tracks_out.append(track.to_dict())
+            timestamps = [frame.timestamp for frame in track.frames] if precomputed is not None else clip.timestamps
+            prompts.append(self.video_prompt(timestamps, present))
+
+        data = {"prompts": prompts, "face_tracks": tracks_out}
+        if video_list:
+            data["pixel_values_videos"] = torch.cat(frame_pixels)
+            if use_faces:
+                data["pixel_values_faces"] = torch.cat(face_pixels)
+                data["face_mask"] = torch.cat(face_masks)
+            data["video_num_frames"] = torch.tensor(frame_counts, dtype=torch.long)
+        return data
+
+    @staticmethod
+    def _load_without_tracking(video, num_frames: int | None, fps: float | None) -> VideoClip:
+        """A model without a face path needs no face track: decode and sample only."""
+        if isinstance(video, VideoClip):
+            return video
+        return load_video(video, num_frames=num_frames, fps=fps)
 
     def to_dict(self) -> dict:
         # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
@@ -420,4 +448,12 @@ class FaceTrackProcessor(ProcessorMixin):
         return self.tokenizer.decode(*args, **kwargs)
 
 
-__all__ = ["FaceTrackProcessor", "FaceTrackProcessorError", "preprocess_frames", "DEFAULT_CHAT_TEMPLATE"]
+__all__ = [
+    "DEFAULT_CHAT_TEMPLATE",
+    "FaceTrackProcessor",
+    "FaceTrackProcessorError",
+    "FaceTrackProcessorKwargs",
+    "FaceTrackVideosKwargs",
+    "preprocess_frames",
+    "set_padding_side",
+]

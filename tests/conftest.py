@@ -34,6 +34,42 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
+# Not SigLIP's 0.5: the LLaVA-OneVision converter must carry the checkpoint's own normalisation over.
+CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_onevision_dir(tmp_path_factory) -> Path:
+    """A tiny random LLaVA-OneVision checkpoint: SigLIP 40 px / 8 px patches (a 5 x 5 grid, odd like SigLIP-384's
+    27 x 27, so LLaVA-OneVision's ceil(5 / 2) = 3 rounding is exercised), a 2-layer Qwen2 with tied embeddings."""
+    import torch
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+
+    from facetrack.hub import train_tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("llava-onevision-tiny")
+    tokenizer = train_tiny_tokenizer()
+    tokenizer.add_tokens(["<image>", "<video>"], special_tokens=True)
+    vision = SiglipVisionConfig(image_size=40, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                num_attention_heads=2, vision_use_head=False)
+    # Spare embedding rows, as Qwen2 checkpoints have: <face> fits without resizing. A wide init makes greedy
+    # decoding pick varied tokens, so "same tokens" can fail.
+    text = Qwen2Config(vocab_size=len(tokenizer) + 16, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.2)
+    config = LlavaOnevisionConfig(
+        vision_config=vision.to_dict(), text_config=text.to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        vision_feature_layer=-2, vision_feature_select_strategy="full", tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "video_preprocessor_config.json").write_text(json.dumps({"image_mean": CLIP_MEAN, "image_std": CLIP_STD}))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def fec_bench_annotations() -> Path:
     """FDA/DFEC-format annotations: the real FEC-Bench test set beside a developer checkout, else eight hand-written

@@ -249,6 +249,8 @@ def test_placeholder_mismatch_is_a_clear_error(model, processor):
         ({"global_tokens_per_frame": 36}, r"global_tokens_per_frame=36 \(6 x 6\) does not fit"),
         ({"projector_type": "qformer"}, r"projector_type='qformer' is not supported"),
         ({"vision_feature_layer": -9}, r"vision_feature_layer=-9 is out of range"),
+        ({"video_pooling": "max"}, r"video_pooling='max' is not supported; choose one of \('average', 'bilinear'\)"),
+        ({"face_tokens_per_frame": -4}, r"face_tokens_per_frame=-4 is not a positive perfect square"),
     ],
 )
 def test_bad_config_is_a_clear_error(model, overrides, message):
@@ -266,3 +268,53 @@ def test_default_config_is_paper_scale():
     assert config.text_config.hidden_size == 3584
     assert (config.global_tokens_per_frame, config.face_tokens_per_frame) == (81, 16)
     assert config.vision_feature_layer == -2 and config.projector_type == "mlp2x_gelu"
+
+
+def test_configs_saved_before_the_llava_onevision_options_load_and_behave_the_same(model, processor, tiny_model_dir,
+                                                                                    tmp_path):
+    import json
+    import shutil
+
+    from torch.nn import functional as F
+
+    folder = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, folder)
+    settings = json.loads((folder / "config.json").read_text())
+    for key in ("video_pooling", "projector_before_pooling", "video_newline", "projector_bias"):
+        settings.pop(key)
+    (folder / "config.json").write_text(json.dumps(settings))
+    old = FaceTrackForConditionalGeneration.from_pretrained(folder).eval()
+    config = old.config
+    assert (config.video_pooling, config.projector_before_pooling, config.video_newline) == ("average", False, False)
+    assert config.projector_bias and config.has_face_path
+    assert set(old.state_dict()) == set(model.state_dict())
+    assert not any("newline" in name for name in old.state_dict()), "no parameter the old layout lacks"
+
+    inputs = make_batch(processor, 2, 4, "some")
+    with torch.no_grad():
+        output = old(**inputs)
+        assert torch.equal(output.logits, model(**inputs).logits)
+        # The global path as it always was: average-pool hidden state -2 to a k x k grid, then project.
+        hidden = old.model.vision_tower(inputs["pixel_values_videos"], output_hidden_states=True).hidden_states[-2]
+        side = config.patch_grid_side
+        grid = hidden.view(-1, side, side, hidden.shape[-1]).permute(0, 3, 1, 2)
+        pooled = F.adaptive_avg_pool2d(grid, 2).flatten(2).transpose(1, 2)
+        assert torch.allclose(output.video_hidden_states, old.model.video_projector(pooled), atol=1e-6)
+
+
+def test_without_a_face_path_there_are_no_face_parameters_and_face_tokens_are_refused(model, processor):
+    config = copy.deepcopy(model.config)
+    config.face_tokens_per_frame = 0
+    torch.manual_seed(0)
+    plain = FaceTrackForConditionalGeneration(config).eval()
+    assert plain.model.face_projector is None and plain.model.no_face_embedding is None
+    assert not any("face" in name for name in plain.state_dict())
+    face_inputs = make_batch(processor, 1, 3, "all")  # the processor still writes <face> tokens
+    with pytest.raises(FaceTrackInputError, match="<face> placeholder tokens but the model has no face path"):
+        plain(**face_inputs)
+    plain_processor = copy.copy(processor)
+    plain_processor.face_tokens_per_frame = 0
+    inputs = make_batch(plain_processor, 2, 3, "all")
+    assert "pixel_values_faces" not in inputs
+    with torch.no_grad():
+        assert plain(**inputs).face_hidden_states is None

@@ -112,8 +112,9 @@ def test_save_and_load_round_trip(processor, tmp_path, media_dir):
     assert (tmp_path / "chat_template.jinja").read_text() == processor.chat_template
     reloaded = FaceTrackProcessor.from_pretrained(tmp_path)
     for name in ("image_size", "num_frames", "global_tokens_per_frame", "face_tokens_per_frame", "timestamp_template",
-                 "video_token_id", "face_token_id", "use_no_face_embedding", "padding_side"):
+                 "video_token_id", "face_token_id", "use_no_face_embedding", "video_newline"):
         assert getattr(reloaded, name) == getattr(processor, name), name
+    assert reloaded.tokenizer.padding_side == processor.tokenizer.padding_side == "left"
     frames = np.random.default_rng(0).integers(0, 256, size=(3, 48, 64, 3), dtype=np.uint8)
     a = processor(text="<video> hi", videos=[frames])
     b = reloaded(text="<video> hi", videos=[frames])
@@ -182,3 +183,102 @@ def test_assistant_tokens_mask_survives_placeholder_expansion(processor):
 def test_unknown_arguments_are_named(processor):
     with pytest.raises(FaceTrackProcessorError, match="unexpected argument\\(s\\): fsp"):
         processor(text="hello", fsp=2)
+
+
+# ------------------------------------------------------------------------------------------ call options (kwargs)
+def synthetic_frames(num_frames: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(num_frames, 48, 64, 3), dtype=np.uint8)
+
+
+def test_structured_and_flat_options_give_the_same_inputs(processor):
+    videos = [synthetic_frames(5, seed) for seed in range(2)]
+    texts = ["<video> Describe.", "A longer prompt <video> please."]
+    flat = processor(text=texts, videos=videos, num_frames=3, padding_side="right", return_face_tracks=True)
+    structured = processor(text=texts, videos=videos, videos_kwargs={"num_frames": 3, "return_face_tracks": True},
+                           text_kwargs={"padding_side": "right"})
+    assert flat["video_num_frames"].tolist() == structured["video_num_frames"].tolist() == [3, 3]
+    assert flat["attention_mask"][:, 0].all() and not flat["attention_mask"][:, -1].all(), "padded on the right"
+    for key in ("input_ids", "attention_mask", "pixel_values_videos", "pixel_values_faces", "face_mask"):
+        assert torch.equal(flat[key], structured[key]), key
+    assert flat["face_tracks"] == structured["face_tracks"] and len(flat["face_tracks"]) == 2
+    # Defaults: the processor's num_frames, left padding (the tokenizer's), torch tensors.
+    default = processor(text=texts, videos=videos)
+    assert default["video_num_frames"].tolist() == [processor.num_frames] * 2
+    assert default["attention_mask"][:, -1].all() and isinstance(default["input_ids"], torch.Tensor)
+    as_numpy = processor(text=texts, videos=videos, num_frames=2, return_tensors="np")
+    assert isinstance(as_numpy["input_ids"], np.ndarray) and isinstance(as_numpy["pixel_values_videos"], np.ndarray)
+
+
+def test_call_signature_keeps_only_runtime_inputs_explicit(processor):
+    import inspect
+
+    parameters = inspect.signature(FaceTrackProcessor.__call__).parameters
+    explicit = [name for name, parameter in parameters.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+    assert explicit == ["self", "text", "videos", "face_tracks"]
+    assert all(parameters[name].default is None for name in explicit[1:])
+    assert FaceTrackProcessor.valid_processor_kwargs.__name__ == "FaceTrackProcessorKwargs"
+
+
+def test_bad_options_are_named(processor):
+    frames = synthetic_frames(3)
+    with pytest.raises(FaceTrackProcessorError, match=r"videos_kwargs\['fsp'\]"):
+        processor(text="<video>", videos=[frames], videos_kwargs={"fsp": 2})
+    with pytest.raises(FaceTrackProcessorError, match="unexpected argument\\(s\\): size"):
+        processor(text="<video>", videos=[frames], size={"height": 64, "width": 64})
+    with pytest.raises(ValueError, match="num_frames was passed two times"):
+        processor(text="<video>", videos=[frames], num_frames=2, videos_kwargs={"num_frames": 3})
+    with pytest.raises(FaceTrackProcessorError, match="takes videos, not images"):
+        processor(text="<video>", videos=[frames], images=[frames[0]])
+    with pytest.raises(FaceTrackProcessorError, match="for a video file give num_frames or fps"):
+        processor(text="<video>", videos=["clip.mp4"], do_sample_frames=False)
+
+
+def test_channels_first_arrays_and_tensors_and_every_frame(processor):
+    frames = synthetic_frames(5, seed=3)
+    reference = processor(text="<video>", videos=[frames], do_sample_frames=False)
+    assert reference["video_num_frames"].tolist() == [5], "do_sample_frames=False keeps every frame"
+    for video in (frames.transpose(0, 3, 1, 2), torch.from_numpy(frames), torch.from_numpy(frames).permute(0, 3, 1, 2)):
+        again = processor(text="<video>", videos=[video], do_sample_frames=False)
+        assert torch.equal(again["input_ids"], reference["input_ids"])
+        assert torch.equal(again["pixel_values_videos"], reference["pixel_values_videos"])
+
+
+def test_llava_onevision_layout_newline_no_faces_no_timestamps(tiny_model_dir):
+    processor = FaceTrackProcessor.from_pretrained(tiny_model_dir, face_tokens_per_frame=0, video_newline=True,
+                                                   timestamp_template=None)
+
+    class NoDetection:
+        def track(self, clip):
+            raise AssertionError("without face tokens nothing is detected")
+
+    processor._face_tracker = NoDetection()
+    inputs = processor(text=["<video> a", "<video><video> b"], videos=[synthetic_frames(n, n) for n in (2, 3, 4)],
+                       do_sample_frames=False)
+    assert set(inputs) == set(processor.model_input_names) == {
+        "input_ids", "attention_mask", "pixel_values_videos", "video_num_frames"}
+    counts = (inputs["input_ids"] == processor.video_token_id).sum(-1).tolist()
+    assert counts == [2 * 4 + 1, (3 + 4) * 4 + 2], "G tokens per frame and one newline per video"
+    assert not (inputs["input_ids"] == processor.face_token_id).any()
+    assert "<t=" not in processor.decode(inputs["input_ids"][1])
+    assert processor.video_prompt([0.0, 1.0], [True, False]) == "<video>" * 9
+
+
+def test_old_processor_config_with_padding_side_still_loads(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, folder)
+    # How folders were saved before the kwargs rework: the padding side in processor_config.json, none in the
+    # tokenizer's config, no video_newline.
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert tokenizer_config.pop("padding_side") == "left"
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    settings = json.loads((folder / "processor_config.json").read_text())
+    settings.pop("video_newline")
+    settings["padding_side"] = "left"
+    (folder / "processor_config.json").write_text(json.dumps(settings))
+    old = FaceTrackProcessor.from_pretrained(folder)
+    assert old.tokenizer.padding_side == "left" and old.video_newline is False
+    inputs = old(text=["<video> a", "<video> a much longer prompt"], videos=[synthetic_frames(2)] * 2, num_frames=2)
+    assert inputs["attention_mask"][:, -1].all() and not inputs["attention_mask"][:, 0].all()

@@ -1,0 +1,132 @@
+"""What `FaceTrackProcessor.__call__` accepts: its `ProcessingKwargs`, the check that names every option it would
+otherwise ignore, and the shapes a video may come in.
+
+New per-video options go into `FaceTrackVideosKwargs` (one typed key each): transformers' `_merge_kwargs` then routes
+them from a flat call (`processor(..., my_option=1)`) or a structured one (`videos_kwargs={"my_option": 1}`) into
+the processor's `videos_kwargs`, and `check_processor_kwargs` accepts them.
+
+This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
+"""
+
+# No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
+import numpy as np
+import torch
+
+from transformers.processing_utils import ProcessingKwargs, VideosKwargs
+
+from .video_io import VideoClip
+
+
+class FaceTrackProcessorError(ValueError):
+    """Processor input that cannot be turned into model inputs (names the problem)."""
+
+
+class FaceTrackVideosKwargs(VideosKwargs, total=False):
+    """`VideosKwargs` plus FaceTrack's own video options.
+
+    return_face_tracks (`bool`): also return `face_tracks`, one `FaceTrackResult.to_dict()` per video.
+    """
+
+    return_face_tracks: bool | None
+
+
+class FaceTrackProcessorKwargs(ProcessingKwargs, total=False):
+    videos_kwargs: FaceTrackVideosKwargs
+
+
+# The standard `VideosKwargs` this processor acts on (FaceTrack's own keys are always accepted); any other video
+# option (`size`, `do_resize`, ...) is refused by name: the frames are sized for the vision encoder.
+USED_STANDARD_VIDEO_KWARGS = ("num_frames", "fps", "do_sample_frames", "image_mean", "image_std", "return_tensors")
+
+
+def check_processor_kwargs(kwargs: dict) -> None:
+    """Raise `FaceTrackProcessorError` naming every option the processor would not use (transformers' merge only
+    logs a warning for unknown keys and drops them)."""
+    annotations = FaceTrackProcessorKwargs.__annotations__
+    text_keys = set(annotations["text_kwargs"].__annotations__)
+    own_video_keys = set(FaceTrackVideosKwargs.__annotations__) - set(VideosKwargs.__annotations__)
+    video_keys = set(USED_STANDARD_VIDEO_KWARGS) | own_video_keys
+    flat = set(annotations) | text_keys | video_keys | {"common_kwargs"}
+    unknown = sorted(key for key in kwargs if key not in flat)
+    for modality, allowed in (("text_kwargs", text_keys), ("videos_kwargs", video_keys)):
+        unknown += [f"{modality}[{key!r}]" for key in (kwargs.get(modality) or {}) if key not in allowed]
+    unknown += [modality for modality in ("images_kwargs", "audio_kwargs") if kwargs.get(modality)]
+    if unknown:
+        raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(unknown)}")
+
+
+def set_padding_side(tokenizer, side: str) -> None:
+    """Pad on `side` by default, also after save/load (the side is kept in tokenizer_config.json)."""
+    if side not in ("left", "right"):
+        raise FaceTrackProcessorError(f"padding_side must be 'left' or 'right', got {side!r}")
+    tokenizer.padding_side = side
+    tokenizer.init_kwargs["padding_side"] = side
+
+
+def as_frames_last(item):
+    """Arrays and tensors as `(T, H, W, C)` numpy: torch-style `(T, C, H, W)` videos are transposed."""
+    if isinstance(item, torch.Tensor):
+        item = item.detach().cpu().numpy()
+    if isinstance(item, np.ndarray) and item.ndim == 4 and item.shape[1] in (1, 3) and item.shape[-1] not in (1, 3):
+        item = item.transpose(0, 2, 3, 1)
+    return item
+
+
+def is_single_video(item) -> bool:
+    """A path, a `VideoClip`, a `(T, H, W, 3)` array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
+    if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__"):
+        return True
+    if isinstance(item, np.ndarray):
+        return item.ndim == 4
+    if isinstance(item, (list, tuple)) and item:
+        return all(is_pil_image(frame) or (isinstance(frame, np.ndarray) and frame.ndim == 3) for frame in item)
+    return False
+
+
+def is_pil_image(item) -> bool:
+    # Duck-typed (PIL stays an optional import); torch tensors also have a `mode` attribute, but no `getbands`.
+    return hasattr(item, "mode") and hasattr(item, "getbands")
+
+
+def flatten_videos(videos) -> list:
+    """One video, a list of videos, or one list of videos per prompt (as `apply_chat_template` gives) -> flat."""
+    if videos is None:
+        return []
+    videos = as_frames_last(videos)
+    if is_single_video(videos):
+        return [videos]
+    flat = []
+    for item in videos:
+        item = as_frames_last(item)
+        if is_single_video(item):
+            flat.append(item)
+        elif isinstance(item, (list, tuple)) and all(is_single_video(as_frames_last(video)) for video in item):
+            flat.extend(as_frames_last(video) for video in item)
+        else:
+            raise FaceTrackProcessorError(
+                f"cannot read {type(item).__name__} as a video: give a path, a VideoClip, a (T, H, W, 3) uint8 "
+                f"array or a list of PIL images"
+            )
+    return flat
+
+
+def count_decoded_frames(video) -> int:
+    """`do_sample_frames=False` takes every frame, which only decoded frames have a count of before decoding."""
+    if isinstance(video, VideoClip):
+        return len(video.frames)
+    if isinstance(video, (np.ndarray, list, tuple)):
+        return len(video)
+    raise FaceTrackProcessorError(
+        "do_sample_frames=False takes every frame of decoded frames; for a video file give num_frames or fps"
+    )
+
+
+__all__ = [
+    "FaceTrackProcessorError",
+    "FaceTrackProcessorKwargs",
+    "FaceTrackVideosKwargs",
+    "check_processor_kwargs",
+    "count_decoded_frames",
+    "flatten_videos",
+    "set_padding_side",
+]
