@@ -177,8 +177,14 @@ class FaceTrackProcessor(ProcessorMixin):
         face_track: FaceTrackResult | dict | None = None,
         num_frames: int | None = None,
         fps: float | None = None,
+        target=None,
     ) -> tuple[VideoClip, FaceTrackResult]:
-        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes."""
+        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes.
+        `target` (see `face_tracking.parse_target`: a person id, "X1,Y1,X2,Y2@T" or a photo) follows that person
+        instead of the main character."""
+        if face_track is not None and target is not None:
+            clip, track = self.load_and_track(video, face_track, num_frames, fps)
+            return clip, self.face_tracker.select(track, clip, target)
         if face_track is not None:
             track = as_face_track(face_track)
             if not track.frames:
@@ -203,7 +209,7 @@ class FaceTrackProcessor(ProcessorMixin):
             if num_frames is None and fps is None:
                 num_frames = self.num_frames
             clip = load_video(video, num_frames=num_frames, fps=fps)
-        return clip, self.face_tracker.track(clip)
+        return clip, self.face_tracker.track(clip, target)
 
     def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
         """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
@@ -250,6 +256,7 @@ class FaceTrackProcessor(ProcessorMixin):
         return_offsets_mapping: bool = False,
         return_text_replacement_offsets: bool = False,
         images=None,
+        target=None,
         **kwargs,
     ) -> BatchFeature:
         """Tokenise `text` (one prompt or a batch) with every `<video>` expanded, and preprocess `videos`.
@@ -259,6 +266,9 @@ class FaceTrackProcessor(ProcessorMixin):
             images, a `(T, H, W, 3)` uint8 array, or a `VideoClip`.
         face_tracks: optional, one per video (a `FaceTrackResult`, its dict, or None to track that video).
         num_frames / fps: frame sampling for videos without a precomputed track (default `self.num_frames`).
+        target: whose face to follow instead of the main character (`face_tracking.parse_target`: a person id of a
+            previous run's JSON, "X1,Y1,X2,Y2@T", or a photo path / PIL image), for every video; or a list, one
+            target (or None) per video.
         return_offsets_mapping / return_text_replacement_offsets: what `apply_chat_template(...,
             return_assistant_tokens_mask=True)` needs to mark the assistant's tokens after the placeholders grew.
         """
@@ -294,9 +304,13 @@ class FaceTrackProcessor(ProcessorMixin):
         else:
             face_tracks = [None] * len(video_list)
 
+        targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(video_list)
+        if len(targets) != len(video_list):
+            raise FaceTrackProcessorError(f"got {len(targets)} target(s) for {len(video_list)} video(s): give one per video")
+
         frame_pixels, face_pixels, face_masks, frame_counts, video_prompts, tracks_out = [], [], [], [], [], []
-        for video, precomputed in zip(video_list, face_tracks):
-            clip, track = self.load_and_track(video, precomputed, num_frames=num_frames, fps=fps)
+        for video, precomputed, video_target in zip(video_list, face_tracks, targets):
+            clip, track = self.load_and_track(video, precomputed, num_frames=num_frames, fps=fps, target=video_target)
             boxes = self.face_boxes(clip, track)
             present = [box is not None for box in boxes]
             crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)

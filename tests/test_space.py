@@ -263,7 +263,8 @@ def test_browser_end_to_end_with_streamed_caption(
     video_src = page.locator("#annotated-video video").get_attribute("src")
     assert video_src and "/gradio_api/file=" in video_src and video_src.endswith(".mp4")
     page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
-    assert "Main character: track" in page.locator("#track-summary").inner_text()
+    assert "Main character: person" in page.locator("#track-summary").inner_text()
+    assert page.locator("#people .thumbnail-item").count() == 1  # one person to pick from
 
     # The caption is the model's own (greedy, same frames and track), built up in steps that only ever extend it.
     # (How many steps the page shows depends on how the browser batches the stream; the API test counts them.)
@@ -285,10 +286,12 @@ def test_gradio_client_calls_the_same_endpoints(captioning_demo_url, media_dir, 
     api = client.view_api(print_info=False, return_format="dict")
     assert {"/track", "/caption"} <= set(api["named_endpoints"])
 
-    video, crops, plot, summary = client.predict(handle_file(str(media_dir / "single_face.mp4")), api_name="/track")
+    video, crops, plot, summary, people = client.predict(handle_file(str(media_dir / "single_face.mp4")),
+                                                         api_name="/track")
     assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 1000
     assert [item["caption"] for item in crops] == expected_track["captions"]
-    assert "Main character: track" in summary
+    assert "Main character: person" in summary
+    assert [item["caption"] for item in people] == [f"person 1 · main · {expected_track['count'] / NUM_FRAMES:.0%}"]
     # The presence plot: the main track has one point per sampled frame, above 0 exactly where the face is present.
     main_rows = [row for row in plot["data"] if row[plot["columns"].index("track")].startswith("main character")]
     assert len(main_rows) == NUM_FRAMES
