@@ -28,6 +28,7 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     thickness = max(1, int(round(scale * 2)))
     (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     y = max(y, text_height + baseline + 2)
+    x = max(0, min(x, image.shape[1] - text_width - 4))  # keep the whole label inside the picture
     cv2.rectangle(image, (x, y - text_height - baseline - 2), (x + text_width + 4, y), color, -1)
     cv2.putText(image, text, (x + 2, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
 

@@ -122,7 +122,10 @@ def load_photo(image) -> np.ndarray:
     """A photo target as an RGB uint8 array."""
     if isinstance(image, np.ndarray):
         return image
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as error:
+        raise ImportError(f"reading a photo needs Pillow (pip install pillow): {error}") from error
 
     if isinstance(image, (str, Path)):
         try:

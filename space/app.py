@@ -169,9 +169,8 @@ class TrackingOutputs:
 
 
 def person_name(result, person_id: int) -> str:
-    if person_id == result.person_id:
-        return f"main character (person {person_id})" if person_id == result.main_person_id else f"chosen (person {person_id})"
-    return f"person {person_id}"
+    """The plot's series name: the same whoever is followed (the plot keeps its colours from the first draw)."""
+    return f"main character (person {person_id})" if person_id == result.main_person_id else f"person {person_id}"
 
 
 def presence_table(result, timestamps: list[float]) -> pd.DataFrame:
@@ -202,12 +201,14 @@ def track_summary(result, clip, elapsed_s: float) -> str:
         lines.append(f"**Following person {result.person_id}** (chosen), present in {present} of {len(clip)} sampled "
                      f"frames: {result.reason}.")
     if len(result.persons) > 1:
-        lines.append("Click a face under *People in the video* to follow that person.")
+        shares = ", ".join(f"person {pid} in {person.num_frames}" for pid, person in sorted(result.persons.items()))
+        lines.append(f"Seen: {shares} of {len(clip)} frames. Click a face under *People in the video* to follow "
+                     "that person.")
     return "\n\n".join(lines)
 
 
 def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
-    """One face crop per person, in id order, labelled with their id, role and share of the sampled frames."""
+    """One face crop per person, in id order, labelled with their id (and "main" for the main character)."""
     from facetrack.processing.face_tracking import crop_faces
 
     items = []
@@ -215,8 +216,7 @@ def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
         present = [t for t, box in enumerate(person.boxes) if box is not None]
         best = max(present, key=lambda t: ((person.boxes[t][2] - person.boxes[t][0]) * (person.scores[t] or 0.5), -t))
         crop = crop_faces(clip.frames[best : best + 1], [person.boxes[best]], size=CROP_SIZE)[0]
-        role = " · main" if person_id == result.main_person_id else ""
-        items.append((crop, f"person {person_id}{role} · {len(present) / len(clip):.0%}"))
+        items.append((crop, f"person {person_id}" + (" · main" if person_id == result.main_person_id else "")))
     return items
 
 
@@ -518,8 +518,8 @@ def build_demo(
                             elem_id="caption",
                         )
             people = gr.Gallery(
-                label="People in the video: click a face to follow that person", columns=8, height=200,
-                allow_preview=False, elem_id="people",
+                label="People in the video: click a face to follow that person", columns=6, height=190,
+                allow_preview=False, fit_columns=False, object_fit="contain", elem_id="people",
             )
             crops = gr.Gallery(
                 label="The followed person's face in each sampled frame", columns=8, height=320, elem_id="face-crops"
