@@ -29,7 +29,7 @@ import numpy as np
 
 from .face_detection import FaceDetection, FaceDetector, as_face_detector
 from .face_fragments import box_center, make_fragments
-from .face_identity import FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
+from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
 from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
 from .person_identities import (
     IDENTITY_THRESHOLD,
@@ -99,7 +99,7 @@ class FaceTracker:
         self.interpolate_max_gap = interpolate_max_gap
         # The identity model loads on first need (many clips need no embedding at all); a missing one is said now.
         self._embedder: FaceEmbedder | None = None
-        self.identity_problem: str | None = None
+        self.identity_problem: str | None = None  # why identity is off (None: it is on)
         if isinstance(identity, str):
             if identity != "dlib":
                 raise ValueError(f"unknown identity model {identity!r}; choose 'dlib' or None (position only)")
@@ -112,6 +112,7 @@ class FaceTracker:
             self._embedder = identity
         else:
             raise TypeError(f"identity must be 'dlib', None or an object with embed(frame, box); got {type(identity).__name__}")
+        self.identity_name = None if self.identity_problem else getattr(self._embedder, "name", DlibFaceEmbedder.name)
 
     @property
     def embedder(self) -> FaceEmbedder | None:
@@ -119,7 +120,7 @@ class FaceTracker:
         if self._embedder is None and self.identity_problem is None:
             self._embedder = get_face_embedder("dlib")
             if self._embedder is None:
-                self.identity_problem = "the identity model failed to load"
+                self.identity_problem, self.identity_name = "the identity model failed to load", None
         return self._embedder
 
     # -- detection
@@ -146,16 +147,17 @@ class FaceTracker:
         cuts = detect_shot_cuts(frames, self.cut_threshold) if num_frames > 1 else []
         shots = shot_ids(num_frames, cuts)
         fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split, **self.bytetrack_options)
-        embedder = self.embedder if fragments_to_embed(fragments) else None
+        embedder = self.embedder if fragments_to_embed(fragments) else None  # None: nothing to tell apart
         report = embed_fragments(fragments, frames, embedder, self.grouping_options["identity_threshold"],
                                  self.grouping_options["weak_identity_threshold"])
         groups = group_fragments(fragments, **self.grouping_options)
         persons = self._persons(groups, fragments, clip)
         main_id, reason, selection = choose_main(persons, width, height, num_frames, self.min_main_frames)
         selection["main_reason"] = reason
-        identity = {"embedder": report.embedder if embedder is not None else self._embedder_name(),
-                    "faces_embedded": report.embedded, "ms": round(report.milliseconds, 1),
-                    "fragments": len(fragments), "note": self._identity_note()}
+        note = f"face identity is off ({self.identity_problem}): fragments joined by position only" \
+            if self.identity_problem else ""
+        identity = {"embedder": self.identity_name, "faces_embedded": report.embedded,
+                    "ms": round(report.milliseconds, 1), "fragments": len(fragments), "note": note}
         result = FaceTrackResult(
             frames=[TrackedFrame(float(ts), int(index), None, None, None)
                     for ts, index in zip(clip.timestamps, clip.frame_indices)],
@@ -200,14 +202,6 @@ class FaceTracker:
                          for f in members]
             persons[person_id] = PersonTrack(person_id, boxes, scores, described, mean_embedding(group, by_id))
         return persons
-
-    def _embedder_name(self) -> str | None:
-        return None if self.identity_problem else (self._embedder.name if self._embedder is not None else "dlib-resnet-v1")
-
-    def _identity_note(self) -> str:
-        if self.identity_problem:
-            return f"face identity is off ({self.identity_problem}): fragments joined by position only"
-        return ""
 
 
 def track_video(
