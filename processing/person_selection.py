@@ -79,7 +79,7 @@ def parse_target(value: Any) -> PersonTarget | None:
             if "time" not in value:
                 raise ValueError("a box target needs a 'time' in seconds: {'box': [x1, y1, x2, y2], 'time': t}")
             return _box_target(value["box"], value["time"])
-        return _image_target(value["image"])
+        return _image_target(value["image"], explicit=True)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
@@ -92,7 +92,7 @@ def parse_target(value: Any) -> PersonTarget | None:
                 raise ValueError(f"cannot read the box target {text!r} as X1,Y1,X2,Y2@T (pixels, seconds): {error}") from None
         return _image_target(text)
     if isinstance(value, Path) or hasattr(value, "mode") or isinstance(value, np.ndarray):
-        return _image_target(value)
+        return _image_target(value, explicit=True)
     raise ValueError(f"a target must be a person id, a box 'X1,Y1,X2,Y2@T' or a photo, got {type(value).__name__}")
 
 
@@ -105,10 +105,12 @@ def _box_target(box, time) -> PersonTarget:
     return PersonTarget(box=box, time=float(time))
 
 
-def _image_target(image) -> PersonTarget:
+def _image_target(image, explicit: bool = False) -> PersonTarget:
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
+            if explicit:
+                raise ValueError(f"no such photo file: {image}")
             raise ValueError(f"target {str(image)!r} is not a person id, a box 'X1,Y1,X2,Y2@T' or an existing photo file")
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise ValueError(f"{path}: not a photo (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -293,7 +293,8 @@ def test_bad_targets_are_one_line_errors(person_clips, tmp_path, capsys, media_d
         (["--person-box", "10,10,50,50@99"], "after the last sampled frame"),
         (["--person-box", "10,10,50,50"], "X1,Y1,X2,Y2@T"),
         (["--person-image", str(no_face)], "no face in the photo"),
-        (["--person-image", str(tmp_path / "missing.jpg")], "existing photo file"),
+        (["--person-image", str(tmp_path / "missing.jpg")], "no such photo file"),
+        (["--person-image", str(built.path)], "not a photo"),
     ]:
         assert main(["track", str(built.path), "--frames", "8", *options]) == 2, options
         err = capsys.readouterr().err.strip().splitlines()
