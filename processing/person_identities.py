@@ -3,9 +3,9 @@
 1. Which fragments need an embedding: those that could be one person with another fragment (they never share a
    frame with it); a clip with one fragment, or with fragments that all overlap in time, needs none.
 2. Fragments of one shot that never share a frame and have the same colours (`look_alike_sets`: one person the
-   tracker lost and found again, as in a fast pan) are embedded as one set: the set's best face and its least
-   look-alike member's best face; if those two are one person, the whole set shares their mean embedding, otherwise
-   every fragment is embedded on its own. Any other fragment is embedded once, on its best face (detection score x
+   tracker lost and found again, as in a fast pan) are embedded as one set: the set's best face, its least
+   look-alike member's best face and, in sets of 4 or more, the member farthest in time from both; if they are all
+   one person, the whole set shares their mean embedding, otherwise every fragment is embedded on its own. Any other fragment is embedded once, on its best face (detection score x
    size, frontal by its landmarks, not cut by the frame border). A face cut by the border or under `SMALL_FACE` px
    gives a *weak* embedding.
 3. Agglomerative clustering, closest pair first, average linkage: two groups join if they never share a frame and
@@ -109,9 +109,8 @@ def embed_fragments(
     fragments: list[Fragment], frames: np.ndarray, embedder: FaceEmbedder | None,
     identity_threshold: float = IDENTITY_THRESHOLD, weak_identity_threshold: float = WEAK_IDENTITY_THRESHOLD,
 ) -> IdentityReport:
-    """Give every fragment that needs one an embedding of its best face (see the module docstring). Look-alike
-    fragments of one shot share one: the best face of the set and the face least like it (by colour) are embedded,
-    and if they are one person every fragment of the set gets their mean; if not, each is embedded on its own."""
+    """Give every fragment that needs one an embedding of its best face; look-alike fragments of one shot share one
+    after a check (step 2 of the module docstring)."""
     report = IdentityReport()
     if embedder is None:
         return report
@@ -137,16 +136,22 @@ def embed_fragments(
             embed(members[0])
             continue
         first = max(members, key=lambda f: (best_face(f)[0], -f.fragment_id))
-        # The check compares with the set's least look-alike member, among those with a clean face if any.
+        # The check: the set's best face against its least look-alike member (among those with a clean face, if
+        # any) and, in sets of 4 or more, also against the member farthest in time from both.
         others = [f for f in members if f is not first]
         others = [f for f in others if not best_face(f)[1]] or others
-        second = max(others, key=lambda f: (signature_change(first.signature, f.signature), best_face(f)[0],
-                                            -f.fragment_id))
-        if embed(first) and embed(second):
-            weak = first.weak or second.weak
-            distance = face_distance(first.embedding, second.embedding)
-            if distance <= (weak_identity_threshold if weak else identity_threshold):
-                shared = (first.embedding + second.embedding) / 2.0
+        checks = [max(others, key=lambda f: (signature_change(first.signature, f.signature), best_face(f)[0],
+                                            -f.fragment_id))]
+        rest = [f for f in others if f is not checks[0]]
+        if len(members) >= 4 and rest:
+            checks.append(max(rest, key=lambda f: (min(abs(f.frames[0] - g.frames[0]) for g in (first, checks[0])),
+                                                   -f.fragment_id)))
+        if embed(first) and all(embed(f) for f in checks):
+            weak = first.weak or any(f.weak for f in checks)
+            threshold = weak_identity_threshold if weak else identity_threshold
+            checked = [first, *checks]
+            if all(face_distance(x.embedding, y.embedding) <= threshold for x in checked for y in checked):
+                shared = np.mean([f.embedding for f in checked], axis=0)
                 for fragment in members:
                     fragment.embedding, fragment.weak, fragment.look_alike = shared, weak, set_index
                 continue

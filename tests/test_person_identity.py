@@ -369,3 +369,52 @@ def test_overlay_marks_the_chosen_person(tracked):
     edge = drawn[0][y1 + 2 : y2 - 2, x1 - 1 : x1 + 2].reshape(-1, 3).astype(int)
     assert (edge[:, 1] > edge[:, 0] + 60).mean() > 0.8  # the thick green box is on B
     assert iou(chosen.frames[0].box, built.truth[clip.frame_indices[0]]["B"]) > 0.4
+
+
+# ------------------------------------------------------------------------------ the look-alike shortcut (scripted)
+class ScriptedFaces:
+    """Frames carry their index in pixel [0, 0, 0]; the script gives each frame's face boxes."""
+
+    def __init__(self, script):
+        self.script = script
+
+    def detect(self, frame):
+        from facetrack.processing.face_detection import FaceDetection
+
+        return [FaceDetection(box=box, score=0.95) for box in self.script[int(frame[0, 0, 0])]]
+
+
+class SideEmbedder:
+    """A stand-in identity model: faces left of x=320 are one person, the others another (or all one person)."""
+
+    name = "side"
+
+    def __init__(self, everyone_alike: bool = False):
+        self.everyone_alike, self.calls = everyone_alike, 0
+
+    def embed(self, frame, box):
+        self.calls += 1
+        left = self.everyone_alike or box[0] < 320
+        return np.array([1.0, 0.0] if left else [0.0, 1.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("everyone_alike", [False, True])
+def test_look_alike_fragments_share_an_embedding_only_after_a_check(everyone_alike):
+    # Two faces of identical colour (black frames) take turns on screen, two sampled frames each, so the tracker
+    # loses each one in between: six fragments in one shot, never two at once -> one look-alike set. The check
+    # (best face, least look-alike, farthest in time) must see that they are two people, and then embed everyone.
+    left, right = (100, 100, 160, 160), (480, 100, 540, 160)
+    script = [[left] if (t // 2) % 2 == 0 else [right] for t in range(12)]
+    frames = np.zeros((12, 360, 640, 3), dtype=np.uint8)
+    frames[:, 0, 0, 0] = np.arange(12)
+    embedder = SideEmbedder(everyone_alike)
+    result = FaceTracker(ScriptedFaces(script), identity=embedder).track(load_video(frames, num_frames=None))
+    assert result.identity["fragments"] == 6
+    if everyone_alike:
+        assert len(result.persons) == 1 and embedder.calls == 3  # the set shared one check: 3 faces, not 6
+        assert all(f["joined"] in ("first", "look-alike (identity checked)") for f in result.persons[1].fragments)
+    else:
+        assert len(result.persons) == 2 and embedder.calls == 6  # the check failed: each fragment on its own
+        for person in result.persons.values():
+            sides = {box[0] < 320 for box in person.boxes if box is not None}
+            assert len(sides) == 1  # nobody got the other one's frames
