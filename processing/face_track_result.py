@@ -18,12 +18,15 @@ track) still load.
                  "person_id": 1 or null, "interpolated": false}, ...],
      "tracks": {"1": [box or null per frame], ...},          # every person's box per frame (as in version 1)
      "track_scores": {"1": [score or null per frame], ...},  # and detection score
-     "persons": {"1": {"fragments": [{"first": 0, "last": 57, "frames": 19, "shot": 0, "joined": "first"},
-                                     {"first": 120, ..., "joined": "identity 0.21"}]}, ...}}
+     "persons": {"1": {"fragments": [{"first": 0, "last": 57, "frames": 19, "shot": 0, "joined": "first",
+                                      "embedded": [30]},
+                                     {"first": 120, ..., "joined": "identity 0.21", "embedded": [141]}]}, ...}}
 
-A fragment's "first"/"last" are source frame indices; "joined" says how it joined its person: "first" (the
-person's first fragment), "identity D" (embedding distance D), "tracker" (ByteTrack kept following it) or
-"position D" (re-linked by position, D face sides away).
+A fragment's "first"/"last" are source frame indices, "embedded" the source frames whose face was run through the
+identity model (empty when none was needed, or when it shared a look-alike set's embedding); "joined" says how it
+joined its person: "first" (the person's first fragment), "identity D" (mean embedding distance D), "look-alike
+(identity checked)" (same colours in the same shot, checked with embeddings), "tracker" (ByteTrack kept following
+it; identity could not compare) or "position D" (re-linked by position inside a shot, D face sides away).
 """
 
 from __future__ import annotations

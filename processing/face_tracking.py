@@ -198,7 +198,8 @@ class FaceTracker:
                     boxes[t] = [round(float(v), 2) for v in detection.box]
                     scores[t] = round(float(detection.score), 4)
             described = [{"first": int(clip.frame_indices[f.frames[0]]), "last": int(clip.frame_indices[f.frames[-1]]),
-                          "frames": len(f.detections), "shot": f.shot, "joined": group.joins[f.fragment_id]}
+                          "frames": len(f.detections), "shot": f.shot, "joined": group.joins[f.fragment_id],
+                          "embedded": [int(clip.frame_indices[t]) for t in f.embedded_at]}
                          for f in members]
             persons[person_id] = PersonTrack(person_id, boxes, scores, described, mean_embedding(group, by_id))
         return persons

@@ -215,7 +215,9 @@ def group_fragments(
     def comparable(a: Group, b: Group) -> bool:
         return any(f.embedding is not None for f in members(a)) and any(f.embedding is not None for f in members(b))
 
-    group_of = lambda fragment_id: next(key for key, group in groups.items() if fragment_id in group.members)  # noqa: E731
+    def group_of(fragment_id: int) -> int:
+        return next(key for key, group in groups.items() if fragment_id in group.members)
+
     for fragment in fragments:  # tracker-linked fragments
         if fragment.linked_from is None:
             continue
