@@ -454,7 +454,9 @@ def subsample_track(track: dict[str, Any], num_frames: int) -> dict[str, Any]:
     keep = [round(i * (total - 1) / max(num_frames - 1, 1)) for i in range(num_frames)]
     subset = dict(track)
     subset["frames"] = [track["frames"][i] for i in keep]
-    subset["tracks"] = {key: [boxes[i] for i in keep] for key, boxes in track["tracks"].items()}
+    for key in ("tracks", "track_scores"):  # per person, one value per frame (track_scores: format version 2)
+        if key in track:
+            subset[key] = {person: [values[i] for i in keep] for person, values in track[key].items()}
     return subset
 
 

@@ -32,9 +32,11 @@ class Captioner:
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
         face_tracks: Sequence[dict | None] | None = None,
+        targets: Sequence | None = None,
     ) -> tuple[dict, list[dict]]:
         """One chat prompt per video (the same instruction) -> a left-padded batch of model inputs on the model's
-        device (pixels in the model's dtype), and the face track used for each video."""
+        device (pixels in the model's dtype), and the face track used for each video. `targets` (one per video, or
+        None) choose whose face to follow (`face_tracking.parse_target`); default the main character."""
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = self.processor(
@@ -42,6 +44,7 @@ class Captioner:
             videos=list(videos),
             face_tracks=face_tracks,
             num_frames=num_frames,
+            target=None if targets is None else list(targets),
             return_face_tracks=True,
             padding=True,
             padding_side="left",  # generation continues every row from its last token
@@ -62,11 +65,12 @@ class Captioner:
         num_frames: int | None = None,
         max_new_tokens: int = 256,
         face_tracks: Sequence[dict | None] | None = None,
+        targets: Sequence | None = None,
     ) -> tuple[list[str], list[dict]]:
         """Greedy captions of a batch of videos; returns `(captions, face_track_dicts)`."""
         import torch
 
-        inputs, used_tracks = self.build_inputs(videos, prompt, num_frames, face_tracks)
+        inputs, used_tracks = self.build_inputs(videos, prompt, num_frames, face_tracks, targets)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -80,6 +84,7 @@ class Captioner:
         num_frames: int | None = None,
         max_new_tokens: int = 256,
         face_track: dict | None = None,
+        target=None,
     ) -> tuple[Iterator[str], dict]:
         """Greedy caption streamed piece by piece: returns `(iterator of text pieces, face_track_dict)`.
 
@@ -88,7 +93,7 @@ class Captioner:
         import torch
         from transformers import TextIteratorStreamer
 
-        inputs, (face_track,) = self.build_inputs([video], prompt, num_frames, [face_track])
+        inputs, (face_track,) = self.build_inputs([video], prompt, num_frames, [face_track], [target])
         streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
 
@@ -111,6 +116,36 @@ class Captioner:
                 raise RuntimeError(f"caption generation failed: {type(failure[0]).__name__}: {failure[0]}") from failure[0]
 
         return pieces(), face_track
+
+
+    def caption_each_person(
+        self,
+        video,
+        prompt: str = DEFAULT_PROMPT,
+        num_frames: int | None = None,
+        max_new_tokens: int = 256,
+        min_share: float = 0.25,
+    ) -> list[dict]:
+        """Track once, then caption every person visible in at least `min_share` of the sampled frames (one batch).
+        Returns, by person id, `{"person_id", "is_main", "share", "caption", "face_track"}` (the face track follows
+        that person; an empty list when nobody is visible that often)."""
+        if not 0.0 <= min_share <= 1.0:
+            raise ValueError(f"min_share must be between 0 and 1, got {min_share}")
+        clip, result = self.processor.load_and_track(video, num_frames=num_frames)
+        per_person = result.each_person(min_share)
+        if not per_person:
+            return []
+        captions, tracks = self.generate_captions(
+            [clip] * len(per_person), prompt, max_new_tokens=max_new_tokens,
+            face_tracks=[person.to_dict() for person in per_person],
+        )
+        total = len(result.frames)
+        return [
+            {"person_id": person.person_id, "is_main": person.person_id == result.main_person_id,
+             "share": round(person.persons[person.person_id].num_frames / total, 4), "caption": caption,
+             "face_track": track}
+            for person, caption, track in zip(per_person, captions, tracks)
+        ]
 
 
 def resolve_dtype(name: str):

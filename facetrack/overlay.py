@@ -2,9 +2,10 @@
 
 `annotate_frames(frames, result)` returns annotated copies as a (T, H, W, 3) uint8 array (for the demo);
 `write_overlay_video(frames, result, path)` encodes them; `render_overlay(video, path)` samples, tracks and writes
-in one call. Every track gets a thin box in its own colour labelled
-"id N"; the main character gets a thick green box labelled "MAIN id N" ("MAIN id N (interp.)" where the box is
-interpolated); frames where the main face is missing say so in red.
+in one call. Every person gets a thin box in their own colour labelled
+"person N"; the followed person gets a thick green box labelled "MAIN person N" (the main character) or "CHOSEN
+person N" (a target), with " (interp.)" where the box is interpolated; frames where they are not visible say so in red,
+and a frame right after a shot cut is marked "cut".
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     thickness = max(1, int(round(scale * 2)))
     (text_width, text_height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     y = max(y, text_height + baseline + 2)
+    x = max(0, min(x, image.shape[1] - text_width - 4))  # keep the whole label inside the picture
     cv2.rectangle(image, (x, y - text_height - baseline - 2), (x + text_width + 4, y), color, -1)
     cv2.putText(image, text, (x + 2, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
 
 
 def annotate_frames(frames: np.ndarray, result: FaceTrackResult) -> np.ndarray:
-    """Copies of `frames` (T, H, W, 3 RGB uint8) with every track's box + id and the main character marked."""
+    """Copies of `frames` (T, H, W, 3 RGB uint8) with every person's box + id and the followed person marked."""
     import cv2
 
     frames = np.asarray(frames)
@@ -42,26 +44,31 @@ def annotate_frames(frames: np.ndarray, result: FaceTrackResult) -> np.ndarray:
     height, width = frames.shape[1:3]
     scale = max(0.5, min(width, height) / 480.0)  # text and lines grow with the picture
     thin, thick = max(1, int(round(2 * scale))), max(2, int(round(5 * scale)))
+    followed = result.person_id
+    role = "MAIN" if followed == result.main_person_id else "CHOSEN"
+    cut_times = set(result.shot_cuts)
     for t, image in enumerate(annotated):
-        for track_id, boxes in sorted(result.tracks.items()):
-            box = boxes[t] if t < len(boxes) else None
-            if box is None or track_id == result.main_track_id:
+        for person_id, person in sorted(result.persons.items()):
+            box = person.boxes[t] if t < len(person.boxes) else None
+            if box is None or person_id == followed:
                 continue
-            color = TRACK_COLORS[(track_id - 1) % len(TRACK_COLORS)]
+            color = TRACK_COLORS[(person_id - 1) % len(TRACK_COLORS)]
             x1, y1, x2, y2 = (int(round(v)) for v in box)
             cv2.rectangle(image, (x1, y1), (x2, y2), color, thin)
-            _label(image, f"id {track_id}", x1, y1 - 2, color, 0.6 * scale)
-        main = result.frames[t]
-        if main.box is not None:
-            x1, y1, x2, y2 = (int(round(v)) for v in main.box)
+            _label(image, f"person {person_id}", x1, y1 - 2, color, 0.6 * scale)
+        frame = result.frames[t]
+        if frame.box is not None:
+            x1, y1, x2, y2 = (int(round(v)) for v in frame.box)
             cv2.rectangle(image, (x1, y1), (x2, y2), MAIN_COLOR, thick)
-            text = f"MAIN id {main.track_id}" + (" (interp.)" if main.interpolated else "")
+            text = f"{role} person {frame.person_id}" + (" (interp.)" if frame.interpolated else "")
             _label(image, text, x1, y1 - thick, MAIN_COLOR, 0.7 * scale)
-        elif result.main_track_id is not None:
-            _label(image, "main face missing", 8, int(40 * scale), MISSING_COLOR, 0.8 * scale)
+        elif followed is not None:
+            missing = "main face missing" if role == "MAIN" else f"person {followed} not visible"
+            _label(image, missing, 8, int(40 * scale), MISSING_COLOR, 0.8 * scale)
         else:
             _label(image, "no main character", 8, int(40 * scale), MISSING_COLOR, 0.8 * scale)
-        _label(image, f"t={main.timestamp:.2f}s", 8, height - 8, (255, 255, 255), 0.6 * scale)
+        stamp = f"t={frame.timestamp:.2f}s" + (" cut" if frame.timestamp in cut_times else "")
+        _label(image, stamp, 8, height - 8, (255, 255, 255), 0.6 * scale)
     return annotated
 
 
@@ -108,10 +115,12 @@ def write_overlay_video(
 
 
 def render_overlay(
-    video, out_path: str | Path, num_frames: int | None = 32, fps: float | None = None, detector: str = "retinaface"
+    video, out_path: str | Path, num_frames: int | None = 32, fps: float | None = None, detector: str = "retinaface",
+    target=None,
 ) -> tuple[FaceTrackResult, Path]:
-    """Sample + track `video` and write its overlay .mp4 in one call (for the demo); returns the result and path."""
+    """Sample + track `video` (following `target` when given) and write its overlay .mp4 in one call (for the demo);
+    returns the result and path."""
     from facetrack.processing.face_tracking import track_video
 
-    clip, result = track_video(video, num_frames=num_frames, fps=fps, detector=detector)
+    clip, result = track_video(video, num_frames=num_frames, fps=fps, detector=detector, target=target)
     return result, write_overlay_video(clip.frames, result, out_path)

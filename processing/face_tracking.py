@@ -1,204 +1,85 @@
-"""Track faces through sampled frames, choose the main character, crop their face per frame, serialise the result.
+"""Track faces through sampled frames, tell people apart, choose whose face to follow, crop it per frame.
 
-Pipeline (`FaceTracker.track(clip)`):
-1. Detect faces in every sampled frame (`face_detection`, default RetinaFace-MobileNet0.25).
-2. Associate detections across frames with roboflow `trackers` ByteTrack. Sampled frames can be far apart in time
-   (32 frames of a 20 s clip are 0.6 s apart), so the tracker runs in fixed-step mode (one Kalman step per sampled
-   frame, no timestamps), a lost track is kept for `lost_track_buffer` sampled frames, the IoU gate is low
-   (`min_iou=0.1`) and a track is confirmed on its first match (`minimum_consecutive_frames=1`). Detections whose
-   score is below `high_confidence` (0.6) only extend existing tracks (ByteTrack's second stage); new tracks start
-   from detections scoring at least `activation_threshold` (0.6).
-3. Re-link fragments: when the tracker gives a person a new id after a gap (occlusion, a missed detection, a jump),
-   track B is merged into an earlier track A if B starts after A ends, within `relink_max_gap` sampled frames, and
-   B's first box continues A's last box: centre distance <= `relink_max_distance` x the mean face side and face-side
-   ratio <= `relink_max_size_ratio`. Closest pairs merge first; the merged track keeps A's id.
-4. Main character: every track seen in at least `min_main_frames` frames (2, or 1 for clips under 4 frames) gets
-
-       score = presence x size x centrality
-       presence   = frames where the track is detected / sampled frames                          (0..1]
-       size       = track's mean face side / largest mean face side among all tracks               (0..1]
-                    (face side = sqrt(box width x box height))
-       centrality = 0.5 + 0.5 x (1 - mean distance of the box centre from the frame centre / half the frame diagonal)
-                                                                                                   [0.5..1]
-
-   (all three weights are 1; centrality can at most halve a score, so a big, always-present face at the edge still
-   beats a small face in the middle). The highest score wins; ties go to the lower id. `reason` states the winner's
-   factors and the runner-up. No track qualifies -> `main_track_id = None` ("no main character"): a normal result.
-5. Per frame, the main track's box, detection score and id; frames where its face was not detected are missing
+Pipeline (`FaceTracker(...).track(clip, target=None)`):
+1. Detect faces in every sampled frame (`face_detection`; RetinaFace by default, which looks again at full
+   resolution where the downscaled frame shows no face or only tiny ones).
+2. Find shot cuts between sampled frames (`shot_cuts`: a measured colour-histogram rule).
+3. Associate faces frame to frame with ByteTrack inside each shot, and cut the tracks into fragments wherever the
+   person may have changed: a cut, a sudden change of the face's colours, a gap (`face_fragments`).
+4. Join fragments into persons (`person_identities`): by a dlib face embedding, computed once per fragment and only
+   for fragments that could be someone seen elsewhere, across gaps, cuts and out of time order; by position only
+   where no embedding decides (dlib not installed: then tracking says so once and works as before, cut-aware).
+5. The main character is the person with the highest presence x size x centrality (`person_selection`); a `target`
+   (a person id, a box at a time, or a photo: `parse_target`) follows someone else instead.
+6. Per frame, the followed person's box, detection score and id; frames where they are not visible are missing
    (`box=None`), never filled with another person's box. With `interpolate_max_gap=k > 0`, interior gaps of at most
-   k frames are filled by linear interpolation between the neighbouring boxes and flagged `interpolated=True`.
+   k frames inside one shot are filled by linear interpolation and flagged `interpolated=True`.
 
 `crop_faces(frames, boxes, size, margin)` cuts square face crops: side = max(w, h) x (1 + 2 x margin), centred on
 the box, zero-padded where the square leaves the frame, resized to `size`; zeros where the box is None.
+The result (`FaceTrackResult`, `PersonTrack`, `TrackedFrame`) and its JSON are described in `face_track_result`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .face_detection import FaceDetection, FaceDetector, as_face_detector
+from .face_fragments import box_center, make_fragments
+from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
+from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
+from .person_identities import (
+    IDENTITY_THRESHOLD,
+    WEAK_IDENTITY_THRESHOLD,
+    embed_fragments,
+    first_appearance_key,
+    fragments_to_embed,
+    group_fragments,
+    mean_embedding,
+)
+from .person_selection import PersonTarget, choose_main, find_target, parse_target
+from .shot_cuts import CUT_THRESHOLD, detect_shot_cuts, shot_ids
 from .video_io import VideoClip, load_video
 
-RESULT_FORMAT_VERSION = 1
+__all__ = ["FaceTracker", "FaceTrackResult", "PersonTrack", "TrackedFrame", "PersonTarget", "parse_target",
+           "crop_faces", "square_crop_box", "track_video", "RESULT_FORMAT_VERSION"]
 
 
-@dataclass
-class TrackedFrame:  # the main character in one sampled frame
-    timestamp: float
-    frame_index: int
-    box: list[float] | None  # x1, y1, x2, y2; None = main face missing in this frame
-    score: float | None
-    track_id: int | None
-    interpolated: bool = False
-
-
-@dataclass
-class FaceTrackResult:
-    """Every sampled frame's main face, every track's boxes, and why the main track was chosen.
-
-    `to_dict()` gives JSON like {"version": 1, "width": 640, "height": 360, "detector": "retinaface",
-    "main_track_id": 1, "reason": "track 1 has the highest score ...", "frames": [{"timestamp": 0.0,
-    "frame_index": 0, "box": [x1, y1, x2, y2] or null, "score": 0.99 or null, "track_id": 1 or null,
-    "interpolated": false}, ...], "tracks": {"1": [[x1, y1, x2, y2] or null, ...], ...}}.
-    """
-
-    frames: list[TrackedFrame]
-    main_track_id: int | None
-    reason: str  # why this track is main, or why there is none
-    tracks: dict[int, list[list[float] | None]]  # every track: per-frame box or None
-    width: int
-    height: int
-    detector: str | None = field(default=None)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable (track ids become string keys, as JSON requires)."""
-        return {
-            "version": RESULT_FORMAT_VERSION,
-            "width": self.width,
-            "height": self.height,
-            "detector": self.detector,
-            "main_track_id": self.main_track_id,
-            "reason": self.reason,
-            "frames": [asdict(frame) for frame in self.frames],
-            "tracks": {str(track_id): boxes for track_id, boxes in self.tracks.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FaceTrackResult:
-        try:
-            frames = [
-                TrackedFrame(
-                    timestamp=float(frame["timestamp"]),
-                    frame_index=int(frame["frame_index"]),
-                    box=None if frame["box"] is None else [float(v) for v in frame["box"]],
-                    score=None if frame.get("score") is None else float(frame["score"]),
-                    track_id=None if frame.get("track_id") is None else int(frame["track_id"]),
-                    interpolated=bool(frame.get("interpolated", False)),
-                )
-                for frame in data["frames"]
-            ]
-            tracks = {
-                int(track_id): [None if box is None else [float(v) for v in box] for box in boxes]
-                for track_id, boxes in data.get("tracks", {}).items()
-            }
-            main = data.get("main_track_id")
-            return cls(
-                frames=frames,
-                main_track_id=None if main is None else int(main),
-                reason=str(data.get("reason", "")),
-                tracks=tracks,
-                width=int(data["width"]),
-                height=int(data["height"]),
-                detector=data.get("detector"),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"not a valid face-track result: {type(error).__name__}: {error}") from error
-
-    @property
-    def present(self) -> np.ndarray:
-        """(T,) bool: True where the main face has a box (detected or interpolated)."""
-        return np.array([frame.box is not None for frame in self.frames], dtype=bool)
-
-    @property
-    def boxes(self) -> list[list[float] | None]:
-        """The main face's box per frame (None where missing), ready for `crop_faces`."""
-        return [frame.box for frame in self.frames]
-
-    @property
-    def timestamps(self) -> list[float]:
-        return [frame.timestamp for frame in self.frames]
-
-    @property
-    def frame_indices(self) -> list[int]:
-        return [frame.frame_index for frame in self.frames]
-
-    def summary(self) -> str:
-        present = int(self.present.sum())
-        total = len(self.frames)
-        if self.main_track_id is None:
-            return f"{len(self.tracks)} face track(s) in {total} frames; no main character ({self.reason})"
-        return (
-            f"{len(self.tracks)} face track(s) in {total} frames; main character: track {self.main_track_id}, "
-            f"present in {present}/{total} frames. {self.reason}"
-        )
-
-
-# ------------------------------------------------------------------------------------------------------ helpers
-def _side(box: Sequence[float]) -> float:
-    return math.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
-
-
-def _center(box: Sequence[float]) -> tuple[float, float]:
-    return ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
-
-
-def _present_indices(boxes: Sequence[Sequence[float] | None]) -> list[int]:
-    return [t for t, box in enumerate(boxes) if box is not None]
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-@dataclass
-class _Track:
-    boxes: list[list[float] | None]
-    scores: list[float | None]
-
-    @property
-    def present(self) -> list[int]:
-        return _present_indices(self.boxes)
-
-
-# --------------------------------------------------------------------------------------------------------- tracker
 class FaceTracker:
-    """Detect + track faces in a `VideoClip` and pick the main character (rule in the module docstring).
+    """Detect + track faces in a `VideoClip`, tell the people apart and pick whose face to follow.
 
     detector: a name for `get_face_detector` or any object with `detect(frame)`.
+    identity: "dlib" (default: dlib's ResNet face descriptor, when installed), None (position only), or any object
+        with `name` and `embed(frame, box)`.
     Options (defaults tuned for 8-64 frames sampled from a clip):
-        lost_track_buffer (int, 10): sampled frames a lost track is kept for re-association by the tracker.
+        lost_track_buffer (int, 10): sampled frames a lost track is kept for re-association by ByteTrack.
         min_iou (float, 0.1), high_confidence (float, 0.6), activation_threshold (float, 0.6): ByteTrack gates.
-        relink_max_gap (int, 16), relink_max_distance (float, 1.5), relink_max_size_ratio (float, 2.0): re-linking.
-        min_main_frames (int | None, None -> 2, or 1 for clips under 4 frames): frames a main track needs.
-        interpolate_max_gap (int, 0): fill interior gaps up to this many frames (0 = never).
+        gap_split (int, 2): a track that loses its face for this many sampled frames is split for an identity check.
+        cut_threshold (float, 0.5): colour-histogram distance that marks a shot cut (`shot_cuts`).
+        identity_threshold (float, 0.65), weak_identity_threshold (float, 0.55): largest embedding distance at
+            which two fragments are one person (the second when a face is small or cut by the frame border).
+        relink_max_gap (int, 16), relink_max_distance (float, 1.5), relink_max_size_ratio (float, 2.0): the position
+            re-link used where identity cannot decide (inside one shot only).
+        min_main_frames (int | None, None -> 2, or 1 for clips under 4 frames): frames a main character needs.
+        interpolate_max_gap (int, 0): fill gaps of the followed face up to this many frames (0 = never).
     """
 
     def __init__(
         self,
         detector: str | FaceDetector = "retinaface",
         *,
+        identity: str | FaceEmbedder | None = "dlib",
         lost_track_buffer: int = 10,
         min_iou: float = 0.1,
         high_confidence: float = 0.6,
         activation_threshold: float = 0.6,
+        gap_split: int = 2,
+        cut_threshold: float = CUT_THRESHOLD,
+        identity_threshold: float = IDENTITY_THRESHOLD,
+        weak_identity_threshold: float = WEAK_IDENTITY_THRESHOLD,
         relink_max_gap: int = 16,
         relink_max_distance: float = 1.5,
         relink_max_size_ratio: float = 2.0,
@@ -206,15 +87,41 @@ class FaceTracker:
         interpolate_max_gap: int = 0,
     ) -> None:
         self.detector = as_face_detector(detector)
-        self.lost_track_buffer = lost_track_buffer
-        self.min_iou = min_iou
-        self.high_confidence = high_confidence
-        self.activation_threshold = activation_threshold
-        self.relink_max_gap = relink_max_gap
-        self.relink_max_distance = relink_max_distance
-        self.relink_max_size_ratio = relink_max_size_ratio
+        self.bytetrack_options = {"lost_track_buffer": lost_track_buffer, "min_iou": min_iou,
+                                  "high_confidence": high_confidence, "activation_threshold": activation_threshold}
+        self.gap_split = gap_split
+        self.cut_threshold = cut_threshold
+        self.grouping_options = {"identity_threshold": identity_threshold,
+                                 "weak_identity_threshold": weak_identity_threshold,
+                                 "relink_max_gap": relink_max_gap, "relink_max_distance": relink_max_distance,
+                                 "relink_max_size_ratio": relink_max_size_ratio}
         self.min_main_frames = min_main_frames
         self.interpolate_max_gap = interpolate_max_gap
+        # The identity model loads on first need (many clips need no embedding at all); a missing one is said now.
+        self._embedder: FaceEmbedder | None = None
+        self.identity_problem: str | None = None  # why identity is off (None: it is on)
+        if isinstance(identity, str):
+            if identity != "dlib":
+                raise ValueError(f"unknown identity model {identity!r}; choose 'dlib' or None (position only)")
+            self.identity_problem = identity_model_problem()
+            if self.identity_problem:
+                warn_identity_off(self.identity_problem)
+        elif identity is None:
+            self.identity_problem = "identity=None was asked for"
+        elif callable(getattr(identity, "embed", None)):
+            self._embedder = identity
+        else:
+            raise TypeError(f"identity must be 'dlib', None or an object with embed(frame, box); got {type(identity).__name__}")
+        self.identity_name = None if self.identity_problem else getattr(self._embedder, "name", DlibFaceEmbedder.name)
+
+    @property
+    def embedder(self) -> FaceEmbedder | None:
+        """The identity model (loaded on first use), or None when identity is off."""
+        if self._embedder is None and self.identity_problem is None:
+            self._embedder = get_face_embedder("dlib")
+            if self._embedder is None:
+                self.identity_problem, self.identity_name = "the identity model failed to load", None
+        return self._embedder
 
     # -- detection
     def detect(self, frames: np.ndarray) -> list[list[FaceDetection]]:
@@ -222,203 +129,95 @@ class FaceTracker:
         return [self.detector.detect(frame) for frame in frames]
 
     # -- full pipeline
-    def track(self, clip: VideoClip, detections: list[list[FaceDetection]] | None = None) -> FaceTrackResult:
-        """Track the clip's faces; `detections` (one list per frame) skips detection when already computed."""
+    def track(
+        self, clip: VideoClip, target: Any = None, *, detections: list[list[FaceDetection]] | None = None
+    ) -> FaceTrackResult:
+        """Track the clip's faces and follow the main character, or `target` (see `parse_target`) when given.
+        `detections` (one list per frame) skips detection when already computed."""
         if not isinstance(clip, VideoClip):
             raise TypeError(f"track() takes a VideoClip (see load_video), got {type(clip).__name__}")
+        target = parse_target(target)  # bad targets fail before any work
         if detections is None:
             detections = self.detect(clip.frames)
         if len(detections) != len(clip.frames):
             raise ValueError(f"got detections for {len(detections)} frames but the clip has {len(clip.frames)}")
-        height, width = clip.frames.shape[1:3]
-        tracks = self._associate(detections)
-        tracks = self._relink(tracks)
-        # Stable, readable ids: 1, 2, ... in order of first appearance.
-        ordered = sorted(tracks.values(), key=lambda track: (track.present[0], _center(track.boxes[track.present[0]])))
-        tracks = {new_id: track for new_id, track in enumerate(ordered, start=1)}
-        main_id, reason = self._choose_main(tracks, width, height, len(clip.frames))
-        frames = self._main_frames(clip, tracks.get(main_id) if main_id is not None else None, main_id)
-        return FaceTrackResult(
-            frames=frames,
-            main_track_id=main_id,
-            reason=reason,
-            tracks={track_id: [None if b is None else [round(v, 2) for v in b] for b in t.boxes]
-                    for track_id, t in tracks.items()},
-            width=int(width),
-            height=int(height),
-            detector=self.detector.name,
+        frames = clip.frames
+        num_frames = len(frames)
+        height, width = frames.shape[1:3]
+        cuts = detect_shot_cuts(frames, self.cut_threshold) if num_frames > 1 else []
+        shots = shot_ids(num_frames, cuts)
+        fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split, **self.bytetrack_options)
+        embedder = self.embedder if fragments_to_embed(fragments) else None  # None: nothing to tell apart
+        report = embed_fragments(fragments, frames, embedder, self.grouping_options["identity_threshold"],
+                                 self.grouping_options["weak_identity_threshold"])
+        groups = group_fragments(fragments, **self.grouping_options)
+        persons = self._persons(groups, fragments, clip)
+        main_id, reason, selection = choose_main(persons, width, height, num_frames, self.min_main_frames)
+        selection["main_reason"] = reason
+        note = f"face identity is off ({self.identity_problem}): fragments joined by position only" \
+            if self.identity_problem else ""
+        identity = {"embedder": self.identity_name, "faces_embedded": report.embedded,
+                    "ms": round(report.milliseconds, 1), "fragments": len(fragments), "note": note}
+        result = FaceTrackResult(
+            frames=[TrackedFrame(float(ts), int(index), None, None, None)
+                    for ts, index in zip(clip.timestamps, clip.frame_indices)],
+            persons=persons, main_person_id=main_id, person_id=None, reason=reason, width=int(width),
+            height=int(height), detector=self.detector.name, selection=selection, identity=identity,
+            shot_cuts=[float(clip.timestamps[t]) for t in cuts],
         )
+        if main_id is not None:
+            result = result.for_person(main_id, reason, self.interpolate_max_gap)
+        return self.select(result, clip, target) if target is not None else result
 
-    # -- step 2: ByteTrack
-    def _associate(self, detections: list[list[FaceDetection]]) -> dict[int, _Track]:
-        try:
-            import supervision as sv
-            from trackers import ByteTrackTracker
-        except ImportError as error:
-            raise ImportError(
-                f"face tracking needs roboflow trackers and supervision "
-                f"(pip install supervision; pip install --no-deps trackers==2.6.1): {error}"
-            ) from error
+    def select(self, result: FaceTrackResult, clip: VideoClip | None, target: Any) -> FaceTrackResult:
+        """Follow `target` in an existing result (a fresh or a precomputed one): ValueError naming the problem when
+        there is no such person, no face near that box at that time, or no face in the photo."""
+        target = parse_target(target)
+        if target is None:
+            return result
+        frames = None if clip is None else clip.frames
+        person_id, how = find_target(result, target, frames, self.detector, self.embedder if target.kind == "image" else None)
+        main = result.main_person_id
+        reason = how + (f"; the main character is person {main}" if main is not None and main != person_id else "")
+        chosen = result.for_person(person_id, reason, self.interpolate_max_gap)
+        chosen.selection["target"] = {"kind": target.kind, "query": target.query(), "person": person_id, "how": how}
+        return chosen
 
-        num_frames = len(detections)
-        tracker = ByteTrackTracker(
-            lost_track_buffer=self.lost_track_buffer,  # frame_rate 30 -> the buffer counts sampled frames
-            frame_rate=30.0,
-            track_activation_threshold=self.activation_threshold,
-            minimum_consecutive_frames=1,
-            minimum_iou_threshold=self.min_iou,
-            high_conf_det_threshold=self.high_confidence,
-        )
-        tracks: dict[int, _Track] = {}
-        # ByteTrack returns id -1 for the detection that *starts* a track (the id comes at its first match), so we
-        # remember which tracklet each new detection started and give it that frame once the id is known.
-        starts: dict[int, tuple[object, int, FaceDetection]] = {}
-
-        def add(track_id: int, t: int, detection: FaceDetection) -> None:
-            track = tracks.setdefault(track_id, _Track([None] * num_frames, [None] * num_frames))
-            track.boxes[t] = [float(v) for v in detection.box]
-            track.scores[t] = float(detection.score)
-
-        for t, frame_detections in enumerate(detections):
-            if frame_detections:
-                inputs = sv.Detections(
-                    xyxy=np.array([d.box for d in frame_detections], dtype=np.float64).reshape(-1, 4),
-                    confidence=np.array([d.score for d in frame_detections], dtype=np.float64),
-                    data={"index": np.arange(len(frame_detections))},
-                )
-            else:
-                inputs = sv.Detections.empty()
-            previous = list(tracker.tracks)  # held so no tracklet freed during update can lend its id() to a new one
-            known = {id(tracklet) for tracklet in previous}
-            outputs = tracker.update(inputs)
-            unassigned = []
-            for index, track_id in zip(outputs.data.get("index", []), outputs.tracker_id):
-                if track_id >= 0:
-                    add(int(track_id), t, frame_detections[int(index)])
-                else:
-                    unassigned.append(frame_detections[int(index)])
-            for tracklet in tracker.tracks:
-                if id(tracklet) not in known and unassigned:
-                    state = tracklet.get_state_bbox()
-                    started_by = max(unassigned, key=lambda d: _iou(d.box, state))
-                    starts[id(tracklet)] = (tracklet, t, started_by)
-            for key, (tracklet, start_t, detection) in list(starts.items()):
-                if tracklet.tracker_id >= 0:
-                    add(int(tracklet.tracker_id), start_t, detection)
-                    del starts[key]
-        # Tracks started but never matched again (seen in one frame only) still become (short) tracks.
-        next_id = max(tracks, default=0) + 1
-        for _tracklet, start_t, detection in starts.values():
-            add(next_id, start_t, detection)
-            next_id += 1
-        return tracks
-
-    # -- step 3: re-link fragments of one person
-    def _relink(self, tracks: dict[int, _Track]) -> dict[int, _Track]:
-        tracks = dict(tracks)
-        while True:
-            best: tuple[float, int, int] | None = None
-            for a_id, a in tracks.items():
-                a_last = a.present[-1]
-                for b_id, b in tracks.items():
-                    b_first = b.present[0]
-                    if b_id == a_id or b_first <= a_last or b_first - a_last > self.relink_max_gap:
-                        continue
-                    a_box, b_box = a.boxes[a_last], b.boxes[b_first]
-                    side_a, side_b = _side(a_box), _side(b_box)
-                    if min(side_a, side_b) <= 0:
-                        continue
-                    if max(side_a, side_b) / min(side_a, side_b) > self.relink_max_size_ratio:
-                        continue
-                    (ax, ay), (bx, by) = _center(a_box), _center(b_box)
-                    distance = math.hypot(ax - bx, ay - by) / ((side_a + side_b) / 2.0)
-                    if distance <= self.relink_max_distance and (best is None or distance < best[0]):
-                        best = (distance, a_id, b_id)
-            if best is None:
-                return tracks
-            _, a_id, b_id = best
-            a, b = tracks[a_id], tracks.pop(b_id)
-            for t in b.present:
-                a.boxes[t], a.scores[t] = b.boxes[t], b.scores[t]
-
-    # -- step 4: main character
-    def _choose_main(
-        self, tracks: dict[int, _Track], width: int, height: int, num_frames: int
-    ) -> tuple[int | None, str]:
-        if not tracks:
-            return None, "no face was detected in any sampled frame"
-        min_frames = self.min_main_frames or (2 if num_frames >= 4 else 1)
-        half_diagonal = math.hypot(width, height) / 2.0
-        mean_sides = {tid: float(np.mean([_side(t.boxes[i]) for i in t.present])) for tid, t in tracks.items()}
-        largest_side = max(mean_sides.values())
-        factors: dict[int, tuple[float, float, float, float]] = {}
-        for track_id, track in tracks.items():
-            if len(track.present) < min_frames:
-                continue
-            presence = len(track.present) / num_frames
-            size = mean_sides[track_id] / largest_side
-            centers = [_center(track.boxes[i]) for i in track.present]
-            offsets = [math.hypot(x - width / 2.0, y - height / 2.0) for x, y in centers]
-            centrality = 0.5 + 0.5 * (1.0 - min(1.0, float(np.mean(offsets)) / half_diagonal))
-            factors[track_id] = (presence * size * centrality, presence, size, centrality)
-        if not factors:
-            return None, (
-                f"no face track was seen in at least {min_frames} of {num_frames} sampled frames "
-                f"({len(tracks)} short track(s) ignored)"
-            )
-        ranking = sorted(factors, key=lambda tid: (-factors[tid][0], tid))
-        main = ranking[0]
-        score, presence, size, centrality = factors[main]
-        reason = (
-            f"track {main} has the highest score presence x size x centrality = "
-            f"{presence:.2f} x {size:.2f} x {centrality:.2f} = {score:.3f}"
-        )
-        if len(ranking) > 1:
-            runner_up = ranking[1]
-            reason += f" (runner-up: track {runner_up}, {factors[runner_up][0]:.3f})"
-        else:
-            reason += " (the only track)"
-        return main, reason
-
-    # -- step 5: per-frame main face
-    def _main_frames(self, clip: VideoClip, track: _Track | None, track_id: int | None) -> list[TrackedFrame]:
-        frames = [
-            TrackedFrame(timestamp=float(timestamp), frame_index=int(index), box=None, score=None, track_id=None)
-            for timestamp, index in zip(clip.timestamps, clip.frame_indices)
-        ]
-        if track is None:
-            return frames
-        for t in track.present:
-            frames[t].box = [round(v, 2) for v in track.boxes[t]]
-            frames[t].score = round(float(track.scores[t]), 4)
-            frames[t].track_id = track_id
-        if self.interpolate_max_gap > 0:
-            present = track.present
-            for before, after in zip(present, present[1:]):
-                gap = after - before - 1
-                if 0 < gap <= self.interpolate_max_gap:
-                    start, end = np.array(track.boxes[before]), np.array(track.boxes[after])
-                    for t in range(before + 1, after):
-                        weight = (t - before) / (after - before)
-                        frames[t].box = [round(float(v), 2) for v in (1 - weight) * start + weight * end]
-                        frames[t].track_id = track_id
-                        frames[t].interpolated = True
-        return frames
+    # -- helpers
+    def _persons(self, groups, fragments, clip: VideoClip) -> dict[int, PersonTrack]:
+        by_id = {fragment.fragment_id: fragment for fragment in fragments}
+        num_frames = len(clip.frames)
+        ordered = sorted(groups, key=lambda group: first_appearance_key(group, by_id))
+        persons = {}
+        for person_id, group in enumerate(ordered, start=1):
+            boxes: list[list[float] | None] = [None] * num_frames
+            scores: list[float | None] = [None] * num_frames
+            members = sorted((by_id[i] for i in group.members), key=lambda f: f.frames[0])
+            for fragment in members:
+                for t, detection in fragment.detections.items():
+                    boxes[t] = [round(float(v), 2) for v in detection.box]
+                    scores[t] = round(float(detection.score), 4)
+            described = [{"first": int(clip.frame_indices[f.frames[0]]), "last": int(clip.frame_indices[f.frames[-1]]),
+                          "frames": len(f.detections), "shot": f.shot, "joined": group.joins[f.fragment_id],
+                          "embedded": [int(clip.frame_indices[t]) for t in f.embedded_at]}
+                         for f in members]
+            persons[person_id] = PersonTrack(person_id, boxes, scores, described, mean_embedding(group, by_id))
+        return persons
 
 
 def track_video(
     video, num_frames: int | None = 32, fps: float | None = None, detector: str | FaceDetector = "retinaface",
-    **options,
+    target: Any = None, **options,
 ) -> tuple[VideoClip, FaceTrackResult]:
     """Load (see `load_video`) and track a video in one call."""
     clip = load_video(video, num_frames=num_frames, fps=fps)
-    return clip, FaceTracker(detector, **options).track(clip)
+    return clip, FaceTracker(detector, **options).track(clip, target)
 
 
 # ------------------------------------------------------------------------------------------------------------ crops
 def square_crop_box(box: Sequence[float], margin: float = 0.25) -> tuple[int, int, int]:
     """(x0, y0, side) of the square crop around `box`: side = max(w, h) x (1 + 2 x margin), same centre."""
-    cx, cy = _center(box)
+    cx, cy = box_center(box)
     side = max(box[2] - box[0], box[3] - box[1]) * (1.0 + 2.0 * margin)
     side = max(1, int(round(side)))
     return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side

@@ -212,8 +212,14 @@ class FaceTrackProcessor(ProcessorMixin):
         face_track: FaceTrackResult | dict | None = None,
         num_frames: int | None = None,
         fps: float | None = None,
+        target=None,
     ) -> tuple[VideoClip, FaceTrackResult]:
-        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes."""
+        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes.
+        `target` (see `face_tracking.parse_target`: a person id, "X1,Y1,X2,Y2@T" or a photo) follows that person
+        instead of the main character."""
+        if face_track is not None and target is not None:
+            clip, track = self.load_and_track(video, face_track, num_frames, fps)
+            return clip, self.face_tracker.select(track, clip, target)
         if face_track is not None:
             track = as_face_track(face_track)
             if not track.frames:
@@ -238,7 +244,7 @@ class FaceTrackProcessor(ProcessorMixin):
             if num_frames is None and fps is None:
                 num_frames = self.num_frames
             clip = load_video(video, num_frames=num_frames, fps=fps)
-        return clip, self.face_tracker.track(clip)
+        return clip, self.face_tracker.track(clip, target)
 
     def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
         """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
@@ -289,6 +295,9 @@ class FaceTrackProcessor(ProcessorMixin):
             without a precomputed track; default `self.num_frames`), `do_sample_frames=False` (every frame of
             decoded frames), `image_mean` / `image_std`, `return_face_tracks`. Text: the tokenizer's options
             (`padding`, `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...).
+            `target` (videos): whose face to follow instead of the main character (`face_tracking.parse_target`:
+            a person id of a previous run's JSON, "X1,Y1,X2,Y2@T", or a photo path / PIL image), for every
+            video; or a list, one target (or None) per video.
             `return_text_replacement_offsets`: where each placeholder and its expansion are (what
             `apply_chat_template(..., return_assistant_tokens_mask=True)` needs).
         """
@@ -350,17 +359,23 @@ class FaceTrackProcessor(ProcessorMixin):
         mean = video_kwargs.get("image_mean") or self.image_mean
         std = video_kwargs.get("image_std") or self.image_std
         use_faces = self.face_tokens_per_frame > 0
+        target = video_kwargs.get("target")
+        targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(video_list)
+        if len(targets) != len(video_list):
+            raise FaceTrackProcessorError(f"got {len(targets)} target(s) for {len(video_list)} video(s): give one per video")
         frame_pixels, face_pixels, face_masks, frame_counts, prompts, tracks_out = [], [], [], [], [], []
-        for video, precomputed in zip(video_list, face_tracks):
+        for video, precomputed, video_target in zip(video_list, face_tracks, targets):
             video_frames, video_fps = num_frames, fps
             if video_kwargs.get("do_sample_frames") is False:
                 video_frames, video_fps = count_decoded_frames(video), None
             elif video_frames is None and video_fps is None:
                 video_frames = self.num_frames
-            if precomputed is None and not use_faces and not video_kwargs.get("return_face_tracks"):
+            if precomputed is None and video_target is None and not use_faces and not video_kwargs.get("return_face_tracks"):
                 clip, track = self._load_without_tracking(video, video_frames, video_fps), None
             else:
-                clip, track = self.load_and_track(video, precomputed, num_frames=video_frames, fps=video_fps)
+                clip, track = self.load_and_track(
+                    video, precomputed, num_frames=video_frames, fps=video_fps, target=video_target
+                )
             frame_pixels.append(preprocess_frames(clip.frames, self.image_size, mean, std))
             frame_counts.append(len(clip.frames))
             present = [False] * len(clip.frames)

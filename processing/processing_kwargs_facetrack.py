@@ -9,6 +9,8 @@ This file is copied flat into Hub repos: it imports only third-party packages an
 """
 
 # No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -25,9 +27,12 @@ class FaceTrackVideosKwargs(VideosKwargs, total=False):
     """`VideosKwargs` plus FaceTrack's own video options.
 
     return_face_tracks (`bool`): also return `face_tracks`, one `FaceTrackResult.to_dict()` per video.
+    target: whose face to follow instead of the main character (see `face_tracking.parse_target`), for every video,
+        or a list with one target (or None) per video.
     """
 
     return_face_tracks: bool | None
+    target: Any
 
 
 class FaceTrackProcessorKwargs(ProcessingKwargs, total=False):

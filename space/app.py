@@ -189,18 +189,24 @@ def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
 @dataclass
 class TrackingOutputs:
     annotated_video: str
-    crops: list[tuple[np.ndarray, str]]  # (face crop, caption with its timestamp), main character only
-    presence: pd.DataFrame  # time_s, face_height_pct, track: one row per track per sampled frame
+    crops: list[tuple[np.ndarray, str]]  # (face crop, caption with its timestamp), the followed person only
+    presence: pd.DataFrame  # time_s, face_height_pct, track: one row per person per sampled frame
     summary: str
     track_json: dict  # FaceTrackResult.to_dict(): the caption step reuses these frames and boxes
+    people: list[tuple[np.ndarray, str]]  # one face per person (their biggest, surest), to pick whom to follow
+
+
+def person_name(result, person_id: int) -> str:
+    """The plot's series name: the same whoever is followed (the plot keeps its colours from the first draw)."""
+    return f"main character (person {person_id})" if person_id == result.main_person_id else f"person {person_id}"
 
 
 def presence_table(result, timestamps: list[float]) -> pd.DataFrame:
-    """Each track's face height (% of frame height, 0 = absent) at each sampled time, for the line plot."""
+    """Each person's face height (% of frame height, 0 = absent) at each sampled time, for the line plot."""
     rows = []
-    for track_id, boxes in sorted(result.tracks.items()):
-        name = f"main character (track {track_id})" if track_id == result.main_track_id else f"track {track_id}"
-        for time_s, box in zip(timestamps, boxes):
+    for person_id, person in sorted(result.persons.items()):
+        name = person_name(result, person_id)
+        for time_s, box in zip(timestamps, person.boxes):
             height_pct = 0.0 if box is None else 100.0 * (box[3] - box[1]) / result.height
             rows.append({"time_s": round(float(time_s), 3), "face_height_pct": round(height_pct, 2), "track": name})
     return pd.DataFrame(rows, columns=["time_s", "face_height_pct", "track"])
@@ -209,23 +215,64 @@ def presence_table(result, timestamps: list[float]) -> pd.DataFrame:
 def track_summary(result, clip, elapsed_s: float) -> str:
     present = int(np.asarray(result.present).sum())
     lines = [
-        f"**{len(result.tracks)} face track(s)** in {len(clip)} sampled frames "
+        f"**{len(result.persons)} person(s)** in {len(clip)} sampled frames "
         f"({clip.duration or 0:.1f} s video, {result.width}x{result.height}); tracked in {elapsed_s:.1f} s.",
     ]
-    if result.main_track_id is None:
+    if result.person_id is None:
         lines.append(f"**No main character:** {result.reason}")
-    else:
+    elif result.person_id == result.main_person_id:
         lines.append(
-            f"**Main character: track {result.main_track_id}**, present in {present} of {len(clip)} sampled frames. "
+            f"**Main character: person {result.person_id}**, present in {present} of {len(clip)} sampled frames. "
             f"Why: {result.reason}"
         )
+    else:
+        lines.append(f"**Following person {result.person_id}** (chosen), present in {present} of {len(clip)} sampled "
+                     f"frames: {result.reason}.")
+    if len(result.persons) > 1:
+        shares = ", ".join(f"person {pid} in {person.num_frames}" for pid, person in sorted(result.persons.items()))
+        lines.append(f"Seen: {shares} of {len(clip)} frames. Click a face under *People in the video* to follow "
+                     "that person.")
     return "\n\n".join(lines)
 
 
-def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progress) -> TrackingOutputs:
-    """Sample frames, track every face, pick the main character, and draw the overlay."""
+def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
+    """One face crop per person, in id order, labelled with their id (and "main" for the main character)."""
+    from facetrack.processing.face_tracking import crop_faces
+
+    items = []
+    for person_id, person in sorted(result.persons.items()):
+        present = [t for t, box in enumerate(person.boxes) if box is not None]
+        best = max(present, key=lambda t: ((person.boxes[t][2] - person.boxes[t][0]) * (person.scores[t] or 0.5), -t))
+        crop = crop_faces(clip.frames[best : best + 1], [person.boxes[best]], size=CROP_SIZE)[0]
+        items.append((crop, f"person {person_id}" + (" · main" if person_id == result.main_person_id else "")))
+    return items
+
+
+def render_tracking(clip, result, config: DemoConfig, elapsed_s: float, progress: gr.Progress) -> TrackingOutputs:
+    """The page's view of one result: overlay video, the followed person's crops, presence plot, summary, people."""
     from facetrack.overlay import write_overlay_video
     from facetrack.processing.face_tracking import crop_faces
+
+    progress(0.8, desc="Drawing the face boxes")
+    annotated = write_overlay_video(clip.frames, result, new_output_dir(config) / "tracked.mp4")
+    present = np.asarray(result.present, dtype=bool)
+    crops = crop_faces(clip.frames, result.boxes, size=CROP_SIZE)
+    crop_items = [
+        (crops[i], f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
+        for i in np.flatnonzero(present)
+    ]
+    return TrackingOutputs(
+        annotated_video=str(annotated),
+        crops=crop_items,
+        presence=presence_table(result, clip.timestamps),
+        summary=track_summary(result, clip, elapsed_s),
+        track_json=result.to_dict(),
+        people=people_gallery(clip, result),
+    )
+
+
+def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progress) -> TrackingOutputs:
+    """Sample frames, track every face, tell the people apart, pick the main character, and draw the overlay."""
     from facetrack.processing.video_io import VideoDecodeError, load_video
 
     progress(0.0, desc="Checking the video")
@@ -239,22 +286,27 @@ def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progr
         raise VideoRejected(f"'{Path(video_path).name}' could not be decoded: {error.problem}") from error
     progress(0.3, desc=f"Detecting and tracking faces in {len(clip)} frames")
     result = tracker.track(clip)
-    progress(0.8, desc="Drawing the face boxes")
-    annotated = write_overlay_video(clip.frames, result, new_output_dir(config) / "tracked.mp4")
-    present = np.asarray(result.present, dtype=bool)
-    crops = crop_faces(clip.frames, result.boxes, size=CROP_SIZE)
-    crop_items = [
-        (crops[i], f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
-        for i in np.flatnonzero(present)
-    ]
-    elapsed = time.perf_counter() - started
-    return TrackingOutputs(
-        annotated_video=str(annotated),
-        crops=crop_items,
-        presence=presence_table(result, clip.timestamps),
-        summary=track_summary(result, clip, elapsed),
-        track_json=result.to_dict(),
-    )
+    return render_tracking(clip, result, config, time.perf_counter() - started, progress)
+
+
+def follow_person(video_path: str, track_json: dict, person_id: int, config: DemoConfig,
+                  progress: gr.Progress) -> TrackingOutputs:
+    """Follow another person of an already tracked video: the same frames and boxes, no detection again."""
+    from facetrack.processing.face_tracking import FaceTrackResult
+    from facetrack.processing.video_io import load_video
+
+    started = time.perf_counter()
+    result = FaceTrackResult.from_dict(track_json)
+    if person_id == result.main_person_id:
+        result = result.for_person(person_id, result.selection.get("main_reason"))
+    else:
+        result = result.for_person(person_id, f"person {person_id} was picked in the gallery")
+        result.selection["target"] = {"kind": "person", "query": f"person {person_id}", "person": person_id,
+                                      "how": "picked in the gallery"}
+    progress(0.2, desc="Decoding the tracked frames")
+    clip = load_video(video_path, num_frames=None, frame_indices=result.frame_indices, max_side=DECODE_MAX_SIDE,
+                      max_pixels=config.max_pixels)
+    return render_tracking(clip, result, config, time.perf_counter() - started, progress)
 
 
 # -------------------------------------------------------------------------------------------------------- caption
@@ -410,8 +462,9 @@ NO_MODEL_MESSAGE = (
 )
 INTRO = (
     "# FaceTrack-MM\n"
-    "Drop in a video: FaceTrack-MM samples frames, tracks every face, picks the **main character** (thick box) and "
-    "describes how their facial expression changes. [Paper](https://arxiv.org/abs/2501.07978)"
+    "Drop in a video: FaceTrack-MM samples frames, tracks every face, tells the people apart, picks the **main "
+    "character** (thick box) and describes how their facial expression changes; click another face under *People in "
+    "the video* to follow that person instead. [Paper](https://arxiv.org/abs/2501.07978)"
 )
 
 
@@ -440,13 +493,21 @@ def build_demo(
 
     def track(video: str | None, progress: gr.Progress = gr.Progress()):
         if not video:
-            return None, [], None, "", None
+            return None, [], None, "", [], None
         try:
             outputs = track_video(video, config, tracker, progress)
         except ValueError as error:  # VideoRejected, bad frames, ...: the message is written for the user
             raise gr.Error(user_message(error, video), title="Video not accepted", print_exception=False) from error
-        if outputs.track_json["main_track_id"] is None:
+        if outputs.track_json["main_person_id"] is None:
             gr.Warning(f"No main character found: {outputs.track_json['reason']}.", title="No face")
+        return (outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.people,
+                outputs.track_json)
+
+    def follow(video: str | None, track_json: dict | None, evt: gr.SelectData, progress: gr.Progress = gr.Progress()):
+        if not video or not track_json or not track_json.get("tracks"):
+            raise gr.Error("Upload a video first: the gallery shows its people once it is tracked.", title="No video")
+        person_ids = sorted(int(key) for key in track_json["tracks"])
+        outputs = follow_person(video, track_json, person_ids[evt.index], config, progress)
         return outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.track_json
 
     def caption(video: str | None, track_json: dict | None) -> Iterator[str]:
@@ -488,8 +549,12 @@ def build_demo(
                             interactive=False,
                             elem_id="caption",
                         )
+            people = gr.Gallery(
+                label="People in the video: click a face to follow that person", columns=6, height=190,
+                allow_preview=False, fit_columns=False, object_fit="contain", elem_id="people",
+            )
             crops = gr.Gallery(
-                label="Main character's face in each sampled frame", columns=8, height=320, elem_id="face-crops"
+                label="The followed person's face in each sampled frame", columns=8, height=320, elem_id="face-crops"
             )
             presence = gr.LinePlot(
                 x="time_s",
@@ -507,14 +572,24 @@ def build_demo(
             tracked = video_input.change(
                 track,
                 inputs=video_input,
-                outputs=[annotated_video, crops, presence, summary, track_state],
+                outputs=[annotated_video, crops, presence, summary, people, track_state],
                 api_name="track",
+            )
+            followed = people.select(
+                follow,
+                inputs=[video_input, track_state],
+                outputs=[annotated_video, crops, presence, summary, track_state],
+                api_visibility="private",  # a click in the page; API users pass a target to the processor
             )
             if caption_box is not None:
                 # A new video clears the previous caption at once (no queue, not part of the API).
                 video_input.change(lambda: "", outputs=caption_box, queue=False, api_visibility="private")
                 tracked.success(
                     gpu_task(caption), inputs=[video_input, track_state], outputs=caption_box, api_name="caption"
+                )
+                followed.then(lambda: "", outputs=caption_box, queue=False, api_visibility="private").success(
+                    gpu_task(caption), inputs=[video_input, track_state], outputs=caption_box,
+                    api_visibility="private",
                 )
         with gr.Tab("Score a caption (TEM)"):
             build_tem_tab()

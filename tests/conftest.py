@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from person_clips import person_clips  # noqa: F401  (two-person test clips with ground truth, built once per session)
 
 # Tests never reach the Hub: everything they load is built locally or shipped in a pip package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,4 +1,5 @@
-"""Face detection, tracking, main-character choice, crops and the JSON result, on real clips and built ones."""
+"""Face detection, tracking, main-character choice, crops and the JSON result, on real clips and built ones.
+(The identity cases, with two people built from tests/media, are in test_person_identity.py.)"""
 
 from __future__ import annotations
 
@@ -55,13 +56,16 @@ def shared_results(media_dir, tracker):
 @pytest.mark.parametrize("name", ["single_face.mp4", "WolfgangLanger_Pexels.mp4"])
 def test_one_person_has_a_main_face_in_nearly_every_frame(shared_results, name):
     clip, result = shared_results(name)
-    assert result.main_track_id is not None
+    assert result.main_person_id is not None and result.person_id == result.main_person_id
     assert result.present.mean() >= 0.95, result.summary()
     main_frames = [f for f in result.frames if f.box is not None]
-    assert {f.track_id for f in main_frames} == {result.main_track_id}
+    assert {f.person_id for f in main_frames} == {result.main_person_id}
     # One person keeps one id, although the 32 samples of the 20 s clip are 0.6 s apart.
-    long_tracks = [tid for tid, boxes in result.tracks.items() if sum(b is not None for b in boxes) >= 3]
-    assert long_tracks == [result.main_track_id]
+    long_persons = [pid for pid, person in result.persons.items() if person.num_frames >= 3]
+    assert long_persons == [result.main_person_id]
+    assert result.shot_cuts == []  # one shot
+    # One fragment, nobody to tell apart: no face needed an embedding (identity costs nothing here).
+    assert result.identity["faces_embedded"] == 0
     for frame in main_frames:  # a face-sized box inside the frame
         x1, y1, x2, y2 = frame.box
         assert 0 <= x1 < x2 <= clip.width and 0 <= y1 < y2 <= clip.height
@@ -71,15 +75,18 @@ def test_one_person_has_a_main_face_in_nearly_every_frame(shared_results, name):
 
 def test_no_face_video_has_no_main_character(shared_results):
     _, result = shared_results("no_face.mp4")
-    assert result.main_track_id is None
+    assert result.main_person_id is None and result.person_id is None and result.persons == {}
     assert not result.present.any()
     assert "no" in result.reason.lower()
-    assert all(f.box is None and f.track_id is None for f in result.frames)
+    assert all(f.box is None and f.person_id is None for f in result.frames)
 
 
 def test_face_then_cut_to_no_face(shared_results):
     clip, result = shared_results("face_noface.mov")
-    assert result.main_track_id is not None
+    assert result.main_person_id is not None
+    # The cut to the title is found (the first sampled frame after frame 71).
+    first_title = next(t for t, index in enumerate(clip.frame_indices) if index > FACE_NOFACE_LAST_FACE_FRAME)
+    assert clip.timestamps[first_title] in result.shot_cuts
     face_frames = [t for t, index in enumerate(clip.frame_indices) if index <= FACE_NOFACE_LAST_FACE_FRAME]
     present = np.flatnonzero(result.present)
     assert set(present) <= set(face_frames), "a face reported after the cut"
@@ -89,7 +96,7 @@ def test_face_then_cut_to_no_face(shared_results):
 
 def test_no_face_then_cut_to_face(shared_results):
     clip, result = shared_results("noface_face.mov")
-    assert result.main_track_id is not None
+    assert result.main_person_id is not None
     face_frames = [t for t, index in enumerate(clip.frame_indices)
                    if NOFACE_FACE_FIRST_FACE_FRAME <= index < NOFACE_FACE_BLACK_FRAME]
     present = np.flatnonzero(result.present)
@@ -103,7 +110,8 @@ def test_result_json_round_trip(shared_results):
     text = json.dumps(result.to_dict())
     restored = FaceTrackResult.from_dict(json.loads(text))
     assert restored == result
-    assert restored.tracks.keys() == result.tracks.keys() and all(isinstance(k, int) for k in restored.tracks)
+    assert restored.persons.keys() == result.persons.keys() and all(isinstance(k, int) for k in restored.persons)
+    assert text.count('"version": 2') == 1
     np.testing.assert_array_equal(restored.present, result.present)
     with pytest.raises(ValueError, match="not a valid face-track result"):
         FaceTrackResult.from_dict({"frames": [{"timestamp": 0.0}]})
@@ -158,12 +166,18 @@ def test_main_character_in_a_multi_person_pan_zoom(tmp_path, multi_face_image, t
     path = write_video(frames, tmp_path / "pan_zoom.mp4", fps=8)
     clip = load_video(path, num_frames=None)
     result = tracker.track(clip)
-    assert len(result.tracks) >= 3  # the others are tracked too
-    assert result.main_track_id is not None
+    assert len(result.persons) >= 3  # the others are tracked too
+    assert result.main_person_id is not None
     for frame, expected in zip(result.frames, main_boxes):
         assert frame.box is not None and iou(frame.box, expected) > 0.6, (frame, expected)
-        assert frame.track_id == result.main_track_id
-    assert f"track {result.main_track_id}" in result.reason and "presence x size x centrality" in result.reason
+        assert frame.person_id == result.main_person_id
+    assert f"person {result.main_person_id} is the main character" in result.reason
+    assert "presence x size x centrality" in result.reason and "runner-up: person" in result.reason
+    # Every person's factors are in the result, and the winner's score is the highest.
+    factors = result.selection["factors"]
+    assert set(factors) == {str(pid) for pid in result.persons}
+    assert max(factors, key=lambda pid: factors[pid]["score"]) == str(result.main_person_id)
+    assert result.selection["runner_up"] in result.persons
 
 
 def test_hidden_main_face_is_missing_then_keeps_its_id(tmp_path, multi_face_image, tracker):
@@ -173,17 +187,20 @@ def test_hidden_main_face_is_missing_then_keeps_its_id(tmp_path, multi_face_imag
     frames, main_boxes = render_pan_zoom(multi_face_image, hide=hidden)
     clip = load_video(write_video(frames, tmp_path / "hidden.mp4", fps=8), num_frames=None)
     result = tracker.track(clip)
-    assert result.main_track_id is not None
+    assert result.main_person_id is not None
     for t, (frame, expected) in enumerate(zip(result.frames, main_boxes)):
         if t in hidden:
-            assert frame.box is None and frame.track_id is None, f"frame {t} was given someone's box: {frame}"
+            assert frame.box is None and frame.person_id is None, f"frame {t} was given someone's box: {frame}"
         else:
-            assert iou(frame.box, expected) > 0.6 and frame.track_id == result.main_track_id
-    # The per-track view agrees: the main track has no box while hidden, and nobody else took its place.
-    assert all(result.tracks[result.main_track_id][t] is None for t in hidden)
+            assert iou(frame.box, expected) > 0.6 and frame.person_id == result.main_person_id
+    # The per-person view agrees: the main person has no box while hidden, and nobody else took their place.
+    assert all(result.persons[result.main_person_id].boxes[t] is None for t in hidden)
+    # The two fragments around the gap are one person: joined by identity (or, without dlib, by position).
+    joins = [fragment["joined"] for fragment in result.persons[result.main_person_id].fragments]
+    assert joins[0] == "first" and len(joins) == 2 and joins[1].startswith(("identity", "look-alike", "position"))
 
     interpolating = FaceTracker(tracker.detector, interpolate_max_gap=4).track(clip)
-    assert interpolating.main_track_id == result.main_track_id
+    assert interpolating.main_person_id == result.main_person_id
     for t in hidden:
         frame = interpolating.frames[t]
         assert frame.interpolated and frame.score is None and iou(frame.box, main_boxes[t]) > 0.5
@@ -207,25 +224,30 @@ def scripted_clip(num_frames: int, width: int = 640, height: int = 360):
     return load_video(frames, num_frames=None)
 
 
-def test_fragments_after_a_gap_are_relinked():
+def test_fragments_after_a_gap_are_relinked_by_position_without_identity():
     # Person A is seen in frames 0-5, lost in 6-9, and comes back 60 px to the right (IoU 0 with where it was):
-    # ByteTrack gives it a new id; the re-link step must join the fragments. Person B stays small at the edge.
+    # ByteTrack gives it a new track; without identity, the position re-link must join the fragments. Person B
+    # stays small at the edge. (Scripted faces are black squares: identity=None tests the position rule itself.)
+    from facetrack.processing.face_fragments import bytetrack_tracks
+
     a_before, a_after, b = (200, 100, 260, 170), (280, 110, 340, 180), (560, 20, 590, 55)
     script = [[a_before, b] if t < 6 else [b] if t < 10 else [a_after, b] for t in range(16)]
-    tracker = FaceTracker(ScriptedDetector(script), lost_track_buffer=2)
+    tracker = FaceTracker(ScriptedDetector(script), identity=None, lost_track_buffer=2)
     clip = scripted_clip(16)
-    raw_tracks = tracker._associate(tracker.detect(clip.frames))
+    raw_tracks = bytetrack_tracks(tracker.detect(clip.frames), **tracker.bytetrack_options)
     assert len(raw_tracks) == 3  # without re-linking: A, B, and A's second fragment
     result = tracker.track(clip)
-    assert len(result.tracks) == 2
-    main = result.main_track_id
+    assert len(result.persons) == 2
+    main = result.main_person_id
     assert [f.box is not None for f in result.frames] == [t < 6 or t >= 10 for t in range(16)]
-    assert {f.track_id for f in result.frames if f.box is not None} == {main}
+    assert {f.person_id for f in result.frames if f.box is not None} == {main}
     assert result.frames[12].box == list(map(float, a_after))
+    assert [f["joined"] for f in result.persons[main].fragments][1].startswith("position")
+    assert "identity is off" in result.identity["note"] and result.identity["embedder"] is None
     # A far-away newcomer after the gap is not joined to A.
     script = [[a_before] if t < 6 else [] if t < 10 else [(500, 250, 560, 320)] for t in range(16)]
-    result = FaceTracker(ScriptedDetector(script), lost_track_buffer=2).track(scripted_clip(16))
-    assert len(result.tracks) == 2
+    result = FaceTracker(ScriptedDetector(script), identity=None, lost_track_buffer=2).track(scripted_clip(16))
+    assert len(result.persons) == 2
 
 
 def test_main_rule_prefers_present_large_central_faces():
@@ -237,7 +259,7 @@ def test_main_rule_prefers_present_large_central_faces():
         ([[corner] + ([center] if t < 2 else []) for t in range(8)], corner),  # always there beats briefly there
     ]
     for script, expected in cases:
-        result = FaceTracker(ScriptedDetector(script)).track(scripted_clip(len(script)))
+        result = FaceTracker(ScriptedDetector(script), identity=None).track(scripted_clip(len(script)))
         assert result.frames[0].box == list(map(float, expected)), result.reason
         assert "runner-up" in result.reason
 
@@ -245,20 +267,20 @@ def test_main_rule_prefers_present_large_central_faces():
 def test_a_face_in_one_frame_only_is_not_a_main_character():
     script = [[] for _ in range(8)]
     script[3] = [(100, 100, 160, 160)]
-    result = FaceTracker(ScriptedDetector(script)).track(scripted_clip(8))
-    assert result.main_track_id is None and len(result.tracks) == 1
+    result = FaceTracker(ScriptedDetector(script), identity=None).track(scripted_clip(8))
+    assert result.main_person_id is None and len(result.persons) == 1
     assert "at least 2" in result.reason
 
 
 def test_a_single_frame_clip_can_have_a_main_character():
-    result = FaceTracker(ScriptedDetector([[(100, 100, 160, 160)]])).track(scripted_clip(1))
-    assert result.main_track_id == 1 and result.frames[0].box == [100.0, 100.0, 160.0, 160.0]
+    result = FaceTracker(ScriptedDetector([[(100, 100, 160, 160)]]), identity=None).track(scripted_clip(1))
+    assert result.main_person_id == 1 and result.frames[0].box == [100.0, 100.0, 160.0, 160.0]
 
 
 def test_low_confidence_detections_extend_but_never_start_tracks():
     box = (100, 100, 160, 160)
-    weak = FaceTracker(ScriptedDetector([[box]] * 6, score=0.55)).track(scripted_clip(6))
-    assert weak.main_track_id is None and weak.tracks == {}
+    weak = FaceTracker(ScriptedDetector([[box]] * 6, score=0.55), identity=None).track(scripted_clip(6))
+    assert weak.main_person_id is None and weak.persons == {}
     # A confident start followed by weak detections of the same face: one track through all frames.
     scores = [0.95, 0.55, 0.55, 0.55, 0.55, 0.55]
 
@@ -267,8 +289,8 @@ def test_low_confidence_detections_extend_but_never_start_tracks():
             t = int(frame[0, 0, 0])
             return [FaceDetection(box=(100 + t, 100, 160 + t, 160), score=scores[t], landmarks=None)]
 
-    fading = FaceTracker(FadingDetector([])).track(scripted_clip(6))
-    assert fading.main_track_id == 1 and fading.present.all()
+    fading = FaceTracker(FadingDetector([]), identity=None).track(scripted_clip(6))
+    assert fading.main_person_id == 1 and fading.present.all()
     assert [f.score for f in fading.frames] == scores
 
 

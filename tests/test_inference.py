@@ -21,7 +21,7 @@ def test_batched_captions_equal_one_by_one_captions(captioner, media_dir):
     single = [captioner.generate_captions([video], num_frames=4, max_new_tokens=8)[0][0] for video in videos]
     assert batched == single  # left padding leaves every row's greedy continuation unchanged
     assert all(batched)
-    assert tracks[0]["main_track_id"] is not None and tracks[1]["main_track_id"] is None
+    assert tracks[0]["main_person_id"] is not None and tracks[1]["main_person_id"] is None
 
 
 def test_streamed_caption_equals_generated_caption_and_reuses_a_given_track(captioner, media_dir):

@@ -13,7 +13,7 @@ import torch
 
 from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
-from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
+from facetrack.processing.face_tracking import FaceTrackResult, PersonTrack, TrackedFrame
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
 
 
@@ -39,16 +39,17 @@ def synthetic_track(present: list[bool]) -> FaceTrackResult:
             frame_index=index,
             box=[10.0 + index % 3, 8.0, 40.0, 38.0] if is_present else None,
             score=0.9 if is_present else None,
-            track_id=1 if is_present else None,
+            person_id=1 if is_present else None,
         )
         for index, is_present in enumerate(present)
     ]
     main = 1 if any(present) else None
     return FaceTrackResult(
         frames=frames,
-        main_track_id=main,
+        persons={1: PersonTrack(1, [frame.box for frame in frames], [frame.score for frame in frames])} if main else {},
+        main_person_id=main,
+        person_id=main,
         reason="synthetic",
-        tracks={1: [frame.box for frame in frames]} if main else {},
         width=64,
         height=48,
     )

@@ -54,7 +54,7 @@ def test_real_video_with_a_face(processor, media_dir):
     assert text.endswith("Describe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n")
     # Frames differ from face crops: the crops are zoomed on the face, not the whole frame.
     assert not torch.allclose(inputs["pixel_values_videos"], inputs["pixel_values_faces"])
-    assert len(inputs["face_tracks"]) == 1 and inputs["face_tracks"][0]["main_track_id"] is not None
+    assert len(inputs["face_tracks"]) == 1 and inputs["face_tracks"][0]["main_person_id"] is not None
 
 
 def test_video_without_faces_has_an_all_false_face_mask(processor, media_dir):
@@ -84,7 +84,7 @@ def test_precomputed_face_tracks_decode_exactly_their_frames_without_detection(p
     assert torch.allclose(again["pixel_values_faces"], first["pixel_values_faces"])
     # A FaceTrackResult works as well as its dict; and the frames decoded are exactly the track's frames.
     result = FaceTrackResult.from_dict(track)
-    subset = FaceTrackResult.from_dict({**track, "frames": track["frames"][:3]})
+    subset = result.select_frames(range(3))
     short = processor_without_detector(text="<video>", videos=[video], face_tracks=[subset])
     assert short["video_num_frames"].tolist() == [3]
     assert torch.allclose(short["pixel_values_videos"], first["pixel_values_videos"][:3])

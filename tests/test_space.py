@@ -351,7 +351,8 @@ def test_browser_end_to_end_with_streamed_caption(
     video_src = page.locator("#annotated-video video").get_attribute("src")
     assert video_src and "/gradio_api/file=" in video_src and video_src.endswith(".mp4")
     page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
-    assert "Main character: track" in page.locator("#track-summary").inner_text()
+    assert "Main character: person" in page.locator("#track-summary").inner_text()
+    assert page.locator("#people .thumbnail-item").count() == 1  # one person to pick from
 
     # The caption is the model's own (greedy, same frames and track), built up in steps that only ever extend it.
     # (How many steps the page shows depends on how the browser batches the stream; the API test counts them.)
@@ -373,10 +374,12 @@ def test_gradio_client_calls_the_same_endpoints(captioning_demo_url, media_dir, 
     api = client.view_api(print_info=False, return_format="dict")
     assert {"/track", "/caption"} <= set(api["named_endpoints"])
 
-    video, crops, plot, summary = client.predict(handle_file(str(media_dir / "single_face.mp4")), api_name="/track")
+    video, crops, plot, summary, people = client.predict(handle_file(str(media_dir / "single_face.mp4")),
+                                                         api_name="/track")
     assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 1000
     assert [item["caption"] for item in crops] == expected_track["captions"]
-    assert "Main character: track" in summary
+    assert "Main character: person" in summary
+    assert [item["caption"] for item in people] == ["person 1 · main"]
     # The presence plot: the main track has one point per sampled frame, above 0 exactly where the face is present.
     main_rows = [row for row in plot["data"] if row[plot["columns"].index("track")].startswith("main character")]
     assert len(main_rows) == NUM_FRAMES
@@ -433,3 +436,50 @@ def test_browser_tem_tab_shows_the_matched_events(space_app, browser, captioning
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS_DIR / "space-tem.png"), full_page=True)
     page.close()
+
+
+# ------------------------------------------------------------------------------------------- choosing a person
+def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tmp_path):
+    """Picking a face in the people gallery follows that person with the same frames and boxes (no new detection)."""
+    from person_clips import person_in_box
+
+    from facetrack.processing.face_tracking import FaceTracker
+
+    config = space_app.DemoConfig(num_frames=NUM_FRAMES, work_dir=tmp_path)
+    built = person_clips["side_by_side_swap"]
+    first = space_app.track_video(str(built.path), config, FaceTracker(), lambda *a, **k: None)
+    assert [label for _, label in first.people] == ["person 1 · main", "person 2"]
+    chosen = space_app.follow_person(str(built.path), first.track_json, 2, config, lambda *a, **k: None)
+    assert chosen.track_json["person_id"] == 2 and chosen.track_json["main_person_id"] == 1
+    assert "Following person 2" in chosen.summary
+    truth = built.truth_at([frame["frame_index"] for frame in chosen.track_json["frames"]])
+    assert all(person_in_box(frame["box"], people) == "B" for frame, people in zip(chosen.track_json["frames"], truth))
+    assert len(chosen.crops) == NUM_FRAMES
+    assert set(chosen.presence["track"]) == {"main character (person 1)", "person 2"}  # the plot keeps its series
+
+
+@pytest.mark.browser
+def test_browser_people_gallery_picks_whom_to_follow(space_app, browser, person_clips):
+    demo = space_app.build_demo(model_path="", num_frames=NUM_FRAMES)
+    with serving(demo) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(url)
+        upload(page, person_clips["side_by_side_swap"].path)
+        people = page.locator("#people .thumbnail-item")
+        people.nth(1).wait_for(timeout=TRACK_TIMEOUT_MS)
+        assert people.count() == 2
+        page.locator("#track-summary", has_text="Main character: person 1").wait_for(timeout=TRACK_TIMEOUT_MS)
+        page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
+        people.nth(1).click()
+        page.locator("#track-summary", has_text="Following person 2").wait_for(timeout=TRACK_TIMEOUT_MS)
+        assert page.locator("#face-crops .thumbnail-item").count() == NUM_FRAMES
+        # Both persons' lines are still drawn in colour after the switch (a renamed series would lose its colour).
+        page.wait_for_timeout(1000)
+        strokes = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#presence-plot svg.marks path[aria-roledescription=\"line "
+            "mark\"]')).map(path => path.getAttribute('stroke'))"
+        )
+        assert len(strokes) == 2 and all(strokes), strokes
+        ARTIFACTS_DIR.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS_DIR / "space-people.png"), full_page=True)
+        page.close()

@@ -94,7 +94,7 @@ def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
                  "--render", str(render), "--crops", str(crops), "--crop-size", "64"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "main character: track" in printed
+    assert "main character: person" in printed
     result = FaceTrackResult.from_dict(json.loads(out.read_text()))
     strip = "".join("M" if present else "." for present in result.present)
     assert f"main face per frame: {strip}" in printed
@@ -115,14 +115,14 @@ def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
 def test_video_without_faces_is_a_normal_result(media_dir, tmp_path, capsys):
     assert main(["track", str(media_dir / "no_face.mp4"), "--frames", "4", "--out", str(tmp_path / "t.json")]) == 0
     assert "no main character" in capsys.readouterr().out
-    assert json.loads((tmp_path / "t.json").read_text())["main_track_id"] is None
+    assert json.loads((tmp_path / "t.json").read_text())["main_person_id"] is None
 
 
 def test_render_overlay_for_the_demo(media_dir, tmp_path):
     from facetrack.overlay import annotate_frames, render_overlay
 
     result, path = render_overlay(media_dir / "single_face.mp4", tmp_path / "demo.mp4", num_frames=4)
-    assert path.exists() and result.main_track_id is not None
+    assert path.exists() and result.main_person_id is not None
     with av.open(str(path)) as container:
         assert container.streams.video[0].frames == 4
     frames = np.zeros((4, 360, 640, 3), dtype=np.uint8)

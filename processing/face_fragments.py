@@ -1,0 +1,181 @@
+"""Frame-to-frame face association: ByteTrack (roboflow `trackers`) inside each shot, cut into fragments that hold
+one person each for certain, plus the position rule that re-links fragments when identity is unknown.
+
+A *fragment* is a run of one tracker track inside one shot, between two points where the person could have changed:
+- a shot cut (the tracker is restarted in every shot, so no track crosses a cut);
+- an appearance change: consecutive faces of the track whose colour signatures differ by more than
+  `face_identity.SIGNATURE_CHANGE` (two people swapping places, a crossing where the tracker took the other face);
+- a gap of `gap_split` or more sampled frames without the face (someone else may have stepped in).
+Fragments split at the last two points are *tracker-linked*: the identity step decides whether they are one person.
+
+ByteTrack runs in fixed-step mode (one Kalman step per sampled frame), keeps a lost track for `lost_track_buffer`
+sampled frames, gates on IoU >= `min_iou`, confirms on the first match; detections scoring below `high_confidence`
+only extend tracks, new tracks need `activation_threshold`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .face_detection import FaceDetection
+from .face_identity import SIGNATURE_CHANGE, appearance_signature, signature_change
+
+
+@dataclass
+class Fragment:
+    fragment_id: int
+    shot: int
+    detections: dict[int, FaceDetection]  # frame position -> detection
+    linked_from: int | None = None  # the fragment of the same tracker track just before this one (tracker-linked)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+    embedded_at: list[int] = field(default_factory=list)  # frame positions whose faces were embedded
+    weak: bool = False  # the embedded face was small or cut by the frame border
+    signature: np.ndarray | None = field(default=None, repr=False)  # mean colour signature of its faces
+    look_alike: int | None = None  # fragments of one shot with the same look share an embedding (see embed_fragments)
+
+    @property
+    def frames(self) -> list[int]:
+        return sorted(self.detections)
+
+    def side(self, t: int) -> float:
+        return box_side(self.detections[t].box)
+
+
+def box_side(box: Sequence[float]) -> float:
+    return math.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
+
+
+def box_center(box: Sequence[float]) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0)
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def bytetrack_tracks(
+    detections: list[list[FaceDetection]],
+    *,
+    lost_track_buffer: int,
+    min_iou: float,
+    high_confidence: float,
+    activation_threshold: float,
+) -> list[dict[int, FaceDetection]]:
+    """ByteTrack over one shot's frames: one {position: detection} dict per track, in order of creation."""
+    try:
+        import supervision as sv
+        from trackers import ByteTrackTracker
+    except ImportError as error:
+        raise ImportError(
+            f"face tracking needs roboflow trackers and supervision "
+            f"(pip install supervision; pip install --no-deps trackers==2.6.1): {error}"
+        ) from error
+
+    tracker = ByteTrackTracker(
+        lost_track_buffer=lost_track_buffer,  # frame_rate 30 -> the buffer counts sampled frames
+        frame_rate=30.0,
+        track_activation_threshold=activation_threshold,
+        minimum_consecutive_frames=1,
+        minimum_iou_threshold=min_iou,
+        high_conf_det_threshold=high_confidence,
+    )
+    tracks: dict[int, dict[int, FaceDetection]] = {}
+    # ByteTrack returns id -1 for the detection that *starts* a track (the id comes at its first match), so we
+    # remember which tracklet each new detection started and give it that frame once the id is known.
+    starts: dict[int, tuple[object, int, FaceDetection]] = {}
+    for t, frame_detections in enumerate(detections):
+        if frame_detections:
+            inputs = sv.Detections(
+                xyxy=np.array([d.box for d in frame_detections], dtype=np.float64).reshape(-1, 4),
+                confidence=np.array([d.score for d in frame_detections], dtype=np.float64),
+                data={"index": np.arange(len(frame_detections))},
+            )
+        else:
+            inputs = sv.Detections.empty()
+        previous = list(tracker.tracks)  # held so no tracklet freed during update can lend its id() to a new one
+        known = {id(tracklet) for tracklet in previous}
+        outputs = tracker.update(inputs)
+        unassigned = []
+        for index, track_id in zip(outputs.data.get("index", []), outputs.tracker_id):
+            if track_id >= 0:
+                tracks.setdefault(int(track_id), {})[t] = frame_detections[int(index)]
+            else:
+                unassigned.append(frame_detections[int(index)])
+        for tracklet in tracker.tracks:
+            if id(tracklet) not in known and unassigned:
+                state = tracklet.get_state_bbox()
+                started_by = max(unassigned, key=lambda d: box_iou(d.box, state))
+                starts[id(tracklet)] = (tracklet, t, started_by)
+        for key, (tracklet, start_t, detection) in list(starts.items()):
+            if tracklet.tracker_id >= 0:
+                tracks.setdefault(int(tracklet.tracker_id), {})[start_t] = detection
+                del starts[key]
+    # Tracks started but never matched again (seen in one frame only) still become (short) tracks.
+    ordered = [tracks[track_id] for track_id in sorted(tracks)]
+    ordered.extend({start_t: detection} for _tracklet, start_t, detection in starts.values())
+    return ordered
+
+
+def split_track(
+    track: dict[int, FaceDetection], frames: np.ndarray, gap_split: int
+) -> list[tuple[dict[int, FaceDetection], np.ndarray | None, bool]]:
+    """Cut one tracker track where the person may have changed; returns (piece, its mean colour signature,
+    linked to the previous piece)."""
+    positions = sorted(track)
+    signatures = {t: appearance_signature(frames[t], track[t].box) for t in positions}
+    pieces: list[list[int]] = [[positions[0]]]
+    for before, after in zip(positions, positions[1:]):
+        changed = signature_change(signatures[before], signatures[after]) > SIGNATURE_CHANGE
+        if changed or after - before - 1 >= gap_split:
+            pieces.append([])
+        pieces[-1].append(after)
+    out = []
+    for index, piece in enumerate(pieces):
+        known = [signatures[t] for t in piece if signatures[t] is not None]
+        mean = None
+        if known:
+            mean = np.mean(known, axis=0).astype(np.float32)
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        out.append(({t: track[t] for t in piece}, mean, index > 0))
+    return out
+
+
+def make_fragments(
+    detections: list[list[FaceDetection]],
+    frames: np.ndarray,
+    shots: list[int],
+    *,
+    gap_split: int,
+    **bytetrack_options,
+) -> list[Fragment]:
+    """ByteTrack in every shot separately, each track split into fragments (see the module docstring)."""
+    fragments: list[Fragment] = []
+    shot_starts = [t for t in range(len(shots)) if t == 0 or shots[t] != shots[t - 1]]
+    for start, stop in zip(shot_starts, shot_starts[1:] + [len(shots)]):
+        for track in bytetrack_tracks(detections[start:stop], **bytetrack_options):
+            shifted = {start + t: detection for t, detection in track.items()}
+            previous: int | None = None
+            for piece, signature, linked in split_track(shifted, frames, gap_split):
+                fragment = Fragment(len(fragments), shots[start], piece, linked_from=previous if linked else None,
+                                    signature=signature)
+                fragments.append(fragment)
+                previous = fragment.fragment_id
+    return fragments
+
+
+def continues(a_box: Sequence[float], b_box: Sequence[float], max_distance: float, max_size_ratio: float) -> float | None:
+    """How far b's first box is from a's last one, in mean face sides, if b could continue a (else None)."""
+    side_a, side_b = box_side(a_box), box_side(b_box)
+    if min(side_a, side_b) <= 0 or max(side_a, side_b) / min(side_a, side_b) > max_size_ratio:
+        return None
+    (ax, ay), (bx, by) = box_center(a_box), box_center(b_box)
+    distance = math.hypot(ax - bx, ay - by) / ((side_a + side_b) / 2.0)
+    return distance if distance <= max_distance else None
