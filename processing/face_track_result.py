@@ -170,6 +170,35 @@ class FaceTrackResult:
             selection=dict(self.selection), identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
         )
 
+    @classmethod
+    def from_boxes(
+        cls,
+        boxes: list[list[float] | None],
+        width: int,
+        height: int,
+        timestamps: list[float] | None = None,
+        frame_indices: list[int] | None = None,
+        score: float = 1.0,
+        reason: str = "the face boxes were given",
+    ) -> FaceTrackResult:
+        """One person (id 1) with the given per-frame boxes (None where absent), followed and main: for callers
+        that already know where the face is. Timestamps and frame indices default to 0, 1, 2, ..."""
+        num_frames = len(boxes)
+        timestamps = list(range(num_frames)) if timestamps is None else timestamps
+        frame_indices = list(range(num_frames)) if frame_indices is None else frame_indices
+        if not len(timestamps) == len(frame_indices) == num_frames:
+            raise ValueError(f"got {num_frames} boxes, {len(timestamps)} timestamps and {len(frame_indices)} frame indices")
+        boxes = [None if box is None else [float(v) for v in box] for box in boxes]
+        scores = [None if box is None else float(score) for box in boxes]
+        main = 1 if any(box is not None for box in boxes) else None
+        frames = [
+            TrackedFrame(float(t), int(index), box, box_score, main if box is not None else None)
+            for t, index, box, box_score in zip(timestamps, frame_indices, boxes, scores)
+        ]
+        persons = {1: PersonTrack(1, boxes, scores)} if main else {}
+        return cls(frames=frames, persons=persons, main_person_id=main, person_id=main, reason=reason,
+                   width=int(width), height=int(height))
+
     # -- JSON
     def to_dict(self) -> dict:
         """JSON-serialisable (person ids become string keys, as JSON requires)."""

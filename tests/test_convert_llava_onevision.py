@@ -20,7 +20,7 @@ from facetrack import cli
 from facetrack.convert_llava_onevision import ConversionError, convert_llava_onevision
 from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfigError
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
-from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
+from facetrack.processing.face_tracking import FaceTrackResult
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
 
 PROMPT = "<|im_start|>user\n<video>\nDescribe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n"
@@ -110,10 +110,8 @@ def test_with_face_tokens_on_the_global_path_is_llava_onevisions(llava, llava_di
         assert torch.equal(tensor, source[source_name]), name
 
     video = frames(3, seed=7)
-    track = FaceTrackResult(
-        frames=[TrackedFrame(float(i), i, [8.0, 6.0, 40.0, 40.0] if i != 1 else None, 0.9, 1) for i in range(3)],
-        main_track_id=1, reason="test", tracks={}, width=64, height=48,
-    )
+    track = FaceTrackResult.from_boxes([[8.0, 6.0, 40.0, 40.0] if i != 1 else None for i in range(3)], width=64,
+                                       height=48, score=0.9, reason="test")
     inputs = processor(text=PROMPT, videos=[video], face_tracks=[track])
     assert int((inputs["input_ids"] == model.config.face_token_id).sum()) == 3 * 4
     with torch.no_grad():

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
-from facetrack.processing.face_tracking import FaceTrackResult, TrackedFrame
+from facetrack.processing.face_tracking import FaceTrackResult
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
 
 FRAME_COUNTS = (2, 3, 4)
@@ -27,10 +27,7 @@ def video(num_frames: int, seed: int) -> np.ndarray:
 
 def track(num_frames: int) -> FaceTrackResult:
     boxes = [[6.0 + i, 5.0, 40.0, 38.0] if i % 3 != 1 else None for i in range(num_frames)]  # some faces missing
-    return FaceTrackResult(
-        frames=[TrackedFrame(float(i), i, box, 0.9 if box else None, 1 if box else None) for i, box in enumerate(boxes)],
-        main_track_id=1, reason="test", tracks={1: boxes}, width=64, height=48,
-    )
+    return FaceTrackResult.from_boxes(boxes, width=64, height=48, score=0.9, reason="test")
 
 
 def prompt(num_videos: int, index: int) -> str:

@@ -13,7 +13,7 @@ import torch
 
 from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
 from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
-from facetrack.processing.face_tracking import FaceTrackResult, PersonTrack, TrackedFrame
+from facetrack.processing.face_tracking import FaceTrackResult
 from facetrack.processing.processing_facetrack import FaceTrackProcessor
 
 
@@ -33,26 +33,8 @@ def synthetic_video(num_frames: int, seed: int) -> np.ndarray:
 
 
 def synthetic_track(present: list[bool]) -> FaceTrackResult:
-    frames = [
-        TrackedFrame(
-            timestamp=float(index),
-            frame_index=index,
-            box=[10.0 + index % 3, 8.0, 40.0, 38.0] if is_present else None,
-            score=0.9 if is_present else None,
-            person_id=1 if is_present else None,
-        )
-        for index, is_present in enumerate(present)
-    ]
-    main = 1 if any(present) else None
-    return FaceTrackResult(
-        frames=frames,
-        persons={1: PersonTrack(1, [frame.box for frame in frames], [frame.score for frame in frames])} if main else {},
-        main_person_id=main,
-        person_id=main,
-        reason="synthetic",
-        width=64,
-        height=48,
-    )
+    boxes = [[10.0 + index % 3, 8.0, 40.0, 38.0] if is_present else None for index, is_present in enumerate(present)]
+    return FaceTrackResult.from_boxes(boxes, width=64, height=48, score=0.9, reason="synthetic")
 
 
 FACE_PATTERNS = {
