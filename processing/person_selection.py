@@ -65,6 +65,10 @@ def parse_target(value: Any) -> PersonTarget | None:
     one of the keys "person", "box" (+ "time"), "image" -> a `PersonTarget` (or None). Bad input: ValueError."""
     if value is None or isinstance(value, PersonTarget):
         return value
+    if type(value).__name__ == "PersonTarget" and all(hasattr(value, name) for name in ("person_id", "box", "image")):
+        # The same class from another copy of this file: the installed package's, handed to a processor loaded
+        # from a Hub folder's code with trust_remote_code (or the other way round).
+        return PersonTarget(person_id=value.person_id, box=value.box, time=value.time, image=value.image)
     if isinstance(value, bool):
         raise ValueError(f"a target must be a person id, a box 'X1,Y1,X2,Y2@T' or a photo, got {value!r}")
     if isinstance(value, (int, np.integer)):
