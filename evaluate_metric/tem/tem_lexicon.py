@@ -20,7 +20,7 @@ from pathlib import Path
 
 # sha256 of tem_lexicon.json. evaluate.load copies only .py files into its module cache and keys that copy by the
 # .py files' hash, so this constant ties a copied module to one exact lexicon (see `lexicon_path`).
-LEXICON_SHA256 = "UPDATE-ME"
+LEXICON_SHA256 = "16e4e9c8fd3a977f4ca8c5e903d999fd1511d68ed6c0b9fe20a8b24d0df13873"
 LEXICON_FILE = "tem_lexicon.json"
 
 
@@ -129,6 +129,7 @@ class Lexicon:
         self.side_words = set(data["side_words"])
         self.directional_units = set(data["directional_units"])
         self.part_or_action = set(data["part_or_action"])
+        self.noun_actions = {w + "s" for w in data["noun_actions"]} | set(data["noun_actions"])
 
     @classmethod
     @lru_cache(maxsize=1)
@@ -177,7 +178,8 @@ class Lexicon:
         return ParsedEvent(tuple(facets), negated_any, frozenset(named_parts))
 
     def _parse_clause(self, clause: list[str], previous_part: str | None, negated_before: bool):
-        parts = [(k, self.part_of[t]) for k, t in enumerate(clause) if t in self.part_of and t not in self.action_of]
+        parts = [(k, self.part_of[t]) for k, t in enumerate(clause)
+                 if t in self.part_of and (t not in self.action_of or t in self.part_or_action)]
         sides = {k: clause[k - 1] for k, _ in parts if k > 0 and clause[k - 1] in self.side_words}
         actions = [k for k, t in enumerate(clause) if t in self.action_of and t not in self.cessation_words]
         emotions = [k for k, t in enumerate(clause) if t in self.emotion_of]
@@ -192,9 +194,11 @@ class Lexicon:
             # An emotion word right after "looks / appears / becomes" is a state, not a gaze movement.
             if word in self.emotion_verbs and any(0 < e - k <= 3 for e in emotions):
                 continue
-            part_index = next((p for p, _ in reversed(parts) if p < k), None)
-            if part_index is None:
-                part_index = next((p for p, _ in parts if p > k), None)
+            before = next((p for p, _ in reversed(parts) if p < k), None)
+            after = next((p for p, _ in parts if p > k), None)
+            # "lines form on the person's forehead": a noun action names its part after it when it can.
+            noun_action = word in self.noun_actions and word != self.lemma_of.get(word, word)
+            part_index = (after if after is not None else before) if noun_action else (before if before is not None else after)
             part = dict(parts).get(part_index) if part_index is not None else None
             action = self.action_of[word]
             if part is None or action not in self.units.get(part, {}):
@@ -253,7 +257,10 @@ class Lexicon:
 
     # ------------------------------------------------------------------------------------------------ relations
     def directions_conflict(self, first: frozenset, second: frozenset) -> bool:
-        return any(frozenset((a, b)) in self.opposite_directions for a in first for b in second)
+        """An atom of one set opposite to an atom of the other that the first does not also hold ("from left to
+        right" does not conflict with itself or with "to the right")."""
+        only_first, only_second = first - second, second - first
+        return any(frozenset((a, b)) in self.opposite_directions for a in only_first for b in only_second)
 
     def same_action(self, a: Facet, b: Facet) -> bool:
         """One facet states the other's action: same unit, no opposite directions, no different sides, the same
