@@ -52,7 +52,7 @@ def throughput(limit: int | None) -> None:
 def calibrate() -> None:
     metric = load_tem_metric()
     relations = metric_submodule(metric, "tem_relations")
-    pairs = metric_submodule(metric, "tem_calibration").CALIBRATION_PAIRS
+    pairs = metric_submodule(metric, "tem_calibration").EMBEDDING_PAIRS
     classifier = relations.SimilarityRelationClassifier()
     classifier.embed([text for a, b, _ in pairs for text in (a, b)])  # one batch; similarity() then reads the cache
     similarities = [float(classifier.similarity([a], [b])[0, 0]) for a, b, _ in pairs]

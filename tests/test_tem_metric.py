@@ -167,9 +167,10 @@ def test_matched_event_table_lists_matches_and_misses(tem):
     assert [row["reference_event"] for row in missed] == ["the person closes the person's eyes"]
 
 
-def test_shipped_threshold_is_the_most_accurate_on_the_calibration_pairs(tem):
+def test_shipped_threshold_is_the_most_accurate_on_the_embedding_pairs(tem):
+    """The embedding's threshold (it decides only events outside the lexicon, and relation="minilm")."""
     relations = submodule(tem, "tem_relations")
-    pairs = submodule(tem, "tem_calibration").CALIBRATION_PAIRS
+    pairs = submodule(tem, "tem_calibration").EMBEDDING_PAIRS
     classifier = relations.SimilarityRelationClassifier()
     classifier.embed([text for a, b, _ in pairs for text in (a, b)])  # one batch; similarity() then reads the cache
     similarity = [float(classifier.similarity([a], [b])[0, 0]) for a, b, _ in pairs]
@@ -181,6 +182,20 @@ def test_shipped_threshold_is_the_most_accurate_on_the_calibration_pairs(tem):
     shipped = accuracy(relations.ENTAILMENT_THRESHOLD)
     assert shipped >= 0.8
     assert all(shipped >= accuracy(t / 100) for t in range(40, 95, 5))
+
+
+def test_default_relations_agree_with_the_labelled_pairs(tem):
+    """Three-way accuracy of the default backend (lexicon rules, embedding fallback) on all >= 200 labelled pairs."""
+    relations = submodule(tem, "tem_relations")
+    Event = submodule(tem, "tem_events").Event
+    pairs = submodule(tem, "tem_calibration").CALIBRATION_PAIRS
+    assert len(pairs) >= 200
+    assert {label for _, _, label in pairs} == {"entailment", "neutral", "contradiction"}
+    found = relations.LexiconRelationClassifier().classify([([Event(a, 0)], [Event(b, 0)], a, b) for a, b, _ in pairs])
+    predicted = ["contradiction" if r.contradiction[0, 0] else "entailment" if r.pred_entailed[0, 0] or r.ref_entailed[0, 0]
+                 else "neutral" for r in found]
+    wrong = [(a, b, label, got) for (a, b, label), got in zip(pairs, predicted) if got != label]
+    assert 1 - len(wrong) / len(pairs) >= 0.93, wrong
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # sha256 of tem_lexicon.json. evaluate.load copies only .py files into its module cache and keys that copy by the
 # .py files' hash, so this constant ties a copied module to one exact lexicon (see `lexicon_path`).
-LEXICON_SHA256 = "16e4e9c8fd3a977f4ca8c5e903d999fd1511d68ed6c0b9fe20a8b24d0df13873"
+LEXICON_SHA256 = "49fdda2d7b248c1b7e801b5e77862fb63bdb4728d66f3519b250a982a0573ba8"
 LEXICON_FILE = "tem_lexicon.json"
 
 
@@ -149,8 +149,9 @@ class Lexicon:
         for pattern, replacement in self.negation_phrases:
             text = pattern.sub(replacement, text)
         text = re.sub(rf"\b{re.escape(self.subject)}'s\b|\b{re.escape(self.subject)}\b", " ", text)
+        text = re.sub(r"\s+", " ", text)
         for pattern, replacement in self.phrases:
-            text = pattern.sub(f" {replacement} " if replacement else " ", text)
+            text = re.sub(r"\s+", " ", pattern.sub(f" {replacement} " if replacement else " ", text))
         return re.findall(r"[a-z]+|,", text)
 
     def parse(self, text: str) -> ParsedEvent:
