@@ -190,3 +190,15 @@ def test_every_temporal_opener_in_the_fec_bench_references_is_classified(tem, sh
         for match in opener.finditer(re.sub(r"\s+", " ", item["caption"]).lower()):
             found.add(match.group(1) or match.group(2))
     assert found and not (found - known), sorted(found - known)
+
+
+# ------------------------------------------------------------------------------------------------ conformance
+def test_conformance_file_passes(tem):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tem_conformance_runner", tem_metric_dir() / "conformance.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    data = json.loads((tem_metric_dir() / "tem_conformance.json").read_text(encoding="utf-8"))
+    assert len(data["cases"]) >= 40 and data["corpus"]
+    assert runner.compare(data, runner.run(tem, data["cases"])) == []

@@ -3,6 +3,7 @@ backends against a fake OpenAI-compatible server, bad input, and loading with ev
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import json
@@ -354,3 +355,60 @@ def test_evaluate_load_offline_in_a_fresh_process(tmp_path):
     assert "ok TEM" in completed.stdout
     copied = {path.name for path in Path(tmp_path / "modules").rglob("tem*.py")}
     assert {"tem.py", "tem_events.py", "tem_llm.py", "tem_relations.py", "tem_scoring.py", "tem_calibration.py"} <= copied
+
+
+def autodq_fake_llm(broken_first: set[str], always_broken: set[str]):
+    """A fake LLM speaking AutoDQ's formats. Extraction: one event per sentence, as a fenced Python dict. Judge:
+    entailment when the event's words all occur in the description. The first answer to a judge prompt holding a
+    word of `broken_first` has one item too few (AutoDQ retries it); every answer about `always_broken` is junk."""
+    seen: dict[str, int] = {}
+
+    def answer(prompt: str) -> str:
+        seen[prompt] = seen.get(prompt, 0) + 1
+        if any(word in prompt for word in always_broken):
+            return "I cannot help with that."
+        if prompt.startswith("Bellow is a description of a video clip:"):
+            caption = prompt.split("Video Description: ", 1)[1].split("\n\nExtract", 1)[0]
+            events = [s.strip() for s in caption.split(".") if s.strip()]
+            return "```python\n" + repr({"events": events}) + "\n```"
+        description = prompt.split("Video Description:\n", 1)[1].split("\n\nEvents: ", 1)[0]
+        events = ast.literal_eval(prompt.split("\n\nEvents: ", 1)[1].split("\nOutput a JSON", 1)[0])
+        items = [{"event": e, "relationship": "entailment" if set(e.split()) <= set(description.replace(".", "").split())
+                  else "neutral", "reason": "fake"} for e in events]
+        if seen[prompt] == 1 and any(word in prompt for word in broken_first):
+            items = items[:-1]
+        return json.dumps({"events": items})
+
+    return answer
+
+
+def test_autodq_protocol_lowercases_retries_and_drops_failed_samples(tem, tmp_path, fake_chat_server):
+    prompts: list[str] = []
+    fake = autodq_fake_llm(broken_first={"nods"}, always_broken={"unreadable"})
+    server = fake_chat_server(lambda prompt: (prompts.append(prompt), fake(prompt))[1])
+    options = {"extractor": "llm", "relation": "llm", "llm_model": "fake-gpt", "llm_base_url": server.url,
+               "llm_cache_dir": str(tmp_path / "cache")}
+    predictions = ["He smiles. He Blinks.", "He nods. He frowns.", "This caption is unreadable."]
+    references = ["He blinks. He smiles.", "He nods.", "He smiles."]
+    result = tem.compute(predictions=predictions, references=references, return_per_sample=True, **options)
+    # Tarsier's prompts, on lower-cased captions
+    assert prompts[0].startswith("Bellow is a description of a video clip:\nVideo Description: he smiles. he blinks.")
+    assert any(p.startswith("Given a video description and a list of events.") for p in prompts)
+    assert not any("Blinks" in p for p in prompts)
+    # sample 2 failed every try (10 per call): dropped from the averages and counted
+    assert result["num_failed"] == 1 and result["per_sample"][2] == {"failed": True}
+    assert sum("unreadable" in p for p in prompts) == 10
+    first, second = result["per_sample"][0], result["per_sample"][1]
+    assert first["content_precision"] == first["content_recall"] == 1.0
+    assert first["temporal"] == 0.5  # the order check still applies (positions are phases)
+    assert second["content_recall"] == 1.0 and second["content_precision"] == 0.5  # the retried judge answer counted
+    assert result["tem"] == pytest.approx((first["tem"] + second["tem"]) / 2)
+    calls = server.calls
+    again = load_tem_metric(**options).compute(predictions=predictions, references=references, return_per_sample=True)
+    assert again == result and server.calls == calls  # every try, retries included, is cached
+
+
+def test_autodq_judge_answer_repairs_follow_tarsier(tem):
+    clean = submodule(tem, "tem_llm_backends").clean_judge_answer
+    assert json.loads(clean('```json\n"events": [{"event": "a", "relationship": "entailment",}]\n```')) == {
+        "events": [{"event": "a", "relationship": "entailment"}]}
