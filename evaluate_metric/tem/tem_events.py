@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from .tem_lexicon import Lexicon
+from .tem_lexicon import Lexicon, parse_event
 
 
 # The subject every pronoun is resolved to (the lexicon's "subject"). Gender and age are appearance, which TEM
@@ -247,10 +247,19 @@ class RuleEventExtractor:
                 continue
             for clause in self._clauses(text):
                 resolved = _resolve_subject(clause, resolver)
-                if len(resolved.split()) < 2 or _NO_CHANGE.search(resolved):
+                if len(resolved.split()) < 2 or _NO_CHANGE.search(resolved) or self._is_fragment(resolved):
                     continue
                 events.append(Event(text=resolved, phase=max(phase, 0), source=clause.strip()))
         return events
+
+    def _is_fragment(self, text: str) -> bool:
+        """A left-over piece of a split ("the person occasionally", "the person lowered"): at most two words after
+        the subject, no face part, nothing the lexicon can parse."""
+        rest = re.sub(rf"^{re.escape(self.lexicon.subject)}(?:'s)?\s*", "", text)
+        if len(rest.split()) > 2:
+            return False
+        parsed = parse_event(text)
+        return parsed.core is None and not parsed.parts
 
     @staticmethod
     def _clauses(segment: str) -> list[str]:

@@ -246,8 +246,8 @@ class LexiconRelationClassifier:
       contradiction        <=> the cores are opposed (opposite actions of one part, opposite directions, negated
                                in one only, antonym words) and neither entails the other;
       otherwise neutral.
-    When p or r has no facet (outside the lexicon), the pair goes to `SimilarityRelationClassifier` (MiniLM), except
-    that events naming disjoint face parts are neutral without it and a negation in one event only never entails.
+    When p or r has no facet (outside the lexicon), the pair goes to `SimilarityRelationClassifier` (MiniLM) when
+    `needs_embedding` says so (else it is neutral), and a negation in one event only never entails.
     """
 
     name = "lexicon"
@@ -274,6 +274,18 @@ class LexiconRelationClassifier:
             score = OTHER_SCORE
         return a_by_b, b_by_a, contradiction, score
 
+    @staticmethod
+    def needs_embedding(first: ParsedEvent, second: ParsedEvent) -> bool:
+        """A pair the rules cannot decide: both events outside the lexicon and not naming disjoint face parts, or
+        one outside it that names a face part of the other. An event outside the lexicon that names no face part
+        ("the person pauses", "takes a deep breath") cannot state a parsed event's facial action (whose verb is in the
+        lexicon, or it would not have parsed), so that pair is neutral without the embedding."""
+        if first.core is not None and second.core is not None:
+            return False
+        if first.core is None and second.core is None:
+            return not (first.parts and second.parts and not first.parts & second.parts)
+        return bool(first.parts & second.parts)
+
     def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
         parsed = [([parse_event(e.text) for e in pred], [parse_event(e.text) for e in ref]) for pred, ref, _, _ in samples]
         # Pairs outside the lexicon that the embedding must decide: encode all their texts in one batch.
@@ -281,7 +293,7 @@ class LexiconRelationClassifier:
         for s, ((pred, ref, _, _), (pred_parsed, ref_parsed)) in enumerate(zip(samples, parsed)):
             for i, p in enumerate(pred_parsed):
                 for j, r in enumerate(ref_parsed):
-                    if (p.core is None or r.core is None) and not (p.parts and r.parts and not p.parts & r.parts):
+                    if self.needs_embedding(p, r):
                         fallback_pairs.append((s, i, j))
         texts = {samples[s][0][i].text for s, i, _ in fallback_pairs} | {samples[s][1][j].text for s, _, j in fallback_pairs}
         vectors = self.fallback.embed(sorted(texts)) if texts else {}
@@ -301,7 +313,7 @@ class LexiconRelationClassifier:
                             relation = CONTRADICTION
                         a_by_b = b_by_a = relation == ENTAILMENT
                         contradiction = relation == CONTRADICTION
-                    else:  # disjoint face parts: neutral, no embedding needed
+                    else:  # see needs_embedding: neutral, no embedding needed
                         a_by_b = b_by_a = contradiction = False
                         score = OTHER_SCORE
                     relations.similarity[i, j] = score
