@@ -40,7 +40,7 @@ def test_caption_metrics_identical_and_different():
 
 
 def test_caption_metrics_reject_mismatched_lengths():
-    with pytest.raises(BenchmarkError, match="2 predictions but 1 references"):
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
         caption_metrics(REFERENCES, REFERENCES[:1])
 
 
@@ -67,6 +67,8 @@ def test_table_follows_the_paper_column_order():
     assert "| GPT-4o | 4.18 | 3.98 | 4.50 | 3.92 | 0.225 | 0.179 | 0.410 | 0.291 |" in lines
     assert "| **ours** | n/a | n/a | n/a | n/a | 0.500 | 0.250 | 0.400 | 0.300 |" in lines
     assert "| ours | 0.100 | n/a | 0.400 | 0.750 | 7 | 2 |" in lines
+    assert "| Model | BLEU-4 | METEOR (NLTK) |" in table
+    assert "CIDEr's IDF then comes from that subset" in table and "0-10 scale" in table
     assert "METEOR unavailable: test" in table
     assert len(PAPER_TABLE) == 8
 
@@ -182,3 +184,23 @@ def test_eval_skips_unreadable_videos_and_refuses_to_mix_generation_settings(tin
     assert "holds predictions made with" in err and "Traceback" not in err
     assert main(argv[:-1] + ["cpu", "--limit", "0"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_bleu_reads_the_same_tokens_as_cider_so_punctuation_does_not_count(shared_dir):
+    """BLEU-4 is coco-caption's Bleu on lower-cased, punctuation-free tokens: an unrelated caption scores the same
+    with or without punctuation, and the value equals sacrebleu's corpus BLEU on those tokens."""
+    from sacrebleu.metrics import BLEU
+
+    from facetrack.caption_metrics import tokenize
+
+    references = [item["caption"] for item in json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:40]]
+    unrelated = references[1:] + references[:1]
+    stripped = [" ".join(tokenize(text)) for text in unrelated]
+    with_punctuation = caption_metrics(unrelated, references)
+    without = caption_metrics(stripped, references)
+    assert with_punctuation["bleu4"] == pytest.approx(without["bleu4"], abs=1e-12)
+    assert with_punctuation["cider"] == pytest.approx(without["cider"], abs=1e-12)
+    reference_tokens = [" ".join(tokenize(text)) for text in references]
+    sacre = BLEU(tokenize="none").corpus_score(stripped, [reference_tokens]).score / 100
+    assert with_punctuation["bleu4"] == pytest.approx(sacre, abs=1e-9)
+    assert BLEU().corpus_score(unrelated, [references]).score / 100 > with_punctuation["bleu4"] + 0.02  # what 13a did
