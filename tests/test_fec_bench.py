@@ -204,3 +204,125 @@ def test_bleu_reads_the_same_tokens_as_cider_so_punctuation_does_not_count(share
     sacre = BLEU(tokenize="none").corpus_score(stripped, [reference_tokens]).score / 100
     assert with_punctuation["bleu4"] == pytest.approx(sacre, abs=1e-9)
     assert BLEU().corpus_score(unrelated, [references]).score / 100 > with_punctuation["bleu4"] + 0.02  # what 13a did
+
+
+# ------------------------------------------------------------------------------------------------ other models
+FEW_CLIPS = [
+    {"id": "a", "video": "single_face.mp4",
+     "caption": "At the beginning of the video, he smiles. Towards the end of the video, he frowns and looks down."},
+    {"id": "b", "video": "WolfgangLanger_Pexels.mp4",
+     "caption": "At the beginning of the video, she blinks. In the middle of the video, she raises her eyebrows."},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_llava_onevision(tmp_path_factory):
+    from facetrack.video_chat_models import build_tiny_llava_onevision
+
+    return build_tiny_llava_onevision(tmp_path_factory.mktemp("tiny-llava-ov"))
+
+
+def test_eval_runs_another_architecture_through_its_own_classes(tiny_llava_onevision, media_dir, tmp_path, capsys):
+    """A tiny LLaVA-OneVision (random weights, saved with save_pretrained): loaded with its own Auto class, tokenizer
+    and chat template; without torchvision its video processor cannot load, and the fallback says so."""
+    import importlib.util
+
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(FEW_CLIPS))
+    out = tmp_path / "results"
+    argv = ["eval", "--model", str(tiny_llava_onevision), "--annotations", str(annotations), "--video-root",
+            str(media_dir), "--out", str(out), "--num-frames", "3", "--max-new-tokens", "6", "--device", "cpu",
+            "--name", "tiny-llava-ov"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "| **tiny-llava-ov** | n/a | n/a | n/a | n/a | " in captured.out
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_scored"] == 2
+    assert all(isinstance(results["metrics"][key], float) for key in ("cider", "rouge_l", "bleu4", "autodq", "tem"))
+    generation = results["generation"]
+    assert generation["backend"] == "transformers" and generation["model_type"] == "llava_onevision"
+    if importlib.util.find_spec("torchvision") is None:
+        assert generation["inputs"] == "fallback preprocessing"
+        assert "needs torchvision" in captured.err and "needs torchvision" in (out / "results.md").read_text()
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(line["id"] for line in lines) == ["a", "b"] and all(isinstance(line["prediction"], str) for line in lines)
+
+
+def test_llava_onevision_fallback_builds_what_the_model_expects(tiny_llava_onevision, media_dir):
+    """The fallback's placeholder count matches the model's video features (the forward pass checks it) and its
+    pixels are the frames resized and normalised."""
+    import torch
+
+    from facetrack.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner
+
+    captioner = TransformersVideoCaptioner.load(str(tiny_llava_onevision), device="cpu")
+    if captioner.fallback is None:
+        pytest.skip("torchvision imports here: the model's own processor is used")
+    assert isinstance(captioner.fallback, LlavaOnevisionFallback)
+    inputs = captioner.build_inputs(str(media_dir / "single_face.mp4"), "Describe the face.", num_frames=4)
+    assert inputs["pixel_values_videos"].shape == (1, 4, 3, 32, 32)
+    video_token = captioner.model.config.video_token_id
+    assert int((inputs["input_ids"] == video_token).sum()) == 4 * 4 + 1  # 4 frames x (4x4 patches pooled to 2x2) + 1
+    with torch.inference_mode():
+        captioner.model(**inputs)  # raises if placeholders and features disagree
+    assert -3.0 < float(inputs["pixel_values_videos"].min()) and float(inputs["pixel_values_videos"].max()) < 3.0
+
+
+def test_eval_against_an_openai_compatible_endpoint_sends_frames_as_images(media_dir, tmp_path, capsys,
+                                                                           fake_chat_server, monkeypatch):
+    import base64
+    import io
+
+    from PIL import Image
+
+    monkeypatch.setenv("FAKE_KEY", "secret")
+    server = fake_chat_server(lambda prompt: "At the beginning of the video, he smiles. Then he looks down.")
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(FEW_CLIPS))
+    out = tmp_path / "results"
+    argv = ["eval", "--model", "gpt-4o-fake", "--api-base-url", server.url, "--api-key-env", "FAKE_KEY",
+            "--annotations", str(annotations), "--video-root", str(media_dir), "--out", str(out), "--num-frames", "3",
+            "--image-detail", "low"]
+    assert main(argv) == 0
+    assert server.images == [3, 3]
+    request = server.requests[0]
+    assert request["model"] == "gpt-4o-fake" and request["temperature"] == 0
+    parts = request["messages"][0]["content"]
+    assert parts[0]["type"] == "text" and "facial appearance attributes" in parts[0]["text"]
+    assert parts[1]["image_url"]["detail"] == "low"
+    frame = Image.open(io.BytesIO(base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1])))
+    assert frame.size == (640, 360)  # single_face.mp4's frames, under the 768 px cap
+    printed = capsys.readouterr().out
+    assert "| **gpt-4o-fake** | n/a | n/a | n/a | n/a | " in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_scored"] == 2 and results["generation"]["backend"] == "openai-compatible"
+    assert results["metrics"]["tem"] > 0  # "he smiles" matches clip a's reference
+    assert main(argv) == 0 and server.calls == 2  # resumed: nothing captioned twice
+
+
+def test_eval_endpoint_errors_are_one_line(media_dir, tmp_path, capsys):
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(FEW_CLIPS[:1]))
+    code = main(["eval", "--model", "x", "--api-base-url", "http://127.0.0.1:9/v1", "--annotations", str(annotations),
+                 "--video-root", str(media_dir), "--out", str(tmp_path / "r")])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("facetrack eval: error: could not reach the chat endpoint")
+
+
+def test_fallback_matches_the_processor_where_torchvision_imports(tiny_llava_onevision, media_dir):
+    """Where the real LlavaOnevisionProcessor loads, the fallback gives the same tokens and nearly the same pixels
+    (bicubic resizing differs slightly between PIL and torchvision)."""
+    pytest.importorskip("torchvision")
+    import torch
+
+    from facetrack.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner, sample_frames
+
+    captioner = TransformersVideoCaptioner.load(str(tiny_llava_onevision), device="cpu")
+    assert captioner.processor is not None and captioner.fallback is None
+    video = str(media_dir / "single_face.mp4")
+    primary = captioner.build_inputs(video, "Describe the face.", num_frames=4)
+    fallback = LlavaOnevisionFallback(tiny_llava_onevision, captioner.model, captioner.tokenizer).inputs(
+        captioner._prompt_text("Describe the face."), sample_frames(video, 4), captioner.model)
+    assert torch.equal(primary["input_ids"], fallback["input_ids"])
+    assert float((primary["pixel_values_videos"] - fallback["pixel_values_videos"]).abs().max()) < 0.05
