@@ -173,11 +173,17 @@ class SimilarityRelationClassifier:
     def __init__(self, model_path: str | None = None, entailment_threshold: float = ENTAILMENT_THRESHOLD,
                  contradiction_threshold: float = CONTRADICTION_THRESHOLD, device: str | None = None,
                  batch_size: int = 128):
-        self.model_path = model_path or minilm_path()
+        self._model_path = model_path  # resolved on first use: pairs the lexicon decides need no model at all
         self.entailment_threshold = entailment_threshold
         self.contradiction_threshold = contradiction_threshold
         self.device = device
         self.batch_size = batch_size
+
+    @property
+    def model_path(self) -> str:
+        if self._model_path is None:
+            self._model_path = minilm_path()
+        return self._model_path
 
     def embed(self, event_texts: list[str]) -> dict[str, np.ndarray]:
         """Unit vectors keyed by event text. Each distinct text is encoded once per process (references are
