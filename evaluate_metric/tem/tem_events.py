@@ -109,6 +109,23 @@ def _split_sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'(])", text) if s.strip()]
 
 
+def _is_verb_like(word: str) -> bool:
+    word = word.lower().strip(",.;")
+    if word in _FACE_NOUNS or word in _SUBJECT_STARTS:
+        return False
+    return word.endswith(("s", "ed", "ing")) or word in Lexicon.load().action_of
+
+
+def _subject_words(words: list[str]) -> list[str]:
+    """The words before a clause's first verb-like word when they name a face part ("his mouth" in "his mouth
+    opens"); else none (a person subject is added anyway)."""
+    for index, word in enumerate(words):
+        if _is_verb_like(word):
+            subject = words[:index]
+            return subject if any(w.lower().strip(",.;") in _FACE_NOUNS for w in subject) else []
+    return []
+
+
 def _split_on_and(clause: str) -> list[str]:
     """Split on "and"/"while"/"but" only where a new clause follows ("blinks and smiles", not "eyes and mouth")."""
     parts: list[str] = []
@@ -126,7 +143,9 @@ def _split_on_and(clause: str) -> list[str]:
             )
             if starts_clause and len(current) >= 2:
                 parts.append(" ".join(current))
-                current = []
+                # "his mouth opens and closes": the new clause shares the subject ("his mouth"), so it keeps it
+                subject = _subject_words(current)
+                current = subject if subject and next_word not in _SUBJECT_STARTS else []
                 continue
         current.append(word)
     if current:
@@ -234,7 +253,10 @@ class RuleEventExtractor:
         events: list[Event] = []
         phase = -1
         seen_marker = False
+        last_subject: list[str] = []
         for is_marker, sentence_start, text in pieces:
+            if sentence_start:
+                last_subject = []
             if has_markers:
                 if is_marker:
                     phase += 1
@@ -245,7 +267,11 @@ class RuleEventExtractor:
                 phase += 1
             if not text or _APPEARANCE.search(text):
                 continue
+            first = text.split()[0].lower().strip(",.;")
+            if not sentence_start and last_subject and first not in _SUBJECT_STARTS and first not in _FACE_NOUNS:
+                text = f"{' '.join(last_subject)} {text}"  # "her lips part, then close" -> "her lips close"
             for clause in self._clauses(text):
+                last_subject = _subject_words(clause.split()) or last_subject
                 resolved = _resolve_subject(clause, resolver)
                 if len(resolved.split()) < 2 or _NO_CHANGE.search(resolved) or self._is_fragment(resolved):
                     continue
