@@ -210,6 +210,8 @@ def test_default_relations_agree_with_the_labelled_pairs(tem):
         (["a"], None, "`references` is None"),
         ("a caption", ["a"], "must be a list of strings"),
         ([], [], "empty"),
+        (["a \ud800 b"], ["a"], r"predictions\[0\] is not valid Unicode: surrogates not allowed '\\ud800' at character 2"),
+        (["a"], ["x\udcffy"], r"references\[0\] is not valid Unicode"),
     ],
 )
 def test_bad_input_names_the_problem(tem, predictions, references, message):
@@ -344,6 +346,9 @@ def test_evaluate_load_offline_in_a_fresh_process(tmp_path):
         f"tem = evaluate.load({str(TEM_METRIC_DIR)!r})\n"
         "result = tem.compute(predictions=[''], references=[''])\n"  # no events: no model needed
         "assert result['tem'] == 1.0, result\n"
+        # the copy in the module cache finds tem_lexicon.json beside the original tem.py (no embedding needed here)
+        "pair = tem.compute(predictions=['At first, he knits his brow.'], references=['At first, his brow furrows.'])\n"
+        "assert pair['tem'] == 1.0, pair\n"
         "assert 'Temporal Event Matching' in (tem.description + sys.modules[type(tem).__module__].__doc__)\n"
         "print('ok', type(tem).__name__)\n"
     )
