@@ -326,3 +326,26 @@ def test_fallback_matches_the_processor_where_torchvision_imports(tiny_llava_one
         captioner._prompt_text("Describe the face."), sample_frames(video, 4), captioner.model)
     assert torch.equal(primary["input_ids"], fallback["input_ids"])
     assert float((primary["pixel_values_videos"] - fallback["pixel_values_videos"]).abs().max()) < 0.05
+
+
+def test_another_architecture_without_processor_or_fallback_is_one_clear_line(media_dir, tmp_path, capsys):
+    """A Qwen2-VL saved without its processor files (and no torchvision for its video processor here): one line
+    naming the model type and the fix, exit code 2."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": 300, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "rope_scaling": {"type": "mrope", "mrope_section": [2, 2, 4]}},
+        vision_config={"depth": 1, "embed_dim": 16, "hidden_size": 32, "num_heads": 2, "in_chans": 3, "patch_size": 14,
+                       "spatial_merge_size": 2, "temporal_patch_size": 2},
+    )
+    Qwen2VLForConditionalGeneration(config).save_pretrained(tmp_path / "qwen2vl")
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(FEW_CLIPS[:1]))
+    code = main(["eval", "--model", str(tmp_path / "qwen2vl"), "--annotations", str(annotations), "--video-root",
+                 str(media_dir), "--out", str(tmp_path / "r"), "--device", "cpu"])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no fallback for model type 'qwen2_vl'" in error and "torchvision" in error

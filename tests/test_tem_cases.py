@@ -202,3 +202,14 @@ def test_conformance_file_passes(tem):
     data = json.loads((tem_metric_dir() / "tem_conformance.json").read_text(encoding="utf-8"))
     assert len(data["cases"]) >= 40 and data["corpus"]
     assert runner.compare(data, runner.run(tem, data["cases"])) == []
+
+
+def test_the_metric_card_lists_every_phase_marker(tem):
+    """The card is the specification: each marker, adverb and tail of the lexicon is written out in it."""
+    import re
+
+    data = submodule(tem, "tem_lexicon").Lexicon.load().data
+    card = re.sub(r"\s+", " ", (tem_metric_dir() / "README.md").read_text(encoding="utf-8"))
+    missing = [p for p in data["phase_markers"] + data["phase_adverbs"] + data["phase_marker_tails"]
+               if not re.search(rf"(?:^|[;:(`] ?){re.escape(p)}(?:[;`)]|$| \(| -)", card)]
+    assert missing == []
