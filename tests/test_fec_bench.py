@@ -99,7 +99,11 @@ def test_eval_with_predictions_file(shared_dir, tmp_path, capsys):
     metrics = results["metrics"]
     for key in ("cider", "rouge_l", "bleu4", "autodq", "tem", "tem_temporal"):
         assert 0.0 < metrics[key] < (10.0 if key == "cider" else 1.0), key
-    assert (tmp_path / "results" / "results.md").read_text().startswith("| Model | Correctness |")
+    markdown = (tmp_path / "results" / "results.md").read_text()
+    assert markdown.startswith("| Model | Correctness |") and "| Model | BLEU-4 | METEOR (NLTK) |" in markdown
+    if metrics["meteor"] is not None:
+        assert "0.12-0.20 higher" in markdown  # NLTK's METEOR is not Java METEOR 1.5
+    assert "Only 3 of 4 clips were scored: CIDEr's IDF" in markdown  # item 3 has no prediction
 
 
 def test_eval_with_a_judge_fills_the_gpt_columns(shared_dir, tmp_path, capsys, monkeypatch, fake_chat_server):
