@@ -90,17 +90,27 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 class FakeChatServer:
     """A local OpenAI-compatible chat-completions endpoint on 127.0.0.1: `answer(prompt)` gives the reply to the
-    first message's content; `calls` counts the requests answered."""
+    first message's content (for content given as parts, the text of its text parts; its `image_url` parts must be
+    base64 data URLs and are counted in `images`); `calls` counts the requests answered, `requests` keeps them."""
 
     def __init__(self, answer: Callable[[str], str]):
         self.calls = 0
+        self.requests: list[dict] = []
+        self.images: list[int] = []  # image parts per request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.calls += 1
-                reply = answer(body["messages"][0]["content"])
+                server.requests.append(body)
+                content = body["messages"][0]["content"]
+                if isinstance(content, list):
+                    images = [part["image_url"]["url"] for part in content if part["type"] == "image_url"]
+                    assert all(url.startswith("data:image/jpeg;base64,") for url in images), "not a data URL"
+                    server.images.append(len(images))
+                    content = "\n".join(part["text"] for part in content if part["type"] == "text")
+                reply = answer(content)
                 payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

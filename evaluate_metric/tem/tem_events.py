@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
+
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
-from .tem_llm import LLMClient
+from .tem_lexicon import Lexicon, parse_event
 
-# The subject every pronoun is resolved to. Gender and age are appearance, which TEM (like AutoDQ) leaves out:
-# a neutral subject keeps "he blinks" and "she blinks" the same event (MiniLM scores "the man blinks" vs
-# "the woman blinks" at only 0.57, which would turn an appearance error into a missed action).
+
+# The subject every pronoun is resolved to (the lexicon's "subject"). Gender and age are appearance, which TEM
+# (like AutoDQ) leaves out: a neutral subject keeps "he blinks" and "she blinks" the same event (MiniLM scores
+# "the man blinks" vs "the woman blinks" at only 0.57, which would turn an appearance error into a missed action).
 SUBJECT = "the person"
 
 
@@ -32,24 +34,43 @@ class Event:
         return asdict(self)
 
 
-# A sentence (or a clause after "then") that starts with one of these opens a new phase of the video.
-_PHASE_MARKER = re.compile(
-    r"^(?:"
-    r"(?:at|in|from) the (?:very )?(?:beginning|start|outset|opening)"
-    r"|initially|at first|first of all|to begin with"
-    r"|as (?:the )?(?:video|clip|time) (?:progresses|continues|goes on|unfolds|proceeds|advances|plays|passes|moves on)"
-    r"|then|next|subsequently|afterwards?|after (?:that|this|a (?:while|moment))|later(?: on)?|following (?:this|that)"
-    r"|shortly after(?:wards)?|soon after(?:wards)?|in the following (?:part|moments?|segment)"
-    r"|(?:in|during|around|at|towards?|from|by) the (?:middle|mid(?:dle)? ?(?:part|section|point|stage))"
-    r"|midway(?: through)?|halfway(?: through)?"
-    r"|(?:in|during|from) the (?:later|latter|final|last|second|closing|ending) (?:part|half|stage|portion|section|moments?|segment)"
-    r"|towards? the (?:end|close|conclusion)|(?:at|by|near) the (?:end|close|conclusion)"
-    r"|finally|eventually|in the end|lastly|ultimately|throughout the rest"
-    r")\b",
-    re.IGNORECASE,
-)
-# How far a marker phrase reaches: "At the beginning of the video," / "As the video progresses," / "Then,".
-_MARKER_TAIL = re.compile(r"^(?:[^,]{0,40}?\bof (?:the|this) (?:video|clip)\s*,?|\s*,)\s*", re.IGNORECASE)
+def _phrase_alternation(phrases: list[str]) -> str:
+    """Longest first, so "in the middle to later part" wins over "in the middle"."""
+    return "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(phrases, key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def phase_marker_patterns() -> tuple[re.Pattern, re.Pattern]:
+    """(marker at a clause start, where a clause may start inside a sentence), built from the lexicon's lists.
+
+    A phase marker ("at the beginning", "in the later part" ...) opens a phase when followed by one of the tails
+    ("of the video" ...) and/or a comma; a phase adverb ("then", "finally" ...) also when followed by a plain space.
+    Inside a sentence a marker must follow ", " / "; " / ", and " / " and " (or, for "then", any space)."""
+    data = Lexicon.load().data
+    markers = _phrase_alternation(data["phase_markers"])
+    tails = _phrase_alternation(data["phase_marker_tails"])
+    adverbs = _phrase_alternation(data["phase_adverbs"])
+    marker = (rf"(?:(?:{markers})(?:\s+(?:{tails}))\b\s*,?|(?:{markers})\s*,|(?:{adverbs})\b\s*,?)\s*")
+    at_start = re.compile(rf"^{marker}", re.IGNORECASE)
+    inside = re.compile(rf"(?:[,;]\s*(?:and\s+)?|\s+and\s+|\s+(?=then\b))(?={marker}\S)", re.IGNORECASE)
+    return at_start, inside
+
+
+def split_at_phase_markers(sentence: str) -> list[tuple[bool, str]]:
+    """[(opens a phase, text without its marker)] for one sentence; the first piece may open no phase."""
+    at_start, inside = phase_marker_patterns()
+    pieces: list[tuple[bool, str]] = []
+    starts = [0] + [m.end() for m in inside.finditer(sentence)]
+    bounds = [m.start() for m in inside.finditer(sentence)] + [len(sentence)]
+    for begin, end in zip(starts, bounds):
+        piece = sentence[begin:end]
+        match = at_start.match(piece)
+        if match:
+            pieces.append((True, piece[match.end():].strip(" ,;")))
+        elif piece.strip(" ,;"):
+            pieces.append((False, piece.strip(" ,;")))
+    return pieces
+
 
 # Static appearance, not events: dropped wherever they stand.
 _APPEARANCE = re.compile(
@@ -81,12 +102,6 @@ _SUBJECT_STARTS = {
     "he", "she", "they", "it", "his", "her", "their", "its", "the", "a", "an", "there", "this", "that", "both",
     "one", "some", "all", "person", "man", "woman",
 }
-# "they/them/their" are left alone: in these captions they mostly mean eyebrows or eyes, not the person.
-_PRONOUNS = [
-    (re.compile(r"\b(?:he|she)\b", re.IGNORECASE), SUBJECT),
-    (re.compile(r"\b(?:his|her|hers)\b", re.IGNORECASE), f"{SUBJECT}'s"),
-    (re.compile(r"\b(?:him|himself|herself)\b", re.IGNORECASE), SUBJECT),
-]
 
 
 def _split_sentences(text: str) -> list[str]:
@@ -94,17 +109,21 @@ def _split_sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'(])", text) if s.strip()]
 
 
-def _strip_marker(sentence: str) -> tuple[bool, str]:
-    """Returns (starts a new phase, the sentence without its marker phrase)."""
-    match = _PHASE_MARKER.match(sentence)
-    if not match:
-        return False, sentence
-    rest = sentence[match.end():]
-    # "At the beginning of the video, ..." : the marker regex stops at the first comma or reads on to it.
-    tail = _MARKER_TAIL.match(rest)
-    if tail and tail.end() < len(rest):
-        rest = rest[tail.end():]
-    return True, rest.strip()
+def _is_verb_like(word: str) -> bool:
+    word = word.lower().strip(",.;")
+    if word in _FACE_NOUNS or word in _SUBJECT_STARTS:
+        return False
+    return word.endswith(("s", "ed", "ing")) or word in Lexicon.load().action_of
+
+
+def _subject_words(words: list[str]) -> list[str]:
+    """The words before a clause's first verb-like word when they name a face part ("his mouth" in "his mouth
+    opens"); else none (a person subject is added anyway)."""
+    for index, word in enumerate(words):
+        if _is_verb_like(word):
+            subject = words[:index]
+            return subject if any(w.lower().strip(",.;") in _FACE_NOUNS for w in subject) else []
+    return []
 
 
 def _split_on_and(clause: str) -> list[str]:
@@ -124,7 +143,9 @@ def _split_on_and(clause: str) -> list[str]:
             )
             if starts_clause and len(current) >= 2:
                 parts.append(" ".join(current))
-                current = []
+                # "his mouth opens and closes": the new clause shares the subject ("his mouth"), so it keeps it
+                subject = _subject_words(current)
+                current = subject if subject and next_word not in _SUBJECT_STARTS else []
                 continue
         current.append(word)
     if current:
@@ -132,64 +153,139 @@ def _split_on_and(clause: str) -> list[str]:
     return parts
 
 
-def _resolve_subject(clause: str) -> str:
-    """Replace pronouns by SUBJECT; give subject-less clauses ("looks forward") the subject."""
+class PronounResolver:
+    """he/she -> the subject; his/her -> the subject's; it/its -> the last singular face part named; they/them ->
+    the last plural face part named when the verb after it fits that part ("his eyebrows furrow, then they relax"),
+    else the subject ("they blink"); their + face part -> the subject's. State runs through one caption."""
+
+    def __init__(self, lexicon: Lexicon):
+        self.lexicon = lexicon
+        self.subject = lexicon.subject
+        words = lexicon.data["pronouns"]
+        self.person_subject = set(words["person_subject"])
+        self.person_possessive = set(words["person_possessive"])
+        self.person_object = set(words["person_object"])
+        self.part_singular = set(words["part_singular"])
+        self.part_plural = set(words["part_plural"])
+        self.plural_nouns = set(lexicon.data["plural_parts"])
+        self.last_singular: str | None = None
+        self.last_plural: str | None = None
+
+    def _fits(self, noun: str, verb: str) -> bool:
+        part = self.lexicon.part_of.get(noun)
+        action = self.lexicon.action_of.get(verb)
+        return bool(part and action and action in self.lexicon.units.get(part, {}))
+
+    def resolve(self, clause: str) -> str:
+        words = clause.split()
+        out: list[str] = []
+        for index, raw in enumerate(words):
+            raw = raw.lower()
+            word = raw.strip(",.;:!?\"'")
+            tail = raw[len(raw.rstrip(",.;:!?\"'")):]  # punctuation after the word is kept
+            following = words[index + 1].lower().strip(",.;:!?\"'") if index + 1 < len(words) else ""
+            if word in self.person_subject or word in self.person_object:
+                replacement = self.subject
+            elif word in self.person_possessive:
+                replacement = f"{self.subject}'s"
+            elif word in self.part_singular and self.last_singular:
+                replacement = f"{self.subject}'s {self.last_singular}"
+            elif word == "their":
+                replacement = f"{self.subject}'s"
+            elif word in self.part_plural:
+                verb = following if word == "they" else ""
+                if self.last_plural and (word != "they" or self._fits(self.last_plural, verb)):
+                    replacement = f"{self.subject}'s {self.last_plural}"
+                else:
+                    replacement = self.subject
+            else:
+                replacement = word
+            out.append(replacement + tail if replacement != word else raw)
+            if word in self.lexicon.part_of:
+                if word in self.plural_nouns:
+                    self.last_plural = word
+                else:
+                    self.last_singular = word
+        return " ".join(out)
+
+
+def _resolve_subject(clause: str, resolver: PronounResolver) -> str:
+    """Pronouns resolved; subject-less clauses ("looks forward") get the subject."""
     text = clause.strip(" ,.;:!?\"'").lower()
     if not text:
         return ""
     first = text.split()[0]
-    for pattern, replacement in _PRONOUNS:
-        text = pattern.sub(replacement, text)
+    text = resolver.resolve(text)
+    subject = resolver.subject
     if first in _FACE_NOUNS:  # "eyebrows slightly furrowed" -> "the person's eyebrows slightly furrowed"
-        text = f"{SUBJECT}'s {text}"
+        text = f"{subject}'s {text}"
     elif first not in _SUBJECT_STARTS:  # a verb or adverb: "looks forward", "slightly opens ..."
-        text = f"{SUBJECT} {text}"
+        text = f"{subject} {text}"
     return re.sub(r"\s+", " ", text)
 
 
 class RuleEventExtractor:
-    """Offline, model-free event extraction for phase-structured facial-dynamics captions.
+    """Offline, model-free event extraction for phase-structured facial-dynamics captions (README "Rule extractor").
 
-    1. Sentences. If any sentence starts with a phase marker, everything before the first marker is the static
-       appearance description and is dropped; each marker ("At the beginning", "As the video progresses",
-       "In the middle", "Towards the end", "Then", ...) opens a new phase. Without markers, each sentence is a phase.
+    1. Sentences, then phase markers inside them (the lexicon's lists, derived from the 800 FEC-Bench references):
+       each marker opens a new phase, at a sentence start or after ", " / "; " / ", and " / " and "; "then" also
+       after a plain space. Everything before the first marker is the appearance description and is dropped.
+       Without any marker, each sentence is a phase.
     2. Sentences matching appearance patterns ("He has short hair", "The video shows ...") are dropped anywhere.
-    3. Clauses: split on ";", ",", and "and"/"while"/"but" where a clause follows; "then" opens a new phase.
-       Continuations (", revealing some teeth", ", with lines between them") stay with their clause.
-    4. Pronouns become "the person"; subject-less clauses get it ("looks forward" -> "the person looks forward").
+    3. Clauses: split on ";", ",", ":" and on "and"/"while"/"but" where a clause follows; continuations
+       (", revealing some teeth", ", with lines between them") stay with their clause.
+    4. Pronouns resolved (`PronounResolver`); subject-less clauses get the subject.
     5. "No obvious change" statements and fragments under two words are dropped.
     """
 
     name = "rules"
 
+    def __init__(self):
+        self.lexicon = Lexicon.load()
+
     def extract_one(self, caption: str) -> list[Event]:
-        sentences = _split_sentences(caption)
-        marked = [_strip_marker(sentence) for sentence in sentences]
-        has_markers = any(is_marker for is_marker, _ in marked)
+        pieces: list[tuple[bool, bool, str]] = []  # (opens a phase, starts a sentence, text)
+        for sentence in _split_sentences(caption):
+            for index, (is_marker, text) in enumerate(split_at_phase_markers(sentence)):
+                pieces.append((is_marker, index == 0, text))
+        has_markers = any(is_marker for is_marker, _, _ in pieces)
+        resolver = PronounResolver(self.lexicon)
         events: list[Event] = []
         phase = -1
         seen_marker = False
-        for is_marker, sentence in marked:
+        last_subject: list[str] = []
+        for is_marker, sentence_start, text in pieces:
+            if sentence_start:
+                last_subject = []
             if has_markers:
                 if is_marker:
                     phase += 1
                     seen_marker = True
                 elif not seen_marker:
                     continue  # the appearance introduction before the first phase marker
-            else:
+            elif sentence_start:
                 phase += 1
-            if not sentence or _APPEARANCE.search(sentence):
+            if not text or _APPEARANCE.search(text):
                 continue
-            # "then" inside a sentence opens a new phase: "puffs up his mouth, then slowly relaxes it".
-            for then_index, segment in enumerate(re.split(r"(?:,\s*|\s+and\s+)(?:and\s+)?then\b,?\s*", sentence, flags=re.IGNORECASE)):
-                if then_index > 0:
-                    phase += 1
-                for clause in self._clauses(segment):
-                    text = _resolve_subject(clause)
-                    if len(text.split()) < 2 or _NO_CHANGE.search(text):
-                        continue
-                    events.append(Event(text=text, phase=max(phase, 0), source=clause.strip()))
+            first = text.split()[0].lower().strip(",.;")
+            if not sentence_start and last_subject and first not in _SUBJECT_STARTS and first not in _FACE_NOUNS:
+                text = f"{' '.join(last_subject)} {text}"  # "her lips part, then close" -> "her lips close"
+            for clause in self._clauses(text):
+                last_subject = _subject_words(clause.split()) or last_subject
+                resolved = _resolve_subject(clause, resolver)
+                if len(resolved.split()) < 2 or _NO_CHANGE.search(resolved) or self._is_fragment(resolved):
+                    continue
+                events.append(Event(text=resolved, phase=max(phase, 0), source=clause.strip()))
         return events
+
+    def _is_fragment(self, text: str) -> bool:
+        """A left-over piece of a split ("the person occasionally", "the person lowered"): at most two words after
+        the subject, no face part, nothing the lexicon can parse."""
+        rest = re.sub(rf"^{re.escape(self.lexicon.subject)}(?:'s)?\s*", "", text)
+        if len(rest.split()) > 2:
+            return False
+        parsed = parse_event(text)
+        return parsed.core is None and not parsed.parts
 
     @staticmethod
     def _clauses(segment: str) -> list[str]:
@@ -201,31 +297,22 @@ class RuleEventExtractor:
             lowered = piece.lower()
             is_continuation = lowered.startswith(_CONTINUATION_STARTS) or lowered.startswith(("and ", "or "))
             is_continuation = is_continuation and not lowered.startswith(("and then", "but "))
-            is_continuation = is_continuation and not lowered.startswith(("and he ", "and she ", "and his ", "and her "))
+            is_continuation = is_continuation and not re.match(r"and (?:he|she|they|his|her|their|the) ", lowered)
             if clauses and (is_continuation or len(piece.split()) < 2):
                 clauses[-1] = f"{clauses[-1]}, {piece}"
                 continue
             clauses.append(piece)
         result: list[str] = []
         for clause in clauses:
-            clause = re.sub(r"^(?:and|or|but)\s+", "", clause, flags=re.IGNORECASE)
+            # A leading conjunction or subordinator is not part of the event ("as his head tilts ..." -> "his head
+            # tilts ..."; "while opening and closing her lips" -> "opening and closing her lips").
+            clause = re.sub(r"^(?:(?:and|or|but|while|whilst|when|also|meanwhile|simultaneously|as(?! if| though))\s+)+",
+                            "", clause, flags=re.IGNORECASE)
             result.extend(_split_on_and(clause))
         return result
 
     def extract(self, captions: list[str]) -> list[list[Event]]:
         return [self.extract_one(caption) for caption in captions]
-
-
-EXTRACTION_PROMPT = """You are given a caption that describes how a person's face changes during a video.
-Extract at most 10 key events from the caption, in the order they happen in the video.
-Rules:
-- An event is an action or motion of the face or head (for example "the man raises his eyebrows"), never static appearance (hair, skin, clothes, age, glasses).
-- Each event is atomic (one action), shorter than 10 words, and has the form subject-predicate(-object).
-- Replace every pronoun with the person it refers to (for example "he" becomes "the man").
-- Answer with only a JSON list of strings, for example ["the man raises his eyebrows", "the man smiles"].
-
-Caption: \"\"\"{caption}\"\"\"
-Events:"""
 
 
 def parse_json_list(text: str) -> list | None:
@@ -238,33 +325,3 @@ def parse_json_list(text: str) -> list | None:
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, list) else None
-
-
-class LLMEventExtractor:
-    """AutoDQ-style extraction with an LLM: at most 10 atomic action events per caption, pronouns resolved.
-
-    An LLM gives no phases: each event's phase is its position, so TEM's order check is strict for it.
-    Answers that hold no JSON list fall back to one event per non-empty line, with a warning.
-    """
-
-    name = "llm"
-
-    def __init__(self, client: LLMClient, prompt: str = EXTRACTION_PROMPT, max_events: int = 10):
-        self.client = client
-        self.prompt = prompt
-        self.max_events = max_events
-
-    def extract_one(self, caption: str) -> list[Event]:
-        if not caption.strip():
-            return []
-        answer = self.client.complete(self.prompt.format(caption=caption))
-        items = parse_json_list(answer)
-        if items is None:
-            warnings.warn(f"TEM: the LLM extractor answered without a JSON list; reading lines instead: {answer[:200]!r}")
-            items = [line.strip(" -*\t0123456789.)") for line in answer.splitlines()]
-        texts = [re.sub(r"\s+", " ", str(item)).strip(" .").lower() for item in items]
-        texts = [text for text in texts if text][: self.max_events]
-        return [Event(text=text, phase=index, source=text) for index, text in enumerate(texts)]
-
-    def extract(self, captions: list[str]) -> list[list[Event]]:
-        return [self.extract_one(caption) for caption in captions]

@@ -31,7 +31,10 @@ def default_cache_dir() -> Path:
 class LLMClient(Protocol):
     model_id: str
 
-    def complete(self, prompt: str) -> str: ...
+    def complete(self, prompt: str, attempt: int = 0) -> str: ...
+
+
+RETRY_TEMPERATURE = 1.0  # tries after the first are sampled (AutoDQ's calls use the API default, 1.0)
 
 
 class DiskCache:
@@ -62,7 +65,10 @@ class DiskCache:
 
 
 class CachedClient:
-    """Wraps a client: answers come from the disk cache when present, else from the model (then stored)."""
+    """Wraps a client: answers come from the disk cache when present, else from the model (then stored).
+
+    `attempt` 0 is the greedy call; attempt k >= 1 (a retry after an unusable answer) is sampled at
+    RETRY_TEMPERATURE with seed k and cached under its own key."""
 
     def __init__(self, client: LLMClient, cache: DiskCache, settings: dict):
         self.client = client
@@ -71,11 +77,15 @@ class CachedClient:
         self.model_id = client.model_id
         self.calls = 0  # answers that had to come from the model in this process
 
-    def complete(self, prompt: str) -> str:
-        key = DiskCache.key(self.model_id, self.settings, prompt)
+    def complete(self, prompt: str, attempt: int = 0) -> str:
+        settings = self.settings if attempt == 0 else {**self.settings, "retry": attempt, "temperature": RETRY_TEMPERATURE}
+        key = DiskCache.key(self.model_id, settings, prompt)
         answer = self.cache.get(key)
         if answer is None:
-            answer = self.client.complete(prompt)
+            if attempt == 0:
+                answer = self.client.complete(prompt)
+            else:
+                answer = self.client.complete(prompt, temperature=RETRY_TEMPERATURE, seed=attempt)
             self.calls += 1
             self.cache.put(key, self.model_id, prompt, answer)
         return answer
@@ -89,7 +99,7 @@ class OpenAICompatibleClient:
         self.max_tokens = max_tokens
         self.timeout = timeout
 
-    def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str, temperature: float = 0.0, seed: int | None = None) -> str:
         import requests
 
         headers = {"Content-Type": "application/json"}
@@ -98,9 +108,11 @@ class OpenAICompatibleClient:
         body = {
             "model": self.model_id,
             "messages": [{"role": "user", "content": prompt}],
-            "temperature": 0,
+            "temperature": temperature,
             "max_tokens": self.max_tokens,
         }
+        if seed is not None:
+            body["seed"] = seed
         url = f"{self.base_url}/chat/completions"
         try:
             response = requests.post(url, json=body, headers=headers, timeout=self.timeout)
@@ -133,14 +145,18 @@ class TransformersChatClient:
             self.model.to(device)
         self.model.eval()
 
-    def complete(self, prompt: str) -> str:
+    def complete(self, prompt: str, temperature: float = 0.0, seed: int | None = None) -> str:
         import torch
 
+        sampling = {"do_sample": False}
+        if temperature > 0:
+            torch.manual_seed(seed or 0)
+            sampling = {"do_sample": True, "temperature": temperature}
         inputs = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(self.model.device)
         with torch.no_grad():
-            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **sampling)
         return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 

