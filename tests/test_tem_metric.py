@@ -346,7 +346,7 @@ def test_evaluate_load_offline_in_a_fresh_process(tmp_path):
         f"tem = evaluate.load({str(TEM_METRIC_DIR)!r})\n"
         "result = tem.compute(predictions=[''], references=[''])\n"  # no events: no model needed
         "assert result['tem'] == 1.0, result\n"
-        # the copy in the module cache finds tem_lexicon.json beside the original tem.py (no embedding needed here)
+        # the copy in the module cache carries the lexicon (a .py data module; no embedding needed here)
         "pair = tem.compute(predictions=['At first, he knits his brow.'], references=['At first, his brow furrows.'])\n"
         "assert pair['tem'] == 1.0, pair\n"
         "assert 'Temporal Event Matching' in (tem.description + sys.modules[type(tem).__module__].__doc__)\n"

@@ -16,6 +16,8 @@ import evaluate
 from .tem_calibration import CALIBRATION_PAIRS
 from .tem_events import Event, RuleEventExtractor
 from .tem_lexicon import Lexicon
+# evaluate.load copies only the local modules this file imports (no trailing comment: evaluate reads it as a URL).
+from .tem_lexicon_data import LEXICON
 from .tem_llm import make_llm_client
 from .tem_llm_backends import AutoDQEventExtractor, AutoDQJudge, FaceTrackEventExtractor, FaceTrackJudge
 from .tem_relations import LexiconRelationClassifier, NLIRelationClassifier, SimilarityRelationClassifier

@@ -1,5 +1,5 @@
 """TEM's facial-event representation: an event text -> facets (face part, action, direction / side, intensity,
-negation), read from the data file `tem_lexicon.json`, and the rules that relate two parsed events.
+negation), read from the data module `tem_lexicon_data.py`, and the rules that relate two parsed events.
 
 An event's *facets* are the facial actions it states, in the order it states them; the first is its *core*
 ("the person smiles, revealing the person's upper teeth" -> core mouth.smile, then teeth.show). A *unit* names a
@@ -10,41 +10,11 @@ parse step by step; this file implements it.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
-# sha256 of tem_lexicon.json. evaluate.load copies only .py files into its module cache and keys that copy by the
-# .py files' hash, so this constant ties a copied module to one exact lexicon (see `lexicon_path`).
-LEXICON_SHA256 = "0d3cce38a1a51d885ef6916bce331ff1258d9ec50b14c8810f6dfec0c4ca628e"
-LEXICON_FILE = "tem_lexicon.json"
-
-
-class LexiconError(OSError):
-    """tem_lexicon.json is missing or is not the version this code was written for."""
-
-
-def lexicon_path() -> Path:
-    """tem_lexicon.json beside this file; in evaluate's module cache (which holds only the .py files), beside the
-    original tem.py, whose path evaluate records in `tem.json` next to the copy; or $TEM_LEXICON."""
-    here = Path(__file__).resolve().parent
-    candidates = [Path(os.environ["TEM_LEXICON"])] if os.environ.get("TEM_LEXICON") else []
-    candidates.append(here / LEXICON_FILE)
-    meta = here / "tem.json"
-    if meta.is_file():
-        try:
-            candidates.append(Path(json.loads(meta.read_text(encoding="utf-8"))["original file path"]).parent / LEXICON_FILE)
-        except (ValueError, KeyError):
-            pass
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise LexiconError(f"TEM: {LEXICON_FILE} not found (looked in {[str(c) for c in candidates]}); keep the metric "
-                       "folder whole or set $TEM_LEXICON")
+from .tem_lexicon_data import LEXICON
 
 
 def inflections(word: str, irregular: dict[str, list[str]] | None = None) -> set[str]:
@@ -93,7 +63,7 @@ class ParsedEvent:
 
 
 class Lexicon:
-    """The compiled lexicon. `Lexicon.load()` reads (and checks) tem_lexicon.json once per process."""
+    """The compiled lexicon. `Lexicon.load()` compiles `tem_lexicon_data.LEXICON` once per process."""
 
     def __init__(self, data: dict):
         self.data = data
@@ -134,13 +104,7 @@ class Lexicon:
     @classmethod
     @lru_cache(maxsize=1)
     def load(cls) -> "Lexicon":
-        path = lexicon_path()
-        raw = path.read_bytes()
-        digest = hashlib.sha256(raw).hexdigest()
-        if LEXICON_SHA256 != "UPDATE-ME" and digest != LEXICON_SHA256:
-            raise LexiconError(f"TEM: {path} has sha256 {digest}, but this code was written for {LEXICON_SHA256}: "
-                               "the metric folder mixes two versions (or update LEXICON_SHA256 after editing it)")
-        return cls(json.loads(raw.decode("utf-8")))
+        return cls(LEXICON)
 
     # ------------------------------------------------------------------------------------------------ parsing
     def normalise(self, text: str) -> list[str]:
