@@ -1,8 +1,10 @@
 """Decode and sample video frames: decord first, PyAV as the fallback; timestamps in seconds.
 
 `load_video(video, num_frames=32, fps=None, frame_indices=None, max_side=None, max_pixels=None)` accepts a path
-(mp4/h264, mov/hevc, any container FFmpeg reads, variable frame rate and raw elementary streams included), a list of
-PIL images / arrays, or a `(T, H, W, 3)` uint8 array, and returns a `VideoClip`.
+(mp4/h264, mov/hevc, any container FFmpeg reads, variable frame rate and raw elementary streams included), the file's
+bytes or a binary file object (decoded from memory exactly as the file would be: same frames, same errors; a
+dataset's embedded videos need no temporary file), a list of PIL images / arrays, or a `(T, H, W, 3)` uint8 array,
+and returns a `VideoClip`.
 
 Sampling (exactly one rule applies, in this order):
 - `frame_indices`: decode exactly these frames (indices into the source video, or into the given frame list).
@@ -44,13 +46,16 @@ import numpy as np
 
 from .video_probe import (  # noqa: F401 (the limits and errors are part of this module's API)
     DEFAULT_MAX_PIXELS,
+    VideoBytes,
     VideoDecodeError,
     VideoInfo,
     VideoTooLargeError,
     VideoTruncatedError,
     check_complete,
     max_pixels_limit,
+    open_source,
     probe_video,
+    video_source,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,7 +68,7 @@ class VideoClip:
     frame_indices: list[int]  # index of each frame in the source video (or in the given frame list)
     source_fps: float | None
     duration: float | None  # seconds
-    source: str | None  # path, or None for in-memory frames
+    source: str | None  # path (a file object's name), or None for in-memory frames and bytes
     source_width: int | None = None  # the file's frame size; differs from the frames' with max_side
     source_height: int | None = None
 
@@ -162,7 +167,7 @@ def _load_with_decord(
         raise ImportError("decord is not installed")
     decord.logging.set_level(decord.logging.QUIET)  # its bundled FFmpeg otherwise prints to stderr on bad files
     width, height = size or (-1, -1)  # decord scales while decoding: full-size frames are never held
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=_decode_threads(), width=width,
+    reader = decord.VideoReader(open_source(path), ctx=decord.cpu(0), num_threads=_decode_threads(), width=width,
                                 height=height)
     total = len(reader)
     if total < 1:
@@ -243,7 +248,7 @@ def _decode_by_position(path: Path, wanted: set[int], size: tuple[int, int] | No
     import av
 
     decoded: dict[int, np.ndarray] = {}
-    with av.open(str(path)) as container:
+    with av.open(open_source(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = _decode_threads()
@@ -300,7 +305,7 @@ def _load_with_pyav(
 ) -> VideoClip:
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(open_source(path)) as container:
         stream = container.streams.video[0]
         time_base = float(stream.time_base) if stream.time_base else 0.0
         pts, keyframes = _read_packet_times(path, info, container, stream)
@@ -344,7 +349,7 @@ def _load_with_pyav(
 
 
 def _load_file(
-    path: Path, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
+    path: Path | VideoBytes, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
     max_side: int | None, max_pixels: int | None,
 ) -> VideoClip:
     import av
@@ -426,7 +431,8 @@ def load_video(
     max_side: int | None = None,
     max_pixels: int | None = None,
 ) -> VideoClip:
-    """Decode and sample a video (path, list of PIL images/arrays, or (T, H, W, 3) array); see the module docstring.
+    """Decode and sample a video (path, bytes or binary file object, list of PIL images/arrays, or (T, H, W, 3)
+    array); see the module docstring.
 
     max_side: decode files with their longer side shrunk to at most this (None: full size). max_pixels: refuse files
     whose frames have more pixels (None: $FACETRACK_MAX_VIDEO_PIXELS or 4096 x 2160; 0: no limit).
@@ -437,10 +443,13 @@ def load_video(
         raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
     if isinstance(video, (str, os.PathLike)):
         return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels)
+    if isinstance(video, (bytes, bytearray, memoryview)) or hasattr(video, "read"):  # a file in memory
+        in_memory = video_source(video)
+        clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels)
+        clip.source = in_memory.name
+        return clip
     if isinstance(video, VideoClip):
         video = video.frames
-    if isinstance(video, (bytes, bytearray)):
-        raise ValueError("load_video takes a path, a list of frames or an array; write bytes to a file first")
     if fps is not None:
         raise ValueError("fps sampling needs a video file (in-memory frames carry no frame rate); use num_frames")
     frames = _frames_to_array(video)

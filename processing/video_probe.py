@@ -1,7 +1,9 @@
 """Check a video file before decoding it: what FFmpeg's demuxer (through PyAV) says about it, with limits applied.
 
-`probe_video(path, max_pixels=None, count_frames=False)` returns a `VideoInfo` read from the container header (no
-decoding), or raises a `VideoDecodeError` that names the file and the problem (`error.path`, `error.problem`):
+`probe_video(video, max_pixels=None, count_frames=False)` returns a `VideoInfo` read from the container header (no
+decoding), or raises a `VideoDecodeError` that names the file and the problem (`error.path`, `error.problem`).
+`video` is a path, or the file's bytes / a binary file object (a dataset row's embedded video, an upload): read
+from memory, with the same checks and errors (named by the file object's `name`, if it has one):
 
 - not a regular file: missing, a directory, a named pipe (FIFO), a device; empty;
 - not a video: no video stream, unknown codec, a still image;
@@ -21,6 +23,7 @@ than `max(0.5 s, 10 %)`. A raw elementary stream (.h264) has no header to compar
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -79,6 +82,38 @@ class VideoInfo:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+
+class VideoBytes:
+    """A video file held in memory, given to the decoders instead of a path. `name` (the file object's, if any)
+    names it in messages."""
+
+    def __init__(self, data: bytes, name: str | None = None):
+        self.data = data
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name or f"<{len(self.data)} bytes of video>"
+
+
+def video_source(video) -> Path | VideoBytes:
+    """A path as a `Path`; bytes or a binary file object (read from where it stands) as `VideoBytes`."""
+    if isinstance(video, VideoBytes):
+        return video
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        return VideoBytes(bytes(video))
+    if hasattr(video, "read"):
+        data = None if isinstance(video, io.TextIOBase) else video.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise ValueError(f"{getattr(video, 'name', 'the file object')} is open in text mode: open it with 'rb'")
+        name = getattr(video, "name", None)
+        return VideoBytes(bytes(data), name if isinstance(name, str) else None)
+    return Path(video)
+
+
+def open_source(source: Path | VideoBytes):
+    """What `av.open` and decord's `VideoReader` read: the path as a string, or a fresh in-memory file per call."""
+    return io.BytesIO(source.data) if isinstance(source, VideoBytes) else str(source)
 
 
 def max_pixels_limit(max_pixels: int | None = None) -> int | None:
@@ -202,16 +237,21 @@ def _count_packets(path: Path, container, info: VideoInfo) -> None:
 
 
 def probe_video(
-    path: str | os.PathLike, max_pixels: int | None = None, count_frames: bool = False
+    video: str | os.PathLike | bytes | io.BufferedIOBase, max_pixels: int | None = None, count_frames: bool = False
 ) -> VideoInfo:
-    """Check, without decoding, that `path` holds a readable video within the pixel limit; see the module docstring.
-    Raises `VideoDecodeError` (or its `VideoTooLargeError` / `VideoTruncatedError`) naming the file and the problem."""
+    """Check, without decoding, that `video` (a path, bytes or a binary file object) holds a readable video within
+    the pixel limit; see the module docstring. Raises `VideoDecodeError` (or its `VideoTooLargeError` /
+    `VideoTruncatedError`) naming the file and the problem."""
     import av
 
-    path = Path(path)
-    check_regular_file(path)
+    path = video_source(video)
+    if isinstance(path, VideoBytes):
+        if not path.data:
+            raise VideoDecodeError("file is empty (0 bytes)", path)
+    else:
+        check_regular_file(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(open_source(path)) as container:
             format_name = container.format.name
             if not container.streams.video:
                 raise VideoDecodeError(f"contains no video stream (format {format_name!r})", path)
