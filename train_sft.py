@@ -4,7 +4,8 @@
     python train_sft.py --config configs/tiny_cpu.yaml --max_steps 10 --output_dir runs/try
     accelerate launch --config_file configs/accelerate/deepspeed_zero3.yaml train_sft.py --config configs/paper_7b.yaml
 
-Every recipe key is also a flag (`python train_sft.py --help` lists them); the logic lives in facetrack/training.py.
+Every recipe key is also a flag (`python train_sft.py --help` lists them). The run itself is facetrack/training.py
+(also `facetrack train`), which reads top to bottom: parse, data, model, trainer, save.
 """
 
 import sys

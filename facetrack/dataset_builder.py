@@ -16,7 +16,8 @@ Design choices:
   (no conversion job), and `push_to_hub` would embed the bytes anyway (separate files would need a `videofolder`
   metadata layout instead). Clips are short (a few MB), so shards are cut at `max_shard_size` like `push_to_hub` does.
   datasets 5 decodes `Video` only with torchcodec; cast the column to `Video(decode=False)` and decode the bytes with
-  `load_example_video` (decord/PyAV through `facetrack.processing.video_io`).
+  `load_example_video` (decord/PyAV through `facetrack.processing.video_io`, from memory). Reading rows back lives in
+  `facetrack.training_data`; `load_built_dataset`, `load_example_video` and `subsample_track` are re-exported here.
 - The face track is a JSON string (`FaceTrackResult.to_dict()`), not an Arrow struct: its `tracks` field is a dict
   keyed by track id, which varies per clip and has no fixed Arrow schema, and a string round-trips exactly through
   `FaceTrackResult.from_dict` whatever the tracker adds later. A flat `has_face` bool sits beside it for filtering.
@@ -41,12 +42,12 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .dataset_card import write_dataset_card  # noqa: E402 (part of this module's API)
+from .training_data import load_built_dataset, load_example_video, subsample_track  # noqa: F401 (reading rows back)
 
 logger = logging.getLogger(__name__)
 
@@ -410,90 +411,6 @@ def push_dataset(out_dir: str | os.PathLike, repo_id: str, private: bool = False
     return str(getattr(commit, "repo_url", None) or f"https://huggingface.co/datasets/{repo_id}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Reading rows back (training, evaluation)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def load_example_video(
-    video: dict[str, Any] | str, face_track: str | dict | None = None, num_frames: int | None = None
-):
-    """Decode one row's video into a `VideoClip` and its `FaceTrackResult`.
-
-    `video` is the row's `{"bytes", "path"}` (the column cast to `Video(decode=False)`) or a file path. With a face
-    track, exactly its frames are decoded (the boxes refer to them); `num_frames` then picks that many of them
-    uniformly and must not exceed the number tracked. Without one, `num_frames` frames are sampled uniformly and the
-    returned track is None.
-    """
-    from facetrack.processing.face_tracking import FaceTrackResult
-    from facetrack.processing.video_io import load_video
-
-    track = None
-    if face_track is not None:
-        track_dict = json.loads(face_track) if isinstance(face_track, str) else face_track
-        if num_frames is not None and num_frames != len(track_dict["frames"]):
-            track_dict = subsample_track(track_dict, num_frames)
-        track = FaceTrackResult.from_dict(track_dict)
-
-    with video_file(video) as video_path:
-        if track is not None:
-            clip = load_video(video_path, num_frames=None, frame_indices=[frame.frame_index for frame in track.frames])
-        else:
-            clip = load_video(video_path, num_frames=num_frames or 32)
-    return clip, track
-
-
-def subsample_track(track: dict[str, Any], num_frames: int) -> dict[str, Any]:
-    """A face track (`FaceTrackResult.to_dict()`) restricted to `num_frames` of its frames, picked uniformly."""
-    total = len(track["frames"])
-    if num_frames > total:
-        raise DatasetBuildError(
-            f"{num_frames} frames requested but the precomputed face track has {total}; rebuild the dataset with "
-            f"--num-frames {num_frames}"
-        )
-    keep = [round(i * (total - 1) / max(num_frames - 1, 1)) for i in range(num_frames)]
-    subset = dict(track)
-    subset["frames"] = [track["frames"][i] for i in keep]
-    for key in ("tracks", "track_scores"):  # per person, one value per frame (track_scores: format version 2)
-        if key in track:
-            subset[key] = {person: [values[i] for i in keep] for person, values in track[key].items()}
-    return subset
-
-
-class video_file:
-    """Context manager giving a file path for a video given as a path or as `{"bytes", "path"}` (bytes go to a
-    temporary file, since the decoders want a path)."""
-
-    def __init__(self, video: dict[str, Any] | str):
-        self.video = video
-        self.temp_path: str | None = None
-
-    def __enter__(self) -> str:
-        if isinstance(self.video, (str, os.PathLike)):
-            return str(self.video)
-        if not isinstance(self.video, dict) or (self.video.get("bytes") is None and self.video.get("path") is None):
-            raise DatasetBuildError(f"expected a video path or a {{'bytes', 'path'}} dict, got {type(self.video)}")
-        if self.video.get("bytes") is None:
-            return self.video["path"]
-        suffix = Path(self.video.get("path") or "video.mp4").suffix or ".mp4"
-        handle, self.temp_path = tempfile.mkstemp(suffix=suffix, prefix="facetrack-")
-        with os.fdopen(handle, "wb") as file:
-            file.write(self.video["bytes"])
-        return self.temp_path
-
-    def __exit__(self, *exc_info) -> None:
-        if self.temp_path is not None:
-            os.unlink(self.temp_path)
-
-
-def load_built_dataset(path: str | os.PathLike, split: str | None = None):
-    """`load_dataset(path)` with the video column cast to `Video(decode=False)` (bytes for decord/PyAV)."""
-    from datasets import Video, load_dataset
-
-    dataset = load_dataset(str(path), split=split)
-    return dataset.cast_column("video", Video(decode=False))
-
-
 __all__ = [
     "EVALUATION_PROMPT",
     "INSTRUCTION_TEMPLATES",
@@ -511,6 +428,5 @@ __all__ = [
     "resolve_video_path",
     "subsample_track",
     "track_in_source_pixels",
-    "video_file",
     "write_dataset_card",
 ]

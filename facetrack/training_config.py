@@ -107,12 +107,9 @@ class ModelArguments:
     )
 
 
-
 def parse_arguments(argv: list[str] | None = None):
     """(ScriptArguments, ModelArguments, SFTConfig) from `--config recipe.yaml` and/or flags (flags win)."""
     from trl import SFTConfig, TrlParser
-
-    import yaml
 
     class OneLineErrorParser(TrlParser):
         """argparse prints the whole usage (~150 lines here) before a bad value's message; one line is enough."""
@@ -131,21 +128,7 @@ def parse_arguments(argv: list[str] | None = None):
         )
     if "--config" in args:
         config_path = args[args.index("--config") + 1] if args.index("--config") + 1 < len(args) else ""
-        if not Path(config_path).is_file():
-            raise TrainingSetupError(f"recipe file not found: {config_path!r}")
-        try:
-            recipe = yaml.safe_load(Path(config_path).read_text())
-        except yaml.YAMLError as error:
-            raise TrainingSetupError(f"recipe {config_path} is not valid YAML: {str(error).splitlines()[0]}") from error
-        if not isinstance(recipe, dict):
-            raise TrainingSetupError(f"recipe {config_path} must be a YAML mapping of key: value")
-        # Checked before the dataclasses are built, so a typo is reported as such, not as a later consequence.
-        known_keys = {action.dest for action in parser._actions} | {"env"}
-        unknown_keys = sorted(set(recipe) - known_keys)
-        if unknown_keys:
-            raise TrainingSetupError(
-                f"unknown key(s) in recipe {config_path}: {', '.join(unknown_keys)} (see `facetrack train --help`)"
-            )
+        check_recipe_keys(parser, config_path)
     try:
         script_args, model_args, training_args = parser.parse_args_and_config(args)
     except ValueError as error:
@@ -155,6 +138,28 @@ def parse_arguments(argv: list[str] | None = None):
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return script_args, model_args, training_args
+
+
+def check_recipe_keys(parser, config_path: str) -> None:
+    """A recipe file that TrlParser can read, every key of it an argument: one line naming the problem. TrlParser
+    finds unknown keys itself, but only after building the dataclasses, so a typo would show up as what its absence
+    causes (with no `use_cpu` key, say, SFTConfig's bf16 check on a machine without a GPU); its own
+    `set_defaults_with_config` names them first."""
+    import yaml
+
+    if not Path(config_path).is_file():
+        raise TrainingSetupError(f"recipe file not found: {config_path!r}")
+    try:
+        recipe = yaml.safe_load(Path(config_path).read_text())
+    except yaml.YAMLError as error:
+        raise TrainingSetupError(f"recipe {config_path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(recipe, dict):
+        raise TrainingSetupError(f"recipe {config_path} must be a YAML mapping of key: value")
+    recipe.pop("env", None)  # environment variables, which TrlParser sets
+    unknown = parser.set_defaults_with_config(**recipe)[::2]  # ["--key", "value", ...]
+    if unknown:
+        names = ", ".join(sorted(flag.removeprefix("--") for flag in unknown))
+        raise TrainingSetupError(f"unknown key(s) in recipe {config_path}: {names} (see `facetrack train --help`)")
 
 
 def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments, training_args) -> None:

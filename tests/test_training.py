@@ -1,5 +1,9 @@
 """Instruction tuning with TRL's SFTTrainer on a tiny FaceTrack-MM: memorisation, resume, LoRA, the collator's
-labels, freezing, recipes and bad input."""
+labels and its data path (bytes, tracks parsed once), freezing, recipes, bad input, kill -9 at every stage.
+
+Over 400 lines on purpose: every test here shares the module's fixtures (a built dataset, a tiny model, one
+interrupted-then-resumed run, an uninterrupted reference run), which take about a minute to make; split into
+several files they would be made once per file."""
 
 from __future__ import annotations
 
@@ -131,15 +135,14 @@ def test_tiny_recipe_memorises_and_reloads_in_a_fresh_process(interrupted_then_r
 import json
 from datasets import Video, load_dataset
 from transformers import AutoModelForImageTextToText, AutoProcessor
-from facetrack.dataset_builder import video_file
 model = AutoModelForImageTextToText.from_pretrained({str(output_dir)!r}, trust_remote_code=True)
 processor = AutoProcessor.from_pretrained({str(output_dir)!r}, trust_remote_code=True)
 rows = load_dataset({str(tiny_dataset)!r}, split="train").cast_column("video", Video(decode=False))
 answers = {{}}
 for row in rows:
     prompt = processor.apply_chat_template(row["messages"][:1], tokenize=False, add_generation_prompt=True)
-    with video_file(row["video"]) as path:
-        inputs = processor(text=[prompt], videos=[path], face_tracks=[json.loads(row["face_track"])])
+    path = {str(tiny_dataset.parent / "videos")!r} + "/" + row["video"]["path"]  # the clip the row embeds
+    inputs = processor(text=[prompt], videos=[path], face_tracks=[json.loads(row["face_track"])])
     output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
     answers[row["id"]] = processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 print("ANSWERS=" + json.dumps(answers))
@@ -250,6 +253,64 @@ def test_detected_faces_match_the_precomputed_track(tiny_processor_and_rows):
     assert torch.allclose(precomputed["pixel_values_faces"], detected["pixel_values_faces"])
 
 
+def test_collator_decodes_the_embedded_bytes_with_no_temporary_file(tiny_processor_and_rows, tiny_dataset, monkeypatch):
+    """The batch is the processor's own on the clip files, though nothing is written to disk on the way."""
+    import tempfile
+
+    _, processor, rows = tiny_processor_and_rows
+    assert type(processor).__module__.startswith("transformers_modules.")  # the model folder's copy (remote code)
+
+    def no_temporary_files(*args, **kwargs):
+        raise AssertionError("a temporary file was written")
+
+    expected = processor(
+        text=[FaceTrackDataCollator(processor)._texts(row["messages"])[0] for row in (rows[0], rows[2])],
+        videos=[str(tiny_dataset.parent / "videos" / row["video"]["path"]) for row in (rows[0], rows[2])],
+        face_tracks=[rows[0]["face_track"], rows[2]["face_track"]], padding=True, padding_side="right",
+    )
+    for name in ("mkstemp", "NamedTemporaryFile", "TemporaryFile", "mkdtemp"):
+        monkeypatch.setattr(tempfile, name, no_temporary_files)
+    batch = FaceTrackDataCollator(processor)([rows[0], rows[2]])
+    for key in ("input_ids", "pixel_values_videos", "pixel_values_faces", "face_mask", "video_num_frames"):
+        assert torch.equal(batch[key], expected[key]), key
+
+
+def test_each_face_track_is_parsed_once(tiny_dataset, tiny_processor_and_rows, monkeypatch):
+    """Loading the split parses (and checks) every track; reading rows and collating batches, epoch after epoch, never
+    parses one again. A pickled copy (a spawned dataloader worker's) parses each row once itself."""
+    import pickle
+
+    from datasets import load_dataset
+
+    _, processor, _ = tiny_processor_and_rows
+    stored = load_dataset(str(tiny_dataset), split="train")["face_track"]  # (the two face-free clips' are equal)
+    parsed = []
+    real_loads = json.loads
+
+    def counting_loads(text, *args, **kwargs):
+        if text in set(stored):
+            parsed.append(text)
+        return real_loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counting_loads)
+    rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    assert sorted(parsed) == sorted(stored)  # the check before training: each row once
+    collator = FaceTrackDataCollator(processor, num_frames=2)
+    for _ in range(3):  # three epochs
+        collator([rows[index] for index in range(len(rows))])
+    assert len(parsed) == len(stored)
+    assert rows[1]["face_track"] == real_loads(load_dataset(str(tiny_dataset), split="train")[1]["face_track"])
+
+    copy = pickle.loads(pickle.dumps(rows))
+    assert [copy[index]["face_track"] for index in range(len(rows))] == [rows[i]["face_track"] for i in range(len(rows))]
+    assert len(parsed) == 2 * len(stored)
+    # The parquet's rows, videos included, are read where they are: no copy of the split is written.
+    assert rows.cache_files == load_dataset(str(tiny_dataset), split="train").cache_files
+
+    with pytest.raises(TrainingSetupError, match="not a parsed track: give the collator rows of"):
+        collator([load_dataset(str(tiny_dataset), split="train").cast_column("video", rows.features["video"])[0]])
+
+
 def test_trainable_parts_default_and_choices(tiny_base):
     from transformers import AutoModelForImageTextToText
 
@@ -267,6 +328,26 @@ def test_trainable_parts_default_and_choices(tiny_base):
         training.lora_config(ModelArguments(use_peft=True, train_vision_tower=True))
 
 
+def test_parts_are_found_under_peft_names_too(tiny_base):
+    """The optimizer groups read the parts of a peft-wrapped model: adapters are the LLM's, the trained projector
+    copies are projectors."""
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_base, trust_remote_code=True)
+    model_args = ModelArguments(use_peft=True)
+    plain = {name: training.parameter_part(name) for name, _ in model.named_parameters()}
+    assert set(plain.values()) == {"vision", "projector", "language_model"}
+    training.set_trainable_parts(model, model_args)
+    wrapped = get_peft_model(model, training.lora_config(model_args))
+    trained = {name: training.parameter_part(name) for name, p in wrapped.named_parameters() if p.requires_grad}
+    assert {part for name, part in trained.items() if "lora_" in name} == {"language_model"}
+    assert {part for name, part in trained.items() if "modules_to_save" in name} == {"projector"}
+    assert set(trained.values()) == {"language_model", "projector"}
+    with pytest.raises(TrainingSetupError, match="belongs to no known FaceTrack-MM part"):
+        training.parameter_part("model.some_new_module.weight")
+
+
 def test_projector_learning_rate_gets_its_own_group(tiny_processor_and_rows, tiny_dataset, tmp_path):
     model, processor, rows = tiny_processor_and_rows
     from trl import SFTConfig
@@ -274,7 +355,7 @@ def test_projector_learning_rate_gets_its_own_group(tiny_processor_and_rows, tin
     training.set_trainable_parts(model, ModelArguments())
     args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, learning_rate=1e-4, report_to=[],
                      remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
-    trainer = training._sft_trainer_class()(
+    trainer = training.FaceTrackSFTTrainer(
         model=model, args=args, data_collator=FaceTrackDataCollator(processor), train_dataset=rows,
         processing_class=processor,
     )
@@ -295,6 +376,22 @@ def test_unknown_recipe_key_is_a_clear_error(tmp_path):
         training.parse_arguments(["--config", str(recipe)])
     with pytest.raises(TrainingSetupError, match="recipe file not found"):
         training.parse_arguments(["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_recipe_env_and_mapping_as_trl_reads_them(tmp_path, monkeypatch):
+    """`env:` sets environment variables (TrlParser's key, not an unknown one); a list is no recipe; several typos
+    are named together, before SFTConfig's own checks run."""
+    monkeypatch.setenv("FACETRACK_RECIPE_TEST", "no")  # (and back to unset after the test)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(TINY_RECIPE.read_text() + "\nenv:\n  FACETRACK_RECIPE_TEST: 'yes'\n")
+    training.parse_arguments(["--config", str(recipe)])
+    assert os.environ["FACETRACK_RECIPE_TEST"] == "yes"
+    recipe.write_text("- max_steps: 3\n")
+    with pytest.raises(TrainingSetupError, match="must be a YAML mapping"):
+        training.parse_arguments(["--config", str(recipe)])
+    recipe.write_text("lerning_rate: 0.1\nmax_stepz: 3\n")  # and no use_cpu: SFTConfig would refuse bf16 first
+    with pytest.raises(TrainingSetupError, match=r"unknown key\(s\) in recipe .*: lerning_rate, max_stepz"):
+        training.parse_arguments(["--config", str(recipe)])
 
 
 def test_recipes_parse(tmp_path):
