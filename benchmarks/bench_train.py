@@ -1,10 +1,13 @@
 """CPU training throughput of the tiny recipe (configs/tiny_cpu.yaml): face tracks precomputed at dataset build time
-(`face_source=precomputed`, the default) vs. detected and tracked on the fly at every step (`face_source=detect`).
+(`face_source=precomputed`, the default) vs. detected and tracked on the fly at every step (`face_source=detect`),
+and the data path alone (the collator: decode each row's video at its track's frames, crop the faces, tokenise).
 
-    python benchmarks/bench_train.py [--steps 10] [--num-frames 8] [--batch-size 2] [--threads 1]
+    python benchmarks/bench_train.py [--steps 10] [--num-frames 8] [--batch-size 2] [--threads 1] [--collate 40]
+                                     [--collator-only]
 
 Uses the real clips in ../shared/media when present (640x360, 30 fps), else synthetic 256 px clips. Prints samples/s
-as measured by the Trainer (train_samples_per_second) and the speed-up.
+as measured by the Trainer (train_samples_per_second), the speed-up, and the collator's samples/s (median of
+`--collate` batches; with the model and trainer out of the way, this is where decoding shows).
 """
 
 from __future__ import annotations
@@ -82,12 +85,36 @@ def measure(mode: str, dataset: Path, base_model: Path, work: Path, args: argpar
     return float(result["train_result"].metrics["train_samples_per_second"])
 
 
+def measure_collator(dataset: Path, base_model: Path, args: argparse.Namespace) -> float:
+    """Samples/s of the collator alone, precomputed face tracks: the median batch over `args.collate` batches."""
+    import statistics
+    import time
+
+    import torch
+
+    from facetrack import training
+
+    torch.set_num_threads(args.threads)
+    rows, _ = training.load_training_splits(training.ScriptArguments(dataset_name=str(dataset)))
+    _, processor = training.load_model_and_processor(str(base_model), training.ModelArguments())
+    collator = training.FaceTrackDataCollator(processor)
+    seconds = []
+    for batch in range(args.collate):
+        examples = [rows[(batch * args.batch_size + i) % len(rows)] for i in range(args.batch_size)]
+        start = time.perf_counter()
+        collator(examples)
+        seconds.append(time.perf_counter() - start)
+    return args.batch_size / statistics.median(seconds)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="training steps per mode")
     parser.add_argument("--num-frames", type=int, default=8, help="frames per clip")
     parser.add_argument("--batch-size", type=int, default=2, help="per-device batch size")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--collate", type=int, default=40, help="batches timed for the collator alone")
+    parser.add_argument("--collator-only", action="store_true", help="time the collator alone, no training runs")
     args = parser.parse_args()
 
     import transformers
@@ -99,14 +126,19 @@ def main() -> int:
         work = Path(tmp)
         dataset, source = prepare_dataset(work, args.num_frames)
         base_model = build_tiny_model(work / "tiny-base", tokenizer="trained")
-        results = {mode: measure(mode, dataset, base_model, work, args) for mode in ("precomputed", "detect")}
+        collator_samples_per_second = measure_collator(dataset, base_model, args)
+        results = {} if args.collator_only else {
+            mode: measure(mode, dataset, base_model, work, args) for mode in ("precomputed", "detect")
+        }
 
     print(f"\nTiny recipe on CPU ({args.threads} thread(s)), {args.steps} steps, batch {args.batch_size}, "
           f"{args.num_frames} frames/clip, {source}")
-    print(f"| face tracks | samples/s |\n|---|---|")
-    for mode, samples_per_second in results.items():
-        print(f"| {mode} | {samples_per_second:.2f} |")
-    print(f"precomputed / detected on the fly: {results['precomputed'] / results['detect']:.1f}x")
+    if results:
+        print(f"| face tracks | samples/s |\n|---|---|")
+        for mode, samples_per_second in results.items():
+            print(f"| {mode} | {samples_per_second:.2f} |")
+        print(f"precomputed / detected on the fly: {results['precomputed'] / results['detect']:.1f}x")
+    print(f"collator alone (precomputed tracks, batch {args.batch_size}): {collator_samples_per_second:.2f} samples/s")
     return 0
 
 
