@@ -227,6 +227,9 @@ def _init_worker(detector: str, expressions: bool = False) -> None:
     from facetrack.processing.face_tracking import FaceTracker
 
     _WORKER_TRACKER = FaceTracker(detector=detector)
+    if _WORKER_ANALYZER is not None:  # a previous build in this process (num_proc=1 runs here)
+        _WORKER_ANALYZER.close()
+    _WORKER_ANALYZER = None
     if expressions:
         from facetrack.processing.expressions import ExpressionAnalyzer
 

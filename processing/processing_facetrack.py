@@ -173,7 +173,6 @@ class FaceTrackProcessor(ProcessorMixin):
         self.face_crop_margin = float(face_crop_margin)
         self.tracker_options = dict(tracker_options or {})
         self._face_tracker = None  # built on first use: precomputed tracks never need a detector
-        self._expression_analyzer = None  # built on the first call with return_expressions=True
         legacy_padding_side = kwargs.pop("padding_side", None)  # processor_config.json written before 0.2
         if kwargs:
             raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(sorted(kwargs))}")
@@ -240,9 +239,9 @@ class FaceTrackProcessor(ProcessorMixin):
             if not face_track.frames:
                 raise FaceTrackProcessorError("the precomputed face track has no frames")
         tracker = self.face_tracker if face_track is None or target is not None else None
-        analyzer = self.expression_analyzer if expressions else None
+        # The expression models load per call, only when a person still needs measuring (~30 ms after the first).
         return analyze_video(video, num_frames=num_frames, fps=fps, tracker=tracker, target=target,
-                             face_track=face_track, expressions=expressions, analyzer=analyzer)
+                             face_track=face_track, expressions=expressions)
 
     def load_and_track(
         self,
@@ -255,15 +254,6 @@ class FaceTrackProcessor(ProcessorMixin):
         """`analyze(...)` without expressions, as (clip, track); the track's boxes are in the clip's pixels."""
         analysis = self.analyze(video, face_track, num_frames, fps, target)
         return analysis.clip, analysis.track
-
-    @property
-    def expression_analyzer(self):
-        """The expression models, loaded on first use (one line naming the install step when missing)."""
-        if self._expression_analyzer is None:
-            from .expressions import ExpressionAnalyzer
-
-            self._expression_analyzer = ExpressionAnalyzer()
-        return self._expression_analyzer
 
     def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
         """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
@@ -439,13 +429,12 @@ class FaceTrackProcessor(ProcessorMixin):
         return load_video(video, num_frames=num_frames, fps=fps)
 
     def to_dict(self) -> dict:
-        # The face tracker and expression models hold inference sessions: rebuilt when needed, never serialised.
+        # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
         face_tracker = self.__dict__.pop("_face_tracker", None)
-        analyzer = self.__dict__.pop("_expression_analyzer", None)
         try:
             return super().to_dict()
         finally:
-            self._face_tracker, self._expression_analyzer = face_tracker, analyzer
+            self._face_tracker = face_tracker
 
     def _expand_placeholders(self, texts: list[str], video_prompts: list[str]) -> tuple[list[str], list[list[dict]]]:
         """Replace the i-th `<video>` of the batch by the i-th video prompt. Also returns, per text, where each
