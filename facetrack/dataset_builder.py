@@ -32,8 +32,8 @@ Design choices:
 - Decoding, tracking and expressions are `video_analysis.analyze_video`, as everywhere else. By default the face
   track also holds the main character's measured expressions (timeline, events, measured caption: format version
   3), so analysis never reruns the models; training ignores them. Without the optional expression packages the
-  build warns once and stores tracks without them (`build_report.json` says which); `expressions=False`
-  (`--no-expressions`) skips them.
+  build stores tracks without them and its report says so in one line naming the install step (`build_report.json`,
+  and the CLI's summary); `expressions=False` (`--no-expressions`) skips them.
 - Crash safety: a split is written under new file names and swapped in by replacing the dataset card in one rename
   (`facetrack.dataset_release`), so an interrupted build leaves the previous split whole, and a rerun gives the same
   result as an uninterrupted build.
@@ -281,7 +281,7 @@ def track_in_source_pixels(track: dict[str, Any], width: int | None, height: int
 
 def expressions_available(wanted: bool) -> tuple[bool, str]:
     """(measure expressions?, what the build report says about them): off when not wanted, or when the optional
-    packages are missing (then said in one warning line naming the install step; the build goes on without)."""
+    packages are missing (the report's line then names the install step; the build goes on without)."""
     if not wanted:
         return False, "not measured (--no-expressions)"
     from facetrack.processing.expression_models import ExpressionDependencyError, check_expression_dependencies
@@ -289,7 +289,6 @@ def expressions_available(wanted: bool) -> tuple[bool, str]:
     try:
         check_expression_dependencies()
     except ExpressionDependencyError as error:
-        logger.warning("face tracks are stored without expressions: %s", error)
         return False, f"not measured: {error}"
     return True, "the main character's, in every face_track (FaceTrackResult version 3 'expressions')"
 

@@ -1,10 +1,15 @@
-"""FaceTrack-MM Gradio demo: drop in a video, see whose face the model follows and what it says about their expression.
+"""FaceTrack-MM Gradio demo: drop in a video, see whose face the model follows, what was measured of their expression
+(a timeline plot and a measured description) and what the model says about it.
+
+Each upload goes through the one analysis pipeline once (`video_analysis.analyze_video`: decode, track, measure);
+the resulting clip and track objects stay in the session (`gr.State`) for the people gallery and the caption step.
 
 Run locally:  python space/app.py [--model PATH_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
 
 Configuration (environment variables; the command-line flags win):
   FACETRACK_MODEL                 Hub id or local folder (e.g. written by train_sft.py) of the captioning model;
-                                  without it the demo only tracks faces and says how to configure a model.
+                                  without it the demo tracks faces, shows the measured description (no language
+                                  model) and says how to configure a model.
   FACETRACK_SPACE_NUM_FRAMES      frames sampled per video (default 16 on CPU, 32 on GPU)
   FACETRACK_SPACE_MAX_SECONDS     longest video accepted, seconds (default 120)
   FACETRACK_SPACE_MAX_MB          largest upload accepted, MB (default 100)

@@ -582,3 +582,25 @@ def test_load_dataset_first_row_video_decodes(built):
     expected = load_video(source, frame_indices=[0, 35, 71]).frames
     decoded = frames.data.permute(0, 2, 3, 1).numpy()
     assert np.abs(decoded.astype(int) - expected.astype(int)).mean() < 2  # same pictures (decoders round apart)
+
+
+def test_without_the_expression_packages_tracks_are_stored_and_one_line_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "videos").mkdir()
+    write_zoom_clip(tmp_path / "videos" / "zoom.mp4", num_frames=6)
+    (tmp_path / "a.json").write_text(json.dumps([{"id": "z", "video": "zoom.mp4", "caption": "A smile."}]))
+    script = ("import sys\nsys.modules['mediapipe'] = None\nsys.modules['ai_edge_litert'] = None\n"
+              "from facetrack.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "dataset", "build", str(tmp_path / "a.json"),
+                           "--video-root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+                           "--num-frames", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in (done.stdout + done.stderr).splitlines() if "pip install" in line]
+    assert len(notes) == 1 and notes[0].startswith("expressions: not measured: the expression timeline needs")
+    row = dataset_builder.load_built_dataset(tmp_path / "out", split="train")[0]
+    track = json.loads(row["face_track"])
+    assert track["expressions"] == {} and row["has_face"]
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]
+    assert report["expressions"] == notes[0].removeprefix("expressions: ")
