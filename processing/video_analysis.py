@@ -123,21 +123,28 @@ class VideoAnalysis:
     def _measure(self, person_ids: list[int], analyzer, progress: ProgressCallback) -> None:
         """Measure the expressions of those of `person_ids` not measured yet (in place; the track's `expressions`
         dict is this analysis's own copy)."""
-        wanted = [pid for pid in person_ids if pid is not None and pid not in self.track.expressions]
-        if not self.expressions_requested or self.expression_problem or not wanted:
+        if not self.expressions_requested or self.expression_problem:
             return
-        started = time.perf_counter()
         config = self.expression_config or (analyzer.config if analyzer is not None else ExpressionConfig())
         owned = analyzer is None
-        try:
-            if owned:
-                from .expressions import ExpressionAnalyzer
-
+        if owned:  # said even when nobody needs measuring (a video without a face): the packages are missing anyway
+            try:
                 check_expression_dependencies(config.landmarker_model_path, config.emotion_model_path)
-                analyzer = ExpressionAnalyzer(config)
-        except ExpressionDependencyError as error:
-            self.expression_problem = str(error)
+            except ExpressionDependencyError as error:
+                self.expression_problem = str(error)
+                return
+        wanted = [pid for pid in person_ids if pid is not None and pid not in self.track.expressions]
+        if not wanted:
             return
+        started = time.perf_counter()
+        if owned:
+            from .expressions import ExpressionAnalyzer
+
+            try:
+                analyzer = ExpressionAnalyzer(config)
+            except ExpressionDependencyError as error:  # e.g. mediapipe is there but does not import
+                self.expression_problem = str(error)
+                return
         try:
             reports = dict(self.track.expressions)
             for pid in wanted:

@@ -543,6 +543,24 @@ def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tm
     assert back.measured_caption == first.measured_caption and "Main character: person 1" in back.summary
 
 
+def test_without_the_expression_packages_the_page_says_what_to_install(space_app, media_dir, tmp_path, monkeypatch):
+    import facetrack.processing.video_analysis as video_analysis
+    from facetrack.processing.expression_models import INSTALL_STEP, ExpressionDependencyError
+
+    def missing(*args, **kwargs):
+        raise ExpressionDependencyError(f"the expression timeline needs mediapipe==1.2.3; install with: {INSTALL_STEP}")
+
+    monkeypatch.setattr(video_analysis, "check_expression_dependencies", missing)
+    config = space_app.DemoConfig(num_frames=4, work_dir=tmp_path)
+    for video in ("single_face.mp4", "no_face.mp4"):  # with and without a face to measure
+        outputs = space_app.track_video(str(media_dir / video), config, None, lambda *a, **k: None)
+        assert outputs.measured_caption == ("No measured description here: the expression timeline needs "
+                                            f"mediapipe==1.2.3; install with: {INSTALL_STEP}")
+        assert outputs.expression_plot is None and Path(outputs.annotated_video).is_file()
+    assert len(space_app.track_video(str(media_dir / "single_face.mp4"), config, None,
+                                     lambda *a, **k: None).crops) >= 3  # everything else works
+
+
 @pytest.mark.browser
 def test_browser_people_gallery_picks_whom_to_follow(space_app, browser, person_clips):
     demo = space_app.build_demo(model_path="", num_frames=NUM_FRAMES)
