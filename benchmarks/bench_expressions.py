@@ -3,9 +3,10 @@
     python benchmarks/bench_expressions.py [--runs 5] [--compare-inputs]
 
 Prints, for a 32-frame sample of a 10 s 1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled, as in
-bench_tracking.py), the median over --runs runs of: decoding, face tracking, the expression stage (landmarker on
-the face crop + emotion model, per frame), event detection and caption, and the whole track + expressions time
-(target: under 2.5 s on the 2-core machine). Then the expression stage per frame on the 640x360 clips.
+bench_tracking.py), the median over --runs runs of one call of the analysis pipeline every caller uses
+(`video_analysis.analyze_video`, as `facetrack track` runs it: decode, face tracking, the expression stage =
+landmarker on the face crop + emotion model per frame, events and the measured caption), with its stages, and the
+whole track + expressions time (target: under 2.5 s on the 2-core machine). Then the same on the 640x360 clips.
 """
 
 from __future__ import annotations
@@ -23,36 +24,30 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tracking import make_720p_clip  # noqa: E402
 
-from facetrack.processing.expression_caption import measured_caption  # noqa: E402
-from facetrack.processing.expression_events import detect_events  # noqa: E402
 from facetrack.processing.expressions import ExpressionAnalyzer  # noqa: E402
 from facetrack.processing.face_tracking import FaceTracker  # noqa: E402
+from facetrack.processing.video_analysis import analyze_video  # noqa: E402
 from facetrack.processing.video_io import load_video  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1] / "tests" / "media"
 NUM_FRAMES = 32
 TARGET_SECONDS = 2.5
+DECODE_MAX_SIDE = 1920  # as `facetrack track`
 
 
 def time_clip(path: Path, tracker: FaceTracker, analyzer: ExpressionAnalyzer, runs: int) -> dict[str, float]:
-    stages: dict[str, list[float]] = {"decode": [], "track": [], "expressions": [], "events": [], "total": [],
-                                      "cpu": []}
+    stages: dict[str, list[float]] = {"decode": [], "track": [], "expressions": [], "total": [], "cpu": []}
     for _ in range(runs):
         cpu_start, start = time.process_time(), time.perf_counter()
-        clip = load_video(path, num_frames=NUM_FRAMES)
-        decoded = time.perf_counter()
-        track = tracker.track(clip)
-        tracked = time.perf_counter()
-        timeline = analyzer.analyze(clip.frames, track.boxes, clip.timestamps, clip.frame_indices)
-        measured = time.perf_counter()
-        measured_caption(detect_events(timeline), timeline)
+        analysis = analyze_video(path, num_frames=NUM_FRAMES, max_side=DECODE_MAX_SIDE, tracker=tracker,
+                                 analyzer=analyzer)
         done = time.perf_counter()
-        for name, seconds in zip(stages, [decoded - start, tracked - decoded, measured - tracked, done - measured,
-                                          done - start]):
-            stages[name].append(seconds * 1000)
+        for name in ("decode", "track", "expressions"):  # the expression stage includes events + caption
+            stages[name].append(analysis.timings[name])
+        stages["total"].append((done - start) * 1000)
         stages["cpu"].append((time.process_time() - cpu_start) * 1000)
     result = {name: statistics.median(values) for name, values in stages.items()}
-    result["faces"] = int(timeline.measured.sum())
+    result["faces"] = int(analysis.expressions.timeline.measured.sum())
     return result
 
 
@@ -105,24 +100,23 @@ def main() -> None:
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, median of {args.runs} runs, "
           f"{NUM_FRAMES} frames\n")
     tracker, analyzer = FaceTracker(), ExpressionAnalyzer()
-    warm = load_video(MEDIA / "single_face.mp4", num_frames=2)
-    analyzer.analyze(warm.frames, tracker.track(warm).boxes, warm.timestamps)  # warm-up: imports, first graph run
+    analyze_video(MEDIA / "single_face.mp4", num_frames=2, tracker=tracker, analyzer=analyzer)  # warm-up
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         clip_720p = make_720p_clip(MEDIA / "WolfgangLanger_Pexels.mp4", Path(scratch) / "wolfgang_720p_10s.mp4")
         rows.append(("WolfgangLanger 1280x720 10 s (upscaled)", time_clip(clip_720p, tracker, analyzer, args.runs)))
     for name in ("single_face.mp4", "WolfgangLanger_Pexels.mp4"):
         rows.append((name, time_clip(MEDIA / name, tracker, analyzer, args.runs)))
-    print("| video (32 frames) | decode ms | track ms | expressions ms | expressions ms/frame | events + caption ms | "
+    print("| video (32 frames) | decode ms | track ms | expressions + events + caption ms | expressions ms/frame | "
           "total ms | CPU ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, t in rows:
         per_frame = t["expressions"] / max(t["faces"], 1)  # frames with a face (all 32 on these clips)
         print(f"| {name} | {t['decode']:.0f} | {t['track']:.0f} | {t['expressions']:.0f} | {per_frame:.1f} | "
-              f"{t['events']:.0f} | {t['total']:.0f} | {t['cpu']:.0f} |")
+              f"{t['total']:.0f} | {t['cpu']:.0f} |")
     total = rows[0][1]["total"] / 1000
-    print(f"\n720p 10 s clip, {NUM_FRAMES} frames, track + expressions: {total:.2f} s median "
-          f"({'meets' if total < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target)")
+    print(f"\n720p 10 s clip, {NUM_FRAMES} frames, track + expressions (analyze_video): {total:.2f} s median at load "
+          f"{os.getloadavg()[0]:.1f} ({'meets' if total < TARGET_SECONDS else 'misses'} the {TARGET_SECONDS} s target)")
     analyzer.close()
     if args.compare_inputs:
         compare_landmarker_inputs(args.runs)

@@ -30,6 +30,11 @@ Design choices:
 - Frames are decoded with their longer side at most `TRACKING_MAX_SIDE` (1920) pixels: the detector works on
   640-pixel frames anyway, and a 4K clip then takes a quarter of the memory. The face track's boxes, `width` and
   `height` are stored in the video's own pixels.
+- Decoding, tracking and expressions are `video_analysis.analyze_video`, as everywhere else. By default the face
+  track also holds the main character's measured expressions (timeline, events, measured caption: format version
+  3), so analysis never reruns the models; training ignores them. Without the optional expression packages the
+  build stores tracks without them and its report says so in one line naming the install step (`build_report.json`,
+  and the CLI's summary); `expressions=False` (`--no-expressions`) skips them.
 - Crash safety: a split is written under new file names and swapped in by replacing the dataset card in one rename
   (`facetrack.dataset_release`), so an interrupted build leaves the previous split whole, and a rerun gives the same
   result as an uninterrupted build.
@@ -101,6 +106,7 @@ class BuildReport:
     dropped: list[dict[str, str]] = field(default_factory=list)  # {"id", "video", "status", "reason"}
     no_face: list[dict[str, str]] = field(default_factory=list)  # kept, with an empty main track
     shards: list[str] = field(default_factory=list)
+    expressions: str = ""  # whether the face tracks hold the main character's measured expressions, and why not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +116,7 @@ class BuildReport:
             "num_no_face": len(self.no_face),
             "dropped": self.dropped,
             "no_face": self.no_face,
+            "expressions": self.expressions,
             "shards": self.shards,
         }
 
@@ -213,69 +220,94 @@ def _check_build_arguments(video_root: Path, split: str, num_frames: int, num_pr
 # ---------------------------------------------------------------------------------------------------------------
 
 _WORKER_TRACKER = None  # one FaceTracker per process: the detector session is built once, not per clip
+_WORKER_ANALYZER = None  # and one ExpressionAnalyzer, when expressions are stored
 
 
-def _init_worker(detector: str) -> None:
-    global _WORKER_TRACKER
+def _init_worker(detector: str, expressions: bool = False) -> None:
+    global _WORKER_TRACKER, _WORKER_ANALYZER
     from facetrack.processing.face_tracking import FaceTracker
 
     _WORKER_TRACKER = FaceTracker(detector=detector)
+    if _WORKER_ANALYZER is not None:  # a previous build in this process (num_proc=1 runs here)
+        _WORKER_ANALYZER.close()
+    _WORKER_ANALYZER = None
+    if expressions:
+        from facetrack.processing.expressions import ExpressionAnalyzer
+
+        _WORKER_ANALYZER = ExpressionAnalyzer()
 
 
 def _track_one(task: tuple[str, str, int]) -> TrackOutcome:
+    """Decode, track and (when the worker has an analyzer) measure the main character's expressions of one clip:
+    `video_analysis.analyze_video`; the stored track is in the video's own pixels."""
     video_path, relative_path, num_frames = task
-    from facetrack.processing.video_io import VideoDecodeError, load_video
+    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.processing.video_io import VideoDecodeError
 
     if not os.path.isfile(video_path):
         return TrackOutcome(status="missing", reason=f"video file not found: {relative_path}")
+    decoded = []  # filled once decoding is done: a failure after it is the tracker's, not the file's
+
+    def progress(fraction: float, message: str) -> None:
+        if fraction > 0 and not decoded:
+            decoded.append(True)
+
     try:
-        clip = load_video(video_path, num_frames=num_frames, max_side=TRACKING_MAX_SIDE)
+        analysis = analyze_video(video_path, num_frames=num_frames, max_side=TRACKING_MAX_SIDE,
+                                 tracker=_WORKER_TRACKER, expressions=_WORKER_ANALYZER is not None,
+                                 analyzer=_WORKER_ANALYZER, progress=progress)
     except VideoDecodeError as error:  # the problem alone: the message's path is a local absolute one
         return TrackOutcome(status="unreadable", reason=f"{relative_path}: {error.problem}")
-    except (OSError, RuntimeError) as error:
-        return TrackOutcome(status="unreadable", reason=f"{relative_path}: {type(error).__name__}: "
-                            f"{str(error).replace(video_path, relative_path)}")
-    try:
-        result = _WORKER_TRACKER.track(clip)
-    except Exception as error:  # noqa: BLE001 - one clip's detector failure must not stop a 5,000-clip build
+    except Exception as error:  # noqa: BLE001 - one clip's failure must not stop a 5,000-clip build
+        if not decoded and isinstance(error, (OSError, RuntimeError)):
+            return TrackOutcome(status="unreadable", reason=f"{relative_path}: {type(error).__name__}: "
+                                f"{str(error).replace(video_path, relative_path)}")
         return TrackOutcome(status="error", reason=f"face tracking failed: {type(error).__name__}: {error}")
-    track = track_in_source_pixels(result.to_dict(), clip.source_width, clip.source_height)
-    if result.main_track_id is None or not bool(result.present.any()):
+    result = analysis.track
+    track = analysis.source_track().to_dict()
+    if result.main_person_id is None or not bool(result.present.any()):
         return TrackOutcome(status="no_face", reason=result.reason or "no face found", face_track=track)
     return TrackOutcome(status="ok", face_track=track)
 
 
 def track_in_source_pixels(track: dict[str, Any], width: int | None, height: int | None) -> dict[str, Any]:
-    """A face track (`FaceTrackResult.to_dict()`) of frames decoded shrunk, with its boxes, `width` and `height`
-    mapped to the video's own `width` x `height` pixels (unchanged when the sizes already agree)."""
+    """A face track dict (`FaceTrackResult.to_dict()`) with every box mapped to `width` x `height` pixels
+    (`FaceTrackResult.scaled_to`; unchanged when the sizes already agree or are unknown)."""
+    from facetrack.processing.face_track_result import FaceTrackResult
+
     if not width or not height or (width, height) == (track["width"], track["height"]):
         return track
-    scale_x, scale_y = width / track["width"], height / track["height"]
+    return FaceTrackResult.from_dict(track).scaled_to(width, height).to_dict()
 
-    def scaled(box):
-        return None if box is None else [round(box[0] * scale_x, 2), round(box[1] * scale_y, 2),
-                                         round(box[2] * scale_x, 2), round(box[3] * scale_y, 2)]
 
-    result = dict(track, width=int(width), height=int(height))
-    result["frames"] = [dict(frame, box=scaled(frame["box"])) for frame in track["frames"]]
-    result["tracks"] = {key: [scaled(box) for box in boxes] for key, boxes in track["tracks"].items()}
-    return result
+def expressions_available(wanted: bool) -> tuple[bool, str]:
+    """(measure expressions?, what the build report says about them): off when not wanted, or when the optional
+    packages are missing (the report's line then names the install step; the build goes on without)."""
+    if not wanted:
+        return False, "not measured (--no-expressions)"
+    from facetrack.processing.expression_models import ExpressionDependencyError, check_expression_dependencies
+
+    try:
+        check_expression_dependencies()
+    except ExpressionDependencyError as error:
+        return False, f"not measured: {error}"
+    return True, "the main character's, in every face_track (FaceTrackResult version 3 'expressions')"
 
 
 def _track_all(
-    video_paths: list[tuple[str, str]], num_frames: int, num_proc: int, detector: str
+    video_paths: list[tuple[str, str]], num_frames: int, num_proc: int, detector: str, expressions: bool = False
 ) -> list[TrackOutcome]:
-    """Track (absolute path, annotation path) pairs."""
+    """Track (absolute path, annotation path) pairs (and measure the main character's expressions)."""
     from tqdm.auto import tqdm
 
     tasks = [(path, relative, num_frames) for path, relative in video_paths]
-    progress = dict(total=len(tasks), desc="Tracking faces", unit="clip")
+    progress = dict(total=len(tasks), desc="Tracking faces" + (" + expressions" if expressions else ""), unit="clip")
     if num_proc == 1:
-        _init_worker(detector)
+        _init_worker(detector, expressions)
         return [_track_one(task) for task in tqdm(tasks, **progress)]
     # "spawn": onnxruntime and torch thread pools are not fork-safe once initialised in the parent.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(detector,)) as pool:
+    with context.Pool(num_proc, initializer=_init_worker, initargs=(detector, expressions)) as pool:
         return list(tqdm(pool.imap(_track_one, tasks, chunksize=1), **progress))
 
 
@@ -307,9 +339,12 @@ def build_dataset(
     detector: str = "retinaface",
     license: str = "other",
     max_shard_size: str | int = "500MB",
+    expressions: bool = True,
 ) -> BuildReport:
     """Build (or rebuild) one split of the dataset folder. Returns the split's report, also saved in
-    `out_dir/build_report.json` beside the other splits' reports. Safe to interrupt: see `facetrack.dataset_release`."""
+    `out_dir/build_report.json` beside the other splits' reports. Safe to interrupt: see `facetrack.dataset_release`.
+    `expressions`: store the main character's measured expressions in every face track (when the optional
+    packages are installed; the report says which)."""
     from datasets.utils.py_utils import convert_file_size_to_int
 
     from . import dataset_release
@@ -329,8 +364,9 @@ def build_dataset(
             report.dropped.append({"id": item.id, "video": shown, "status": "outside_root", "reason": problem})
         else:
             to_track.append((item, video_file))
+    measure, report.expressions = expressions_available(expressions)
     outcomes = _track_all([(str(path), item.video) for item, path in to_track], num_frames=num_frames,
-                          num_proc=num_proc, detector=detector)
+                          num_proc=num_proc, detector=detector, expressions=measure)
 
     rows = []
     for (item, video_file), outcome in zip(to_track, outcomes):

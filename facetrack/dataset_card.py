@@ -96,6 +96,10 @@ Awareness", arXiv 2501.07978), built by `facetrack dataset build` (FaceTrack-MM)
 - `face_track` (string): JSON of `FaceTrackResult.to_dict()`: the sampled frame indices and timestamps, the main
   character's box per frame (`null` where the face is missing), every track's boxes, and why the main track was
   chosen. Training decodes exactly these frames and crops these boxes instead of running face detection.
+  Format version 3 also holds, under `expressions`, the main character's measured expression timeline
+  (blendshapes, head pose, eye/mouth/brow measures, 7 emotion probabilities per frame), its events and the
+  measured caption (from face landmarks and an emotion classifier, not from a language model), when the build had
+  the optional expression packages (`build_report.json` says whether).
 - `has_face` (bool): False when no face was found; such rows are kept with an empty main track.
 
 ## Instruction prompts

@@ -31,12 +31,16 @@ class Captioner:
         videos: Sequence,
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
-        face_tracks: Sequence[dict | None] | None = None,
+        face_tracks: Sequence | None = None,
         targets: Sequence | None = None,
     ) -> tuple[dict, list[dict]]:
         """One chat prompt per video (the same instruction) -> a left-padded batch of model inputs on the model's
-        device (pixels in the model's dtype), and the face track used for each video. `targets` (one per video, or
-        None) choose whose face to follow (`face_tracking.parse_target`); default the main character."""
+        device (pixels in the model's dtype), and the face track used for each video (dicts, video pixels).
+
+        videos: paths, frame arrays or decoded `VideoClip`s; face_tracks: one `FaceTrackResult` (or its dict, or
+        None to track that video) per video: a clip with its track (e.g. `VideoAnalysis.clip` / `.track`) is
+        neither decoded nor tracked again. `targets` (one per video, or None) choose whose face to follow
+        (`face_tracking.parse_target`); default the main character."""
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = self.processor(
@@ -64,7 +68,7 @@ class Captioner:
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
         max_new_tokens: int = 256,
-        face_tracks: Sequence[dict | None] | None = None,
+        face_tracks: Sequence | None = None,
         targets: Sequence | None = None,
     ) -> tuple[list[str], list[dict]]:
         """Greedy captions of a batch of videos; returns `(captions, face_track_dicts)`."""
@@ -83,7 +87,7 @@ class Captioner:
         prompt: str = DEFAULT_PROMPT,
         num_frames: int | None = None,
         max_new_tokens: int = 256,
-        face_track: dict | None = None,
+        face_track=None,
         target=None,
     ) -> tuple[Iterator[str], dict]:
         """Greedy caption streamed piece by piece: returns `(iterator of text pieces, face_track_dict)`.
@@ -136,8 +140,7 @@ class Captioner:
         if not per_person:
             return []
         captions, tracks = self.generate_captions(
-            [clip] * len(per_person), prompt, max_new_tokens=max_new_tokens,
-            face_tracks=[person.to_dict() for person in per_person],
+            [clip] * len(per_person), prompt, max_new_tokens=max_new_tokens, face_tracks=per_person
         )
         total = len(result.frames)
         return [

@@ -118,9 +118,10 @@ def render_overlay(
     video, out_path: str | Path, num_frames: int | None = 32, fps: float | None = None, detector: str = "retinaface",
     target=None,
 ) -> tuple[FaceTrackResult, Path]:
-    """Sample + track `video` (following `target` when given) and write its overlay .mp4 in one call (for the demo);
-    returns the result and path."""
-    from facetrack.processing.face_tracking import track_video
+    """Sample + track `video` (following `target` when given; `video_analysis.analyze_video` without expressions)
+    and write its overlay .mp4 in one call; returns the result and path."""
+    from facetrack.processing.video_analysis import analyze_video
 
-    clip, result = track_video(video, num_frames=num_frames, fps=fps, detector=detector, target=target)
-    return result, write_overlay_video(clip.frames, result, out_path)
+    analysis = analyze_video(video, num_frames=num_frames, fps=fps, tracker=detector, target=target,
+                             expressions=False)
+    return analysis.track, write_overlay_video(analysis.clip.frames, analysis.track, out_path)

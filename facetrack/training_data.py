@@ -56,6 +56,7 @@ def row_video(video: dict[str, Any] | str | os.PathLike):
 def subsample_track(track: dict[str, Any], num_frames: int) -> dict[str, Any]:
     """A face track (`FaceTrackResult.to_dict()`) restricted to `num_frames` of its frames, picked uniformly."""
     from .dataset_builder import DatasetBuildError
+    from .processing.video_io import uniform_indices
 
     total = len(track["frames"])
     if num_frames > total:
@@ -63,12 +64,17 @@ def subsample_track(track: dict[str, Any], num_frames: int) -> dict[str, Any]:
             f"{num_frames} frames requested but the precomputed face track has {total}; rebuild the dataset with "
             f"--num-frames {num_frames}"
         )
-    keep = [round(i * (total - 1) / max(num_frames - 1, 1)) for i in range(num_frames)]
+    keep = uniform_indices(total, num_frames)
     subset = dict(track)
     subset["frames"] = [track["frames"][i] for i in keep]
     for key in ("tracks", "track_scores"):  # per person, one value per frame (track_scores: format version 2)
         if key in track:
             subset[key] = {person: [values[i] for i in keep] for person, values in track[key].items()}
+    if track.get("expressions"):  # format version 3: the kept frames' timelines, their events re-derived
+        from .processing.expression_report import ExpressionReport
+
+        subset["expressions"] = {person: ExpressionReport.from_dict(report).select_frames(keep).to_dict()
+                                 for person, report in track["expressions"].items()}
     return subset
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -193,6 +193,19 @@ class ExpressionTimeline:
         """(T, 7) emotion probabilities, NaN rows where not measured."""
         return np.stack([self.signal(f"emotion:{label}") for label in self.emotion_labels], axis=1) \
             if self.frames else np.zeros((0, len(self.emotion_labels)))
+
+    def select_frames(self, positions: Sequence[int]) -> ExpressionTimeline:
+        """The timeline of the frames at `positions` only."""
+        return replace(self, frames=[replace(self.frames[int(t)]) for t in positions], models=dict(self.models))
+
+    def scaled(self, scale_x: float, scale_y: float) -> ExpressionTimeline:
+        """The same measurements with the face boxes in other pixels (every measure is normalised by face size)."""
+        def box(b):
+            return None if b is None else [round(b[0] * scale_x, 2), round(b[1] * scale_y, 2),
+                                           round(b[2] * scale_x, 2), round(b[3] * scale_y, 2)]
+
+        return replace(self, frames=[replace(frame, box=box(frame.box)) for frame in self.frames],
+                       models=dict(self.models))
 
     def to_dict(self) -> dict:
         return {

@@ -1,10 +1,11 @@
-"""The result of tracking one video: every person (identity) found, who the main character is and why, and the
-followed person's box in every sampled frame. JSON format version 2; version-1 files (one id per position-only
-track) still load.
+"""The result of tracking one video: every person (identity) found, who the main character is and why, the
+followed person's box in every sampled frame, and the measured expressions of the persons they were measured for.
+JSON format version 3; version-2 files (no expressions) and version-1 files (one id per position-only track) still
+load.
 
 `FaceTrackResult.to_dict()`:
 
-    {"version": 2, "width": 640, "height": 360, "detector": "retinaface",
+    {"version": 3, "width": 640, "height": 360, "detector": "retinaface",
      "main_person_id": 1,            # the main character by the presence x size x centrality rule (null: none)
      "person_id": 1,                 # whose boxes "frames" holds: the chosen person when a target was given, else main
      "reason": "person 1 is the main character: ...",
@@ -20,22 +21,34 @@ track) still load.
      "track_scores": {"1": [score or null per frame], ...},  # and detection score
      "persons": {"1": {"fragments": [{"first": 0, "last": 57, "frames": 19, "shot": 0, "joined": "first",
                                       "embedded": [30]},
-                                     {"first": 120, ..., "joined": "identity 0.21", "embedded": [141]}]}, ...}}
+                                     {"first": 120, ..., "joined": "identity 0.21", "embedded": [141]}]}, ...},
+     "expressions": {"1": ExpressionReport.to_dict(), ...}}  # persons whose expressions were measured ({}: none);
+                                                             # the timeline's boxes are in this result's pixels
 
 A fragment's "first"/"last" are source frame indices, "embedded" the source frames whose face was run through the
 identity model (empty when none was needed, or when it shared a look-alike set's embedding); "joined" says how it
 joined its person: "first" (the person's first fragment), "identity D" (mean embedding distance D), "look-alike
 (identity checked)" (same colours in the same shot, checked with embeddings), "tracker" (ByteTrack kept following
 it; identity could not compare) or "position D" (re-linked by position inside a shot, D face sides away).
+
+Version 3 added "expressions" (`expression_report.ExpressionReport`, imported only when a result holds one, so
+tracking never loads the expression code). `scaled_to(width, height)` maps every box (the persons', the followed
+person's and the expression timelines') to another frame size: a clip decoded shrunk gives its boxes in the
+video's own pixels that way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-RESULT_FORMAT_VERSION = 2
+if TYPE_CHECKING:
+    from .expression_report import ExpressionReport
+
+RESULT_FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -83,6 +96,8 @@ class FaceTrackResult:
     selection: dict = field(default_factory=dict)
     identity: dict = field(default_factory=dict)
     shot_cuts: list[float] = field(default_factory=list)
+    # The measured expressions of the persons they were measured for (person id -> report); empty unless asked for.
+    expressions: dict[int, ExpressionReport] = field(default_factory=dict)
 
     # -- views
     @property
@@ -113,6 +128,11 @@ class FaceTrackResult:
         """Every person's box per frame (the version-1 view)."""
         return {person_id: person.boxes for person_id, person in self.persons.items()}
 
+    @property
+    def expression_report(self) -> ExpressionReport | None:
+        """The followed person's measured expressions (None: not measured, or nobody is followed)."""
+        return None if self.person_id is None else self.expressions.get(self.person_id)
+
     def persons_present(self, min_share: float = 0.0) -> list[int]:
         """Ids of the persons visible in at least `min_share` of the sampled frames (all with 0), by id."""
         total = max(len(self.frames), 1)
@@ -141,11 +161,9 @@ class FaceTrackResult:
         ]
         if interpolate_max_gap > 0:
             interpolate_gaps(frames, person_id, interpolate_max_gap, self.shot_cuts)
-        return FaceTrackResult(
-            frames=frames, persons=self.persons, main_person_id=self.main_person_id, person_id=person_id,
-            reason=reason or self.reason, width=self.width, height=self.height, detector=self.detector,
-            selection=dict(self.selection), identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
-        )
+        return replace(self, frames=frames, person_id=person_id, reason=reason or self.reason,
+                       selection=dict(self.selection), identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
+                       expressions=dict(self.expressions))
 
     def each_person(self, min_share: float = 0.25) -> list[FaceTrackResult]:
         """One result per person visible in at least `min_share` of the frames, each following that person."""
@@ -159,16 +177,30 @@ class FaceTrackResult:
 
     def select_frames(self, positions) -> FaceTrackResult:
         """A copy holding only the frames at `positions` (and every person's data there); shot cuts between kept
-        frames stay."""
+        frames stay. Expression reports keep the timeline of those frames, their events and caption re-derived."""
         keep = [int(t) for t in positions]
         persons = {pid: PersonTrack(pid, [p.boxes[t] for t in keep], [p.scores[t] for t in keep], list(p.fragments),
                                     p.embedding) for pid, p in self.persons.items()}
         frames = [TrackedFrame(**asdict(self.frames[t])) for t in keep]
-        return FaceTrackResult(
-            frames=frames, persons=persons, main_person_id=self.main_person_id, person_id=self.person_id,
-            reason=self.reason, width=self.width, height=self.height, detector=self.detector,
-            selection=dict(self.selection), identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
-        )
+        return replace(self, frames=frames, persons=persons, selection=dict(self.selection),
+                       identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
+                       expressions={pid: report.select_frames(keep) for pid, report in self.expressions.items()})
+
+    def scaled_to(self, width: int, height: int) -> FaceTrackResult:
+        """A copy with every box (persons', followed person's, expression timelines') mapped from this result's
+        `width` x `height` pixels to `width` x `height` (itself when the sizes agree)."""
+        width, height = int(width), int(height)
+        if (width, height) == (self.width, self.height):
+            return self
+        if width < 1 or height < 1:
+            raise ValueError(f"cannot scale a face track to {width}x{height} pixels")
+        scale_x, scale_y = width / self.width, height / self.height
+        persons = {pid: replace(p, boxes=[scale_box(box, scale_x, scale_y) for box in p.boxes])
+                   for pid, p in self.persons.items()}
+        frames = [replace(frame, box=scale_box(frame.box, scale_x, scale_y)) for frame in self.frames]
+        return replace(self, frames=frames, persons=persons, width=width, height=height,
+                       selection=dict(self.selection), identity=dict(self.identity), shot_cuts=list(self.shot_cuts),
+                       expressions={pid: report.scaled(scale_x, scale_y) for pid, report in self.expressions.items()})
 
     @classmethod
     def from_boxes(
@@ -217,16 +249,18 @@ class FaceTrackResult:
             "tracks": {str(pid): person.boxes for pid, person in self.persons.items()},
             "track_scores": {str(pid): person.scores for pid, person in self.persons.items()},
             "persons": {str(pid): {"fragments": person.fragments} for pid, person in self.persons.items()},
+            "expressions": {str(pid): report.to_dict() for pid, report in sorted(self.expressions.items())},
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> FaceTrackResult:
-        """Reads version 2 and version 1 (where ids were position-only tracks and frames said `track_id`)."""
+        """Reads version 3, version 2 (no expressions) and version 1 (where ids were position-only tracks and frames
+        said `track_id`)."""
         try:
             version = int(data.get("version", 1))
-            if version not in (1, 2):
-                raise ValueError(f"unknown format version {version} (this code reads 1 and 2)")
-            id_key = "person_id" if version == 2 else "track_id"
+            if version not in READABLE_VERSIONS:
+                raise ValueError(f"unknown format version {version} (this code reads {', '.join(map(str, READABLE_VERSIONS))})")
+            id_key = "track_id" if version == 1 else "person_id"
             frames = [
                 TrackedFrame(
                     timestamp=float(frame["timestamp"]),
@@ -254,9 +288,10 @@ class FaceTrackResult:
                                      f"alike, or use FaceTrackResult.select_frames)")
                 fragments = list(details.get(key, {}).get("fragments", []))
                 persons[pid] = PersonTrack(pid, boxes, person_scores, fragments)
-            main = data.get("main_person_id") if version == 2 else data.get("main_track_id")
-            followed = data.get("person_id") if version == 2 else main
-            identity = data.get("identity") or ({} if version == 2 else {"embedder": None, "note": "version-1 result"})
+            main = data.get("main_track_id") if version == 1 else data.get("main_person_id")
+            followed = main if version == 1 else data.get("person_id")
+            identity = data.get("identity") or ({"embedder": None, "note": "version-1 result"} if version == 1 else {})
+            expressions = _read_expressions(data.get("expressions") or {}, len(frames)) if version >= 3 else {}
             return cls(
                 frames=frames,
                 persons=persons,
@@ -269,9 +304,33 @@ class FaceTrackResult:
                 selection=dict(data.get("selection") or {}),
                 identity=dict(identity),
                 shot_cuts=[float(t) for t in data.get("shot_cuts", [])],
+                expressions=expressions,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a valid face-track result: {type(error).__name__}: {error}") from error
+
+
+def _read_expressions(data: dict, num_frames: int) -> dict:
+    if not data:
+        return {}
+    from .expression_report import ExpressionReport  # only results that hold expressions load that code
+
+    reports = {}
+    for key, report_data in data.items():
+        report = ExpressionReport.from_dict(report_data)
+        if len(report.timeline) != num_frames:
+            raise ValueError(f"person {key}'s expression timeline has {len(report.timeline)} frames, the track "
+                             f"{num_frames} (to keep some frames, use FaceTrackResult.select_frames)")
+        reports[int(key)] = report
+    return reports
+
+
+def scale_box(box: list[float] | None, scale_x: float, scale_y: float) -> list[float] | None:
+    """An (x1, y1, x2, y2) box in other pixels (None stays None), to 0.01 px."""
+    if box is None:
+        return None
+    return [round(box[0] * scale_x, 2), round(box[1] * scale_y, 2), round(box[2] * scale_x, 2),
+            round(box[3] * scale_y, 2)]
 
 
 def interpolate_gaps(frames: list[TrackedFrame], person_id: int, max_gap: int, shot_cuts: list[float]) -> None:

@@ -42,7 +42,7 @@ from .person_identities import (
 )
 from .person_selection import PersonTarget, choose_main, find_target, parse_target
 from .shot_cuts import CUT_THRESHOLD, detect_shot_cuts, shot_ids
-from .video_io import VideoClip, load_video
+from .video_io import VideoClip
 
 __all__ = ["FaceTracker", "FaceTrackResult", "PersonTrack", "TrackedFrame", "PersonTarget", "parse_target",
            "crop_faces", "square_crop_box", "track_video", "RESULT_FORMAT_VERSION"]
@@ -176,7 +176,12 @@ class FaceTracker:
         if target is None:
             return result
         frames = None if clip is None else clip.frames
-        person_id, how = find_target(result, target, frames, self.detector, self.embedder if target.kind == "image" else None)
+        searched = result
+        if target.kind == "box" and clip is not None and clip.source_width and clip.source_height:
+            # A box is in the video's own pixels; the clip may have been decoded shrunk (max_side).
+            searched = result.scaled_to(clip.source_width, clip.source_height)
+        embedder = self.embedder if target.kind == "image" else None
+        person_id, how = find_target(searched, target, frames, self.detector, embedder)
         main = result.main_person_id
         reason = how + (f"; the main character is person {main}" if main is not None and main != person_id else "")
         chosen = result.for_person(person_id, reason, self.interpolate_max_gap)
@@ -209,9 +214,12 @@ def track_video(
     video, num_frames: int | None = 32, fps: float | None = None, detector: str | FaceDetector = "retinaface",
     target: Any = None, **options,
 ) -> tuple[VideoClip, FaceTrackResult]:
-    """Load (see `load_video`) and track a video in one call."""
-    clip = load_video(video, num_frames=num_frames, fps=fps)
-    return clip, FaceTracker(detector, **options).track(clip, target)
+    """Load (see `load_video`) and track a video in one call: `video_analysis.analyze_video` without expressions."""
+    from .video_analysis import analyze_video  # it builds on this module
+
+    analysis = analyze_video(video, num_frames=num_frames, fps=fps, tracker=FaceTracker(detector, **options),
+                             target=target, expressions=False)
+    return analysis.clip, analysis.track
 
 
 # ------------------------------------------------------------------------------------------------------------ crops

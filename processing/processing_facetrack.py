@@ -18,7 +18,12 @@ standard `VideosKwargs` keys this processor uses (`num_frames`, `fps`, `do_sampl
 
 Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_videos` `(total_frames, 3, S, S)`,
 `pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `video_num_frames`
-`(num_videos,)` long; with `return_face_tracks=True` also `face_tracks` (one `FaceTrackResult.to_dict()` per video).
+`(num_videos,)` long; with `return_face_tracks=True` also `face_tracks` (one `FaceTrackResult.to_dict()` per video,
+in the video's own pixels); with `return_expressions=True` also `expressions` (the followed person's
+`ExpressionReport.to_dict()` per video, None where nobody is followed; measured only when asked for, or taken from a
+precomputed track that holds them).
+
+Decoding, tracking and expressions are `video_analysis.analyze_video`, the pipeline every caller shares.
 
 This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
 """
@@ -33,9 +38,11 @@ from torch.nn import functional as F
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin, Unpack
 
+from .expression_models import ExpressionDependencyError
 from .face_tracking import FaceTracker, FaceTrackResult, crop_faces
 from .processing_kwargs_facetrack import (
     FaceTrackProcessorError,
+    as_own_clip,
     FaceTrackProcessorKwargs,
     FaceTrackVideosKwargs,
     check_processor_kwargs,
@@ -43,6 +50,7 @@ from .processing_kwargs_facetrack import (
     flatten_videos,
     set_padding_side,
 )
+from .video_analysis import VideoAnalysis, analyze_video
 from .video_io import VideoClip, load_video
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
@@ -87,10 +95,14 @@ def preprocess_frames(
 
 
 def as_face_track(track: FaceTrackResult | dict) -> FaceTrackResult:
+    """A track object or dict as this copy's `FaceTrackResult`. One made by another copy of face_track_result (the
+    installed package's, given to a processor loaded with trust_remote_code) goes through its dict, once."""
     if isinstance(track, FaceTrackResult):
         return track
     if isinstance(track, dict):
         return FaceTrackResult.from_dict(track)
+    if type(track).__name__ == "FaceTrackResult" and callable(getattr(track, "to_dict", None)):
+        return FaceTrackResult.from_dict(track.to_dict())
     raise FaceTrackProcessorError(
         f"a face track must be a FaceTrackResult or its to_dict() dict, got {type(track).__name__}"
     )
@@ -206,6 +218,31 @@ class FaceTrackProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values_videos", *face_inputs, "video_num_frames"]
 
     # ------------------------------------------------------------------------------------------------ videos
+    def analyze(
+        self,
+        video,
+        face_track: FaceTrackResult | dict | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        target=None,
+        expressions: bool = False,
+    ) -> VideoAnalysis:
+        """Sample + track one video (`video_analysis.analyze_video`); with a precomputed `face_track`, decode exactly
+        its frames and use its boxes (no detection). `target` (see `face_tracking.parse_target`: a person id,
+        "X1,Y1,X2,Y2@T" or a photo) follows that person instead of the main character; `expressions` measures the
+        followed person's expressions unless the precomputed track holds them."""
+        video = as_own_clip(video)
+        if face_track is None and num_frames is None and fps is None and not isinstance(video, VideoClip):
+            num_frames = self.num_frames
+        if face_track is not None:
+            face_track = as_face_track(face_track)
+            if not face_track.frames:
+                raise FaceTrackProcessorError("the precomputed face track has no frames")
+        tracker = self.face_tracker if face_track is None or target is not None else None
+        # The expression models load per call, only when a person still needs measuring (~30 ms after the first).
+        return analyze_video(video, num_frames=num_frames, fps=fps, tracker=tracker, target=target,
+                             face_track=face_track, expressions=expressions)
+
     def load_and_track(
         self,
         video,
@@ -214,37 +251,9 @@ class FaceTrackProcessor(ProcessorMixin):
         fps: float | None = None,
         target=None,
     ) -> tuple[VideoClip, FaceTrackResult]:
-        """Sample + track one video; with a precomputed `face_track`, decode exactly its frames and use its boxes.
-        `target` (see `face_tracking.parse_target`: a person id, "X1,Y1,X2,Y2@T" or a photo) follows that person
-        instead of the main character."""
-        if face_track is not None and target is not None:
-            clip, track = self.load_and_track(video, face_track, num_frames, fps)
-            return clip, self.face_tracker.select(track, clip, target)
-        if face_track is not None:
-            track = as_face_track(face_track)
-            if not track.frames:
-                raise FaceTrackProcessorError("the precomputed face track has no frames")
-            wanted = [frame.frame_index for frame in track.frames]
-            if isinstance(video, VideoClip):
-                # A decoded clip: the track's frame indices refer to the source video, as do the clip's.
-                missing = sorted(set(wanted) - set(video.frame_indices))
-                if missing:
-                    raise FaceTrackProcessorError(
-                        f"the face track needs source frames {missing[:5]} that the given VideoClip does not hold"
-                    )
-                positions = [video.frame_indices.index(index) for index in wanted]
-                clip = load_video(video.frames, num_frames=None, frame_indices=positions)
-                clip.timestamps = [video.timestamps[position] for position in positions]
-                clip.frame_indices = wanted
-                return clip, track
-            return load_video(video, num_frames=None, frame_indices=wanted), track
-        if isinstance(video, VideoClip):
-            clip = video
-        else:
-            if num_frames is None and fps is None:
-                num_frames = self.num_frames
-            clip = load_video(video, num_frames=num_frames, fps=fps)
-        return clip, self.face_tracker.track(clip, target)
+        """`analyze(...)` without expressions, as (clip, track); the track's boxes are in the clip's pixels."""
+        analysis = self.analyze(video, face_track, num_frames, fps, target)
+        return analysis.clip, analysis.track
 
     def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
         """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
@@ -298,6 +307,8 @@ class FaceTrackProcessor(ProcessorMixin):
             `target` (videos): whose face to follow instead of the main character (`face_tracking.parse_target`:
             a person id of a previous run's JSON, "X1,Y1,X2,Y2@T", or a photo path / PIL image), for every
             video; or a list, one target (or None) per video.
+            `return_expressions` (videos): also return `expressions`, the followed person's measured expression
+            report per video (needs the optional expression packages; off by default: it costs ~12 ms per frame).
             `return_text_replacement_offsets`: where each placeholder and its expansion are (what
             `apply_chat_template(..., return_assistant_tokens_mask=True)` needs).
         """
@@ -345,12 +356,15 @@ class FaceTrackProcessor(ProcessorMixin):
         if return_replacement_offsets:
             data["text_replacement_offsets"] = replacement_offsets
         tracks_out = video_data.pop("face_tracks")
+        expressions_out = video_data.pop("expressions")
         if video_list:
             if return_tensors not in ("pt", None):
                 video_data = {key: value.numpy() for key, value in video_data.items()}
             data.update(video_data)
         if video_kwargs.get("return_face_tracks"):
             data["face_tracks"] = tracks_out
+        if video_kwargs.get("return_expressions"):
+            data["expressions"] = expressions_out
         return BatchFeature(data, tensor_type=None)
 
     def _process_videos(self, video_list: list, face_tracks: list, video_kwargs: dict) -> dict:
@@ -363,19 +377,26 @@ class FaceTrackProcessor(ProcessorMixin):
         targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(video_list)
         if len(targets) != len(video_list):
             raise FaceTrackProcessorError(f"got {len(targets)} target(s) for {len(video_list)} video(s): give one per video")
+        return_expressions = bool(video_kwargs.get("return_expressions"))
         frame_pixels, face_pixels, face_masks, frame_counts, prompts, tracks_out = [], [], [], [], [], []
+        expressions_out = []
         for video, precomputed, video_target in zip(video_list, face_tracks, targets):
             video_frames, video_fps = num_frames, fps
             if video_kwargs.get("do_sample_frames") is False:
                 video_frames, video_fps = count_decoded_frames(video), None
             elif video_frames is None and video_fps is None:
                 video_frames = self.num_frames
-            if precomputed is None and video_target is None and not use_faces and not video_kwargs.get("return_face_tracks"):
-                clip, track = self._load_without_tracking(video, video_frames, video_fps), None
+            wants_track = use_faces or video_kwargs.get("return_face_tracks") or return_expressions
+            if precomputed is None and video_target is None and not wants_track:
+                clip, track, source_track = self._load_without_tracking(video, video_frames, video_fps), None, None
             else:
-                clip, track = self.load_and_track(
-                    video, precomputed, num_frames=video_frames, fps=video_fps, target=video_target
-                )
+                analysis = self.analyze(video, precomputed, num_frames=video_frames, fps=video_fps,
+                                        target=video_target, expressions=return_expressions)
+                if return_expressions and analysis.expression_problem:
+                    raise ExpressionDependencyError(analysis.expression_problem)
+                clip, track, source_track = analysis.clip, analysis.track, analysis.source_track()
+            report = None if source_track is None else source_track.expression_report
+            expressions_out.append(None if report is None else report.to_dict())
             frame_pixels.append(preprocess_frames(clip.frames, self.image_size, mean, std))
             frame_counts.append(len(clip.frames))
             present = [False] * len(clip.frames)
@@ -386,11 +407,12 @@ class FaceTrackProcessor(ProcessorMixin):
                     crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)
                     face_pixels.append(preprocess_frames(crops, self.image_size, mean, std))
                     face_masks.append(torch.tensor(present, dtype=torch.bool))
-                tracks_out.append(track.to_dict())
+                if video_kwargs.get("return_face_tracks"):
+                    tracks_out.append(source_track.to_dict())
             timestamps = [frame.timestamp for frame in track.frames] if precomputed is not None else clip.timestamps
             prompts.append(self.video_prompt(timestamps, present))
 
-        data = {"prompts": prompts, "face_tracks": tracks_out}
+        data = {"prompts": prompts, "face_tracks": tracks_out, "expressions": expressions_out}
         if video_list:
             data["pixel_values_videos"] = torch.cat(frame_pixels)
             if use_faces:

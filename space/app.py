@@ -1,10 +1,15 @@
-"""FaceTrack-MM Gradio demo: drop in a video, see whose face the model follows and what it says about their expression.
+"""FaceTrack-MM Gradio demo: drop in a video, see whose face the model follows, what was measured of their expression
+(a timeline plot and a measured description) and what the model says about it.
+
+Each upload goes through the one analysis pipeline once (`video_analysis.analyze_video`: decode, track, measure);
+the resulting clip and track objects stay in the session (`gr.State`) for the people gallery and the caption step.
 
 Run locally:  python space/app.py [--model PATH_OR_HUB_ID] [--host 127.0.0.1] [--port 7860]
 
 Configuration (environment variables; the command-line flags win):
   FACETRACK_MODEL                 Hub id or local folder (e.g. written by train_sft.py) of the captioning model;
-                                  without it the demo only tracks faces and says how to configure a model.
+                                  without it the demo tracks faces, shows the measured description (no language
+                                  model) and says how to configure a model.
   FACETRACK_SPACE_NUM_FRAMES      frames sampled per video (default 16 on CPU, 32 on GPU)
   FACETRACK_SPACE_MAX_SECONDS     longest video accepted, seconds (default 120)
   FACETRACK_SPACE_MAX_MB          largest upload accepted, MB (default 100)
@@ -186,14 +191,21 @@ def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------------- tracking
+MEASURED_CAPTION_LABEL = (
+    "Measured description: written by rules from face landmarks and an emotion classifier, not by a language model"
+)
+
+
 @dataclass
 class TrackingOutputs:
     annotated_video: str
     crops: list[tuple[np.ndarray, str]]  # (face crop, caption with its timestamp), the followed person only
     presence: pd.DataFrame  # time_s, face_height_pct, track: one row per person per sampled frame
     summary: str
-    track_json: dict  # FaceTrackResult.to_dict(): the caption step reuses these frames and boxes
     people: list[tuple[np.ndarray, str]]  # one face per person (their biggest, surest), to pick whom to follow
+    expression_plot: object | None  # matplotlib Figure of the followed person's expression timeline (None: none)
+    measured_caption: str  # the followed person's measured caption, or why there is none
+    analysis: object  # the VideoAnalysis (decoded clip + track objects): handed on to the caption step and gallery
 
 
 def person_name(result, person_id: int) -> str:
@@ -216,7 +228,8 @@ def track_summary(result, clip, elapsed_s: float) -> str:
     present = int(np.asarray(result.present).sum())
     lines = [
         f"**{len(result.persons)} person(s)** in {len(clip)} sampled frames "
-        f"({clip.duration or 0:.1f} s video, {result.width}x{result.height}); tracked in {elapsed_s:.1f} s.",
+        f"({clip.duration or 0:.1f} s video, {clip.source_width or result.width}x"
+        f"{clip.source_height or result.height}); analysed in {elapsed_s:.1f} s.",
     ]
     if result.person_id is None:
         lines.append(f"**No main character:** {result.reason}")
@@ -248,65 +261,70 @@ def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
     return items
 
 
-def render_tracking(clip, result, config: DemoConfig, elapsed_s: float, progress: gr.Progress) -> TrackingOutputs:
-    """The page's view of one result: overlay video, the followed person's crops, presence plot, summary, people."""
-    from facetrack.overlay import write_overlay_video
-    from facetrack.processing.face_tracking import crop_faces
+def measured_caption_text(analysis) -> str:
+    """What the measured-caption box shows: the caption (its first sentence says it is measured), or why none."""
+    if analysis.expression_problem:
+        return f"No measured description here: {analysis.expression_problem}"
+    return analysis.measured_caption or "No measured description: expressions were not measured."
 
-    progress(0.8, desc="Drawing the face boxes")
+
+def render_tracking(analysis, config: DemoConfig, elapsed_s: float, progress) -> TrackingOutputs:
+    """The page's view of one analysis: overlay video, the followed person's crops, presence plot, summary, people,
+    expression timeline plot and measured caption."""
+    from facetrack.expression_plot import expression_figure
+    from facetrack.overlay import write_overlay_video
+
+    clip, result = analysis.clip, analysis.track
+    progress(0.85, desc="Drawing the face boxes")
     annotated = write_overlay_video(clip.frames, result, new_output_dir(config) / "tracked.mp4")
     present = np.asarray(result.present, dtype=bool)
-    crops = crop_faces(clip.frames, result.boxes, size=CROP_SIZE)
+    crops = analysis.crops(size=CROP_SIZE)
     crop_items = [
         (crops[i], f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
         for i in np.flatnonzero(present)
     ]
+    report = analysis.expressions
     return TrackingOutputs(
         annotated_video=str(annotated),
         crops=crop_items,
         presence=presence_table(result, clip.timestamps),
         summary=track_summary(result, clip, elapsed_s),
-        track_json=result.to_dict(),
         people=people_gallery(clip, result),
+        expression_plot=None if report is None else expression_figure(report),
+        measured_caption=measured_caption_text(analysis),
+        analysis=analysis,
     )
 
 
-def track_video(video_path: str, config: DemoConfig, tracker, progress: gr.Progress) -> TrackingOutputs:
-    """Sample frames, track every face, tell the people apart, pick the main character, and draw the overlay."""
-    from facetrack.processing.video_io import VideoDecodeError, load_video
+def track_video(video_path: str, config: DemoConfig, tracker, progress) -> TrackingOutputs:
+    """Check the upload, then one pass of the analysis pipeline: decode once, track every face, tell the people
+    apart, pick the main character, measure their expressions; then draw the page's views."""
+    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.processing.video_io import VideoDecodeError
 
     progress(0.0, desc="Checking the video")
     check_video(video_path, config)
     started = time.perf_counter()
-    progress(0.1, desc=f"Sampling {config.num_frames} frames")
     try:
-        clip = load_video(video_path, num_frames=config.num_frames, max_side=DECODE_MAX_SIDE,
-                          max_pixels=config.max_pixels)
+        analysis = analyze_video(
+            video_path, num_frames=config.num_frames, max_side=DECODE_MAX_SIDE, max_pixels=config.max_pixels,
+            tracker=tracker, expressions=True,
+            progress=lambda fraction, message: progress(0.05 + 0.8 * fraction, desc=message),
+        )
     except VideoDecodeError as error:
         raise VideoRejected(f"'{Path(video_path).name}' could not be decoded: {error.problem}") from error
-    progress(0.3, desc=f"Detecting and tracking faces in {len(clip)} frames")
-    result = tracker.track(clip)
-    return render_tracking(clip, result, config, time.perf_counter() - started, progress)
+    return render_tracking(analysis, config, time.perf_counter() - started, progress)
 
 
-def follow_person(video_path: str, track_json: dict, person_id: int, config: DemoConfig,
-                  progress: gr.Progress) -> TrackingOutputs:
-    """Follow another person of an already tracked video: the same frames and boxes, no detection again."""
-    from facetrack.processing.face_tracking import FaceTrackResult
-    from facetrack.processing.video_io import load_video
-
+def follow_person(analysis, person_id: int, config: DemoConfig, progress) -> TrackingOutputs:
+    """Follow another person of an analysed video: the same decoded frames and boxes (no decoding or detection
+    again); their expressions are measured the first time they are picked."""
     started = time.perf_counter()
-    result = FaceTrackResult.from_dict(track_json)
-    if person_id == result.main_person_id:
-        result = result.for_person(person_id, result.selection.get("main_reason"))
-    else:
-        result = result.for_person(person_id, f"person {person_id} was picked in the gallery")
-        result.selection["target"] = {"kind": "person", "query": f"person {person_id}", "person": person_id,
-                                      "how": "picked in the gallery"}
-    progress(0.2, desc="Decoding the tracked frames")
-    clip = load_video(video_path, num_frames=None, frame_indices=result.frame_indices, max_side=DECODE_MAX_SIDE,
-                      max_pixels=config.max_pixels)
-    return render_tracking(clip, result, config, time.perf_counter() - started, progress)
+    reason = None if person_id == analysis.track.main_person_id else f"person {person_id} was picked in the gallery"
+    chosen = analysis.for_person(
+        person_id, reason, progress=lambda fraction, message: progress(0.1 + 0.7 * fraction, desc=message)
+    )
+    return render_tracking(chosen, config, time.perf_counter() - started, progress)
 
 
 # -------------------------------------------------------------------------------------------------------- caption
@@ -333,13 +351,16 @@ class CaptionModel:
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             ) from error
 
-    def stream(self, video_path: str, track_json: dict | None) -> Iterator[str]:
-        """Yield the caption as it grows (generate runs in a thread feeding a TextIteratorStreamer). With the demo's
-        face track the model sees exactly the frames and face boxes the page shows."""
-        try:  # the FEC-Bench prompt; the page's face track, so the model sees exactly what the page shows
-            pieces, _ = self.captioner.stream_caption(
-                video_path, max_new_tokens=self.max_new_tokens, face_track=track_json
-            )
+    def stream(self, video_path: str, analysis=None) -> Iterator[str]:
+        """Yield the caption as it grows (generate runs in a thread feeding a TextIteratorStreamer). With the page's
+        analysis, the model sees exactly the frames and face boxes the page shows, and nothing is decoded or
+        tracked again; without one (an API call with the video alone) the video is decoded and tracked here."""
+        try:  # the FEC-Bench prompt
+            if analysis is not None:
+                pieces, _ = self.captioner.stream_caption(analysis.clip, max_new_tokens=self.max_new_tokens,
+                                                          face_track=analysis.track)
+            else:
+                pieces, _ = self.captioner.stream_caption(video_path, max_new_tokens=self.max_new_tokens)
         except ValueError as error:  # the processor names the problem (bad track, undecodable frames, ...)
             raise gr.Error(
                 f"Could not prepare the video for the caption model: {user_message(error, video_path)}"
@@ -428,7 +449,9 @@ def score_caption(prediction: str, reference: str) -> tuple[str, pd.DataFrame]:
     return summary, matched_events_table(result["events"][0]["table"])
 
 
-def build_tem_tab() -> None:
+def build_tem_tab(caption_sources: list[tuple[str, gr.components.Component, str]] = ()) -> None:
+    """The TEM tab. `caption_sources`: (button label, component holding a caption, button elem_id): each button
+    copies that caption (the measured one, the model's) into the box to score."""
     gr.Markdown(
         "**TEM (Temporal Event Matching)** splits both captions into atomic events with their phase of the video "
         "(beginning, middle, end...), matches each predicted event to a reference event, and multiplies the content "
@@ -444,6 +467,12 @@ def build_tem_tab() -> None:
     with gr.Row():
         prediction = gr.Textbox(label="Caption to score", lines=6, elem_id="tem-prediction")
         reference = gr.Textbox(label="Reference caption", lines=6, elem_id="tem-reference")
+    if caption_sources:
+        with gr.Row():
+            for label, source, elem_id in caption_sources:
+                button = gr.Button(label, size="sm", elem_id=elem_id)
+                button.click(lambda text: text or "", inputs=source, outputs=prediction, queue=False,
+                             api_visibility="private")
     score_button = gr.Button("Score", variant="primary", elem_id="tem-score")
     gr.Examples(examples=TEM_EXAMPLES, inputs=[prediction, reference], label="Examples")
     summary = gr.Markdown(elem_id="tem-summary")
@@ -456,7 +485,8 @@ def build_tem_tab() -> None:
 
 # ------------------------------------------------------------------------------------------------------- the demo
 NO_MODEL_MESSAGE = (
-    "**No caption model configured**, so this demo only tracks faces. To get captions, point `FACETRACK_MODEL` at a "
+    "**No caption model configured**, so this demo shows the measured description only (written by rules from the "
+    "measured events, never by a language model). For a model's caption beside it, point `FACETRACK_MODEL` at a "
     "Hub model id or at a local folder written by `train_sft.py`, then restart: "
     "`FACETRACK_MODEL=path/to/model python space/app.py` (or `python space/app.py --model path/to/model`)."
 )
@@ -493,28 +523,29 @@ def build_demo(
 
     def track(video: str | None, progress: gr.Progress = gr.Progress()):
         if not video:
-            return None, [], None, "", [], None
+            return None, [], None, "", [], None, "", None
         try:
             outputs = track_video(video, config, tracker, progress)
         except ValueError as error:  # VideoRejected, bad frames, ...: the message is written for the user
             raise gr.Error(user_message(error, video), title="Video not accepted", print_exception=False) from error
-        if outputs.track_json["main_person_id"] is None:
-            gr.Warning(f"No main character found: {outputs.track_json['reason']}.", title="No face")
+        if outputs.analysis.track.main_person_id is None:
+            gr.Warning(f"No main character found: {outputs.analysis.track.reason}.", title="No face")
         return (outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.people,
-                outputs.track_json)
+                outputs.expression_plot, outputs.measured_caption, outputs.analysis)
 
-    def follow(video: str | None, track_json: dict | None, evt: gr.SelectData, progress: gr.Progress = gr.Progress()):
-        if not video or not track_json or not track_json.get("tracks"):
+    def follow(analysis, evt: gr.SelectData, progress: gr.Progress = gr.Progress()):
+        if analysis is None or not analysis.track.persons:
             raise gr.Error("Upload a video first: the gallery shows its people once it is tracked.", title="No video")
-        person_ids = sorted(int(key) for key in track_json["tracks"])
-        outputs = follow_person(video, track_json, person_ids[evt.index], config, progress)
-        return outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.track_json
+        person_ids = sorted(analysis.track.persons)
+        outputs = follow_person(analysis, person_ids[evt.index], config, progress)
+        return (outputs.annotated_video, outputs.crops, outputs.presence, outputs.summary, outputs.expression_plot,
+                outputs.measured_caption, outputs.analysis)
 
-    def caption(video: str | None, track_json: dict | None) -> Iterator[str]:
+    def caption(video: str | None, analysis=None) -> Iterator[str]:
         if not video:
             yield ""
             return
-        yield from captioner.stream(video, track_json)
+        yield from captioner.stream(video, analysis)
 
     with gr.Blocks(title="FaceTrack-MM", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -539,22 +570,30 @@ def build_demo(
                         label="Tracked faces (thick box: main character)", interactive=False, elem_id="annotated-video"
                     )
                     summary = gr.Markdown(elem_id="track-summary")
-                    if captioner is None:
-                        gr.Markdown(NO_MODEL_MESSAGE, elem_id="no-model-message")
-                        caption_box = None
-                    else:
-                        caption_box = gr.Textbox(
-                            label=f"Caption by {Path(config.model_path).name or config.model_path} (streamed)",
-                            lines=8,
-                            interactive=False,
-                            elem_id="caption",
-                        )
+            with gr.Row():
+                measured_box = gr.Textbox(label=MEASURED_CAPTION_LABEL, lines=7, interactive=False,
+                                          elem_id="measured-caption")
+                if captioner is None:
+                    caption_box = None
+                    gr.Markdown(NO_MODEL_MESSAGE, elem_id="no-model-message")
+                else:
+                    caption_box = gr.Textbox(
+                        label=f"Caption generated by the model {Path(config.model_path).name or config.model_path} "
+                        "(streamed)",
+                        lines=7,
+                        interactive=False,
+                        elem_id="caption",
+                    )
             people = gr.Gallery(
                 label="People in the video: click a face to follow that person", columns=6, height=190,
                 allow_preview=False, fit_columns=False, object_fit="contain", elem_id="people",
             )
             crops = gr.Gallery(
                 label="The followed person's face in each sampled frame", columns=8, height=320, elem_id="face-crops"
+            )
+            expression_plot = gr.Plot(  # the figure carries its own title (whose timeline, how many events)
+                label="Measured expression timeline of the followed person", show_label=False, format="png",
+                elem_id="expression-plot",
             )
             presence = gr.LinePlot(
                 x="time_s",
@@ -567,32 +606,37 @@ def build_demo(
                 height=260,
                 elem_id="presence-plot",
             )
-            track_state = gr.State()
+            # The decoded clip and its track (objects, server side): the gallery and the caption step reuse them.
+            analysis_state = gr.State(time_to_live=OLD_OUTPUT_SECONDS)
 
             tracked = video_input.change(
                 track,
                 inputs=video_input,
-                outputs=[annotated_video, crops, presence, summary, people, track_state],
+                outputs=[annotated_video, crops, presence, summary, people, expression_plot, measured_box,
+                         analysis_state],
                 api_name="track",
             )
             followed = people.select(
                 follow,
-                inputs=[video_input, track_state],
-                outputs=[annotated_video, crops, presence, summary, track_state],
+                inputs=analysis_state,
+                outputs=[annotated_video, crops, presence, summary, expression_plot, measured_box, analysis_state],
                 api_visibility="private",  # a click in the page; API users pass a target to the processor
             )
             if caption_box is not None:
                 # A new video clears the previous caption at once (no queue, not part of the API).
                 video_input.change(lambda: "", outputs=caption_box, queue=False, api_visibility="private")
                 tracked.success(
-                    gpu_task(caption), inputs=[video_input, track_state], outputs=caption_box, api_name="caption"
+                    gpu_task(caption), inputs=[video_input, analysis_state], outputs=caption_box, api_name="caption"
                 )
                 followed.then(lambda: "", outputs=caption_box, queue=False, api_visibility="private").success(
-                    gpu_task(caption), inputs=[video_input, track_state], outputs=caption_box,
+                    gpu_task(caption), inputs=[video_input, analysis_state], outputs=caption_box,
                     api_visibility="private",
                 )
         with gr.Tab("Score a caption (TEM)"):
-            build_tem_tab()
+            sources = [("Score the measured description", measured_box, "tem-use-measured")]
+            if caption_box is not None:
+                sources.append(("Score the model's caption", caption_box, "tem-use-model"))
+            build_tem_tab(sources)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=32)
     demo.facetrack_config = config  # read by launch_demo
     return demo

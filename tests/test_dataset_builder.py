@@ -20,6 +20,7 @@ from facetrack.dataset_builder import (
     read_annotations,
 )
 
+from facetrack.processing.expression_models import missing_expression_dependencies
 from facetrack.sample_media import write_astronaut_clip
 
 NUM_FRAMES = 4  # frames tracked per clip: small keeps the test fast
@@ -84,6 +85,9 @@ def test_load_dataset_reads_back_rows_tracks_and_videos(built):
     assert isinstance(dataset.features["video"], Video)
     dataset = dataset.cast_column("video", Video(decode=False))
 
+    with_expressions = not missing_expression_dependencies()
+    report = json.loads((built["out_dir"] / "build_report.json").read_text())["train"]
+    assert report["expressions"].startswith("the main character's" if with_expressions else "not measured")
     kept = [item for item in built["annotations"] if item["id"] in (0, 1, 2, 3)]
     assert dataset["id"] == [str(item["id"]) for item in kept]
     assert dataset["caption"] == [item["caption"] for item in kept]
@@ -111,10 +115,21 @@ def test_load_dataset_reads_back_rows_tracks_and_videos(built):
         assert np.array_equal(clip.frames, expected.frames)
         assert [f.box for f in loaded_track.frames] == [f.box for f in track.frames]
 
+        # The main character's measured expressions are stored with the track: analysis never reruns the models.
+        if with_expressions and row["has_face"]:
+            report = track.expression_report
+            assert report.person_id == track.person_id == track.main_person_id
+            assert len(report.timeline) == NUM_FRAMES and report.caption.startswith("Measured description")
+            assert [frame.box for frame in report.timeline.frames] == track.boxes
+        elif not row["has_face"]:
+            assert track.expressions == {}
+
     # Fewer frames than tracked: a uniform subset of the track; more: a clear error.
     row = dataset[0]
     clip, track = dataset_builder.load_example_video(row["video"], row["face_track"], num_frames=2)
     assert len(clip.frames) == len(track.frames) == 2
+    if with_expressions:  # the kept frames' measurements (events and caption re-derived from them)
+        assert [frame.frame_index for frame in track.expression_report.timeline.frames] == track.frame_indices
     with pytest.raises(DatasetBuildError, match="rebuild"):
         dataset_builder.load_example_video(row["video"], row["face_track"], num_frames=NUM_FRAMES + 1)
 
@@ -257,9 +272,13 @@ def test_cli_build_then_push(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(dataset_builder, "push_dataset", fake_push)
     code = main(["dataset", "build", str(tmp_path / "a.json"), "--video-root", str(tmp_path / "videos"),
-                 "--out", str(tmp_path / "out"), "--num-frames", "2", "--split", "test", "--push", "me/faces"])
+                 "--out", str(tmp_path / "out"), "--num-frames", "2", "--split", "test", "--push", "me/faces",
+                 "--no-expressions"])
     assert code == 0
-    assert "test: 1/2 rows written" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test: 1/2 rows written" in printed and "expressions: not measured (--no-expressions)" in printed
+    row = dataset_builder.load_built_dataset(tmp_path / "out", split="test")[0]
+    assert json.loads(row["face_track"])["expressions"] == {}
     assert pushed == [(str(tmp_path / "out"), "me/faces", False)]
     assert len(list((tmp_path / "out" / "data").glob("test-*-00000-of-00001.parquet"))) == 1
 
@@ -395,6 +414,9 @@ def test_large_videos_are_tracked_shrunk_and_boxes_stored_in_their_own_pixels(tm
     for stored, reference in zip(track["frames"], full["frames"]):
         assert stored["box"] is not None and reference["box"] is not None
         assert np.abs(np.array(stored["box"]) - np.array(reference["box"])).max() < 20  # pixels of 2560 x 1440
+    for report in track["expressions"].values():  # the expression timeline's boxes are in those pixels too
+        assert [frame["box"] for frame in report["timeline"]["frames"]] == [frame["box"] for frame in track["frames"]]
+    assert len(track["expressions"]) == (0 if missing_expression_dependencies() else 1)
 
 
 # --------------------------------------------------------------------------------------------- crash recovery
@@ -560,3 +582,25 @@ def test_load_dataset_first_row_video_decodes(built):
     expected = load_video(source, frame_indices=[0, 35, 71]).frames
     decoded = frames.data.permute(0, 2, 3, 1).numpy()
     assert np.abs(decoded.astype(int) - expected.astype(int)).mean() < 2  # same pictures (decoders round apart)
+
+
+def test_without_the_expression_packages_tracks_are_stored_and_one_line_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "videos").mkdir()
+    write_zoom_clip(tmp_path / "videos" / "zoom.mp4", num_frames=6)
+    (tmp_path / "a.json").write_text(json.dumps([{"id": "z", "video": "zoom.mp4", "caption": "A smile."}]))
+    script = ("import sys\nsys.modules['mediapipe'] = None\nsys.modules['ai_edge_litert'] = None\n"
+              "from facetrack.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "dataset", "build", str(tmp_path / "a.json"),
+                           "--video-root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
+                           "--num-frames", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in (done.stdout + done.stderr).splitlines() if "pip install" in line]
+    assert len(notes) == 1 and notes[0].startswith("expressions: not measured: the expression timeline needs")
+    row = dataset_builder.load_built_dataset(tmp_path / "out", split="train")[0]
+    track = json.loads(row["face_track"])
+    assert track["expressions"] == {} and row["has_face"]
+    report = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]
+    assert report["expressions"] == notes[0].removeprefix("expressions: ")

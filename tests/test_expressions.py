@@ -208,9 +208,12 @@ def test_report_round_trips_through_json(media_dir, analyzer, tracker):
 
     clip, report = _report(media_dir, analyzer, tracker, "single_face.mp4", 16)
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["version"] == 1 and data["timeline"]["version"] == 1 and len(data["timeline"]["frames"]) == 16
+    assert data["version"] == 2 and data["timeline"]["version"] == 1 and len(data["timeline"]["frames"]) == 16
     again = ExpressionReport.from_dict(data)
     assert again.to_dict() == report.to_dict()
+    # A version-1 report (the person was "track_id") still loads.
+    version_1 = {key: value for key, value in data.items() if key != "person_id"} | {"version": 1, "track_id": 1}
+    assert ExpressionReport.from_dict(version_1).person_id == 1
     assert ExpressionTimeline.from_dict(data["timeline"]).to_dict() == report.timeline.to_dict()
     with pytest.raises(ValueError, match="version"):
         ExpressionTimeline.from_dict({**data["timeline"], "version": 99})
@@ -221,12 +224,15 @@ def test_report_round_trips_through_json(media_dir, analyzer, tracker):
     assert "mediapipe 1.2.3" in data["timeline"]["models"]["landmarker"]
     with pytest.raises(ValueError, match="unknown event kind"):
         ExpressionEvent.from_dict({"kind": "sneeze", "start": 0, "end": 1})
-    with pytest.raises(ValueError, match="no face track 7"):
-        analyze_expressions(clip, tracker.track(clip), track_id=7, analyzer=analyzer)
-    # Any person's boxes, not only the main character's (here the one track, by its id).
+    with pytest.raises(ValueError, match=r"no person 7; the clip's persons are \[1\]"):
+        analyze_expressions(clip, tracker.track(clip), person_id=7, analyzer=analyzer)
+    # Any person's boxes, not only the main character's (here the one person, by id).
     track = tracker.track(clip)
-    by_id = analyze_expressions(clip, track, track_id=track.main_track_id, analyzer=analyzer)
-    assert by_id.track_id == track.main_track_id and by_id.timeline.measured.all()
+    by_id = analyze_expressions(clip, track, person_id=track.person_id, analyzer=analyzer)
+    assert by_id.person_id == track.person_id == 1 and by_id.timeline.measured.all()
+    # Boxes in other pixels than the frames are refused, never measured in the wrong place.
+    with pytest.raises(ValueError, match="scaled_to"):
+        analyze_expressions(clip, track.scaled_to(1280, 720), analyzer=analyzer)
 
 
 @needs_models
@@ -238,14 +244,19 @@ def test_every_person_of_a_group_photo_is_measured_in_their_own_box(media_dir, a
     photo = np.asarray(Image.open(media_dir / "multi_face.jpg").convert("RGB"))
     clip = load_video([photo] * 3, num_frames=None)
     track = tracker.track(clip)
-    assert len(track.tracks) == 5
+    assert len(track.persons) == 5
     shapes = []
-    for track_id, boxes in sorted(track.tracks.items()):
-        report = analyze_expressions(clip, track, track_id=track_id, analyzer=analyzer)
-        assert report.track_id == track_id and report.timeline.measured.all()
-        assert [frame.box for frame in report.timeline.frames] == [[round(v, 2) for v in b] for b in boxes]
+    for person_id, person in sorted(track.persons.items()):
+        report = analyze_expressions(clip, track, person_id=person_id, analyzer=analyzer)
+        assert report.person_id == person_id and report.timeline.measured.all()
+        assert [frame.box for frame in report.timeline.frames] == [[round(v, 2) for v in b] for b in person.boxes]
         shapes.append(np.array(report.timeline.frames[0].blendshapes))
     assert min(np.abs(a - b).sum() for i, a in enumerate(shapes) for b in shapes[i + 1:]) > 0.5  # five faces
+    # Without person_id: the followed person, which is the target when one was given (not the main character).
+    chosen = tracker.select(track, clip, 3)
+    report = analyze_expressions(clip, chosen, analyzer=analyzer)
+    assert chosen.main_person_id != 3 and report.person_id == 3
+    assert [frame.box for frame in report.timeline.frames] == track.persons[3].boxes
 
 
 @needs_models

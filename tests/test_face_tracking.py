@@ -111,7 +111,7 @@ def test_result_json_round_trip(shared_results):
     restored = FaceTrackResult.from_dict(json.loads(text))
     assert restored == result
     assert restored.persons.keys() == result.persons.keys() and all(isinstance(k, int) for k in restored.persons)
-    assert text.count('"version": 2') == 1
+    assert text.count('"version": 3') == 1
     np.testing.assert_array_equal(restored.present, result.present)
     with pytest.raises(ValueError, match="not a valid face-track result"):
         FaceTrackResult.from_dict({"frames": [{"timestamp": 0.0}]})

@@ -160,7 +160,7 @@ def test_retry_runs_only_where_the_downscaled_pass_sees_no_or_tiny_faces(person_
 def test_json_round_trip_and_version_1_files_load(tracked):
     _, _, result = tracked("side_by_side_swap", 32)
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["version"] == 2 and set(data["tracks"]) == set(data["persons"]) == {"1", "2"}
+    assert data["version"] == 3 and set(data["tracks"]) == set(data["persons"]) == {"1", "2"}
     assert FaceTrackResult.from_dict(data) == result
     # A version-1 file (position-only tracks, `main_track_id`, frames with `track_id`) still loads.
     version_1 = {
@@ -177,7 +177,7 @@ def test_json_round_trip_and_version_1_files_load(tracked):
     assert [f.person_id for f in old.frames] == [2, None, 2]
     assert old.persons[2].scores == [0.99, None, 0.99] and old.persons[3].scores == [None, None, None]
     assert old.tracks == {2: version_1["tracks"]["2"], 3: version_1["tracks"]["3"]}
-    assert old.to_dict()["version"] == 2 and FaceTrackResult.from_dict(old.to_dict()) == old
+    assert old.to_dict()["version"] == 3 and FaceTrackResult.from_dict(old.to_dict()) == old
     with pytest.raises(ValueError, match="person 2 has 3 boxes"):
         FaceTrackResult.from_dict({**version_1, "frames": version_1["frames"][:2]})
 

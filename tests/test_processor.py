@@ -282,3 +282,53 @@ def test_old_processor_config_with_padding_side_still_loads(tiny_model_dir, tmp_
     assert old.tokenizer.padding_side == "left" and old.video_newline is False
     inputs = old(text=["<video> a", "<video> a much longer prompt"], videos=[synthetic_frames(2)] * 2, num_frames=2)
     assert inputs["attention_mask"][:, -1].all() and not inputs["attention_mask"][:, 0].all()
+
+
+# ------------------------------------------------------------------------------------------------ expressions
+def test_expressions_are_off_by_default_and_returned_when_asked(processor, media_dir, monkeypatch):
+    from facetrack.processing import expressions
+    from facetrack.processing.expression_models import missing_expression_dependencies
+
+    video = str(media_dir / "single_face.mp4")
+    original_init = expressions.ExpressionAnalyzer.__init__
+    loads = []
+
+    def counted_init(self, *args, **kwargs):
+        loads.append(1)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(expressions.ExpressionAnalyzer, "__init__", counted_init)
+    plain = processor(text="<video>", videos=[video], num_frames=4, return_face_tracks=True)
+    assert loads == [] and "expressions" not in plain and plain["face_tracks"][0]["expressions"] == {}
+    if missing_expression_dependencies():
+        with pytest.raises(ImportError, match="pip install"):
+            processor(text="<video>", videos=[video], num_frames=4, return_expressions=True)
+        return
+    asked = processor(text="<video>", videos=[video], num_frames=4, return_expressions=True, return_face_tracks=True)
+    (report,) = asked["expressions"]
+    assert loads == [1] and report["version"] == 2 and report["person_id"] == 1
+    assert len(report["timeline"]["frames"]) == 4 and report["caption"].startswith("Measured description")
+    assert asked["face_tracks"][0]["expressions"]["1"] == report
+    assert torch.equal(asked["input_ids"], plain["input_ids"])  # the model inputs do not change
+    # A precomputed track that holds them is not measured again (structured kwargs work too).
+    again = processor(text="<video>", videos=[video], face_tracks=[asked["face_tracks"][0]],
+                      videos_kwargs={"return_expressions": True})
+    assert loads == [1] and again["expressions"] == [report]
+
+
+def test_a_remote_code_processor_takes_this_packages_clip_and_track(tiny_model_dir, media_dir):
+    """A processor loaded with trust_remote_code has its own copies of VideoClip and FaceTrackResult; the installed
+    package's objects (what the CLI and the Space hand on) are taken as they are, without decoding again."""
+    from transformers import AutoProcessor
+
+    from facetrack.processing.video_analysis import analyze_video
+
+    remote = AutoProcessor.from_pretrained(tiny_model_dir, trust_remote_code=True)
+    assert type(remote).__module__.startswith("transformers_modules")
+    video = str(media_dir / "single_face.mp4")
+    analysis = analyze_video(video, num_frames=4, expressions=False)
+    handed = remote(text="<video>", videos=[analysis.clip], face_tracks=[analysis.track], return_face_tracks=True)
+    from_file = remote(text="<video>", videos=[video], num_frames=4, return_face_tracks=True)
+    for key in ("input_ids", "face_mask", "pixel_values_videos", "pixel_values_faces"):
+        assert torch.equal(handed[key], from_file[key]), key
+    assert handed["face_tracks"][0]["frames"] == from_file["face_tracks"][0]["frames"]

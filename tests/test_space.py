@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facetrack.processing.expression_models import missing_expression_dependencies
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = REPO_ROOT / "space" / "app.py"
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
@@ -314,22 +316,36 @@ def captioning_demo_url(space_app, tiny_model_dir) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def expected_track(media_dir):
-    """What the tracker itself finds in the test clip with the demo's frame count."""
-    from facetrack.processing.face_tracking import track_video
+    """What the analysis pipeline itself finds in the test clip with the demo's frame count and decode size."""
+    from facetrack.processing.video_analysis import analyze_video
 
-    clip, result = track_video(media_dir / "single_face.mp4", num_frames=NUM_FRAMES)
+    analysis = analyze_video(media_dir / "single_face.mp4", num_frames=NUM_FRAMES, max_side=1920)
+    clip, result = analysis.clip, analysis.track
     present = np.flatnonzero(result.present)
     assert len(present) > 0, "the tracker found no face in single_face.mp4: the demo test would be meaningless"
-    return {"count": len(present), "captions": [f"{clip.timestamps[i]:.2f} s" for i in present], "result": result}
+    return {"count": len(present), "captions": [f"{clip.timestamps[i]:.2f} s" for i in present], "result": result,
+            "analysis": analysis}
 
 
 @pytest.fixture(scope="module")
 def model_caption(space_app, tiny_model_dir, media_dir, expected_track) -> str:
     """The tiny model's own greedy caption of the test clip, from the same frames and face track as the demo's."""
     model = space_app.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
-    *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["result"].to_dict())
+    *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["analysis"])
     assert caption.strip(), "the tiny model generated an empty caption"
+    # Handed the page's analysis, the model sees what it would see decoding and tracking the file itself.
+    pieces, _ = model.captioner.stream_caption(str(media_dir / "single_face.mp4"), num_frames=NUM_FRAMES,
+                                               max_new_tokens=MAX_NEW_TOKENS)
+    assert "".join(pieces) == caption
     return caption
+
+
+def measured_caption_shown(page) -> str:
+    """The measured-caption box's text, once it is filled."""
+    box = page.locator("#measured-caption textarea")
+    page.wait_for_function("() => document.querySelector('#measured-caption textarea')?.value.length > 0",
+                           timeout=TRACK_TIMEOUT_MS)
+    return box.input_value()
 
 
 @pytest.mark.slow
@@ -353,6 +369,20 @@ def test_browser_end_to_end_with_streamed_caption(
     page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
     assert "Main character: person" in page.locator("#track-summary").inner_text()
     assert page.locator("#people .thumbnail-item").count() == 1  # one person to pick from
+    # The measured description, labelled as measured, beside the model's caption; the expression timeline plot
+    # under the crop strip.
+    measured = measured_caption_shown(page)
+    expected_measured = expected_track["analysis"].measured_caption
+    if expected_track["analysis"].expression_problem is None:
+        assert measured == expected_measured and measured.startswith("Measured description")
+        plot = page.locator("#expression-plot img")
+        plot.wait_for(state="visible", timeout=TRACK_TIMEOUT_MS)
+        assert plot.bounding_box()["height"] > 200
+        below_crops = page.locator("#face-crops").bounding_box()
+        assert plot.bounding_box()["y"] > below_crops["y"] + below_crops["height"] - 1
+    else:
+        assert measured.startswith("No measured description here: the expression timeline needs")
+    assert "not by a language model" in page.locator("#measured-caption").inner_text()
 
     # The caption is the model's own (greedy, same frames and track), built up in steps that only ever extend it.
     # (How many steps the page shows depends on how the browser batches the stream; the API test counts them.)
@@ -363,7 +393,32 @@ def test_browser_end_to_end_with_streamed_caption(
 
     ARTIFACTS_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS_DIR / "space.png"), full_page=True)
+
+    # The TEM tab scores either caption: each button fills the box to score, and the score is the metric's.
+    import evaluate
+
+    metric = evaluate.load(str(REPO_ROOT / "evaluate_metric" / "tem"))
+    page.get_by_role("tab", name="Score a caption (TEM)").click()
+    page.locator("#tem-reference textarea").fill(REFERENCE)
+    for button, caption in (("#tem-use-measured", measured), ("#tem-use-model", model_caption)):
+        page.locator(button).click()
+        page.wait_for_function("(text) => document.querySelector('#tem-prediction textarea').value === text",
+                               arg=caption, timeout=10_000)
+        expected = metric.compute(predictions=[caption], references=[REFERENCE], return_per_sample=True)
+        events = expected["per_sample"][0]["num_prediction_events"]
+        page.locator("#tem-score").click()
+        page.locator("#tem-summary", has_text=f"TEM {expected['tem']:.3f}").filter(
+            has_text=f"Content: {events} predicted").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS_DIR / "space-tem-measured-and-model.png"), full_page=True)
     page.close()
+
+
+# The reference of the single_face.mp4 clip (facetrack.quickstart's hand-written caption).
+REFERENCE = (
+    "This video shows the changing facial expressions of a young man. At the beginning, his face is neutral and his "
+    "lips are closed. As the video progresses, the corners of his mouth rise. In the middle, he smiles broadly, "
+    "showing his teeth. Towards the end, his smile fades."
+)
 
 
 @pytest.mark.slow
@@ -374,8 +429,10 @@ def test_gradio_client_calls_the_same_endpoints(captioning_demo_url, media_dir, 
     api = client.view_api(print_info=False, return_format="dict")
     assert {"/track", "/caption"} <= set(api["named_endpoints"])
 
-    video, crops, plot, summary, people = client.predict(handle_file(str(media_dir / "single_face.mp4")),
-                                                         api_name="/track")
+    video, crops, plot, summary, people, expression_plot, measured = client.predict(
+        handle_file(str(media_dir / "single_face.mp4")), api_name="/track")
+    assert measured == (expected_track["analysis"].measured_caption or measured)
+    assert measured.startswith(("Measured description", "No measured description here"))
     assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 1000
     assert [item["caption"] for item in crops] == expected_track["captions"]
     assert "Main character: person" in summary
@@ -439,23 +496,69 @@ def test_browser_tem_tab_shows_the_matched_events(space_app, browser, captioning
 
 
 # ------------------------------------------------------------------------------------------- choosing a person
-def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tmp_path):
-    """Picking a face in the people gallery follows that person with the same frames and boxes (no new detection)."""
+def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tmp_path, monkeypatch):
+    """Picking a face in the people gallery follows that person with the same decoded frames and boxes (no decoding,
+    no detection); the expression plot and the measured caption switch to them."""
     from person_clips import person_in_box
 
+    import facetrack.processing.video_analysis as video_analysis
+    from facetrack.processing.expression_report import analyze_expressions
     from facetrack.processing.face_tracking import FaceTracker
 
     config = space_app.DemoConfig(num_frames=NUM_FRAMES, work_dir=tmp_path)
     built = person_clips["side_by_side_swap"]
-    first = space_app.track_video(str(built.path), config, FaceTracker(), lambda *a, **k: None)
+    tracker = FaceTracker()
+    first = space_app.track_video(str(built.path), config, tracker, lambda *a, **k: None)
     assert [label for _, label in first.people] == ["person 1 · main", "person 2"]
-    chosen = space_app.follow_person(str(built.path), first.track_json, 2, config, lambda *a, **k: None)
-    assert chosen.track_json["person_id"] == 2 and chosen.track_json["main_person_id"] == 1
-    assert "Following person 2" in chosen.summary
-    truth = built.truth_at([frame["frame_index"] for frame in chosen.track_json["frames"]])
-    assert all(person_in_box(frame["box"], people) == "B" for frame, people in zip(chosen.track_json["frames"], truth))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("picking a person must not decode the video again")
+
+    monkeypatch.setattr(video_analysis, "load_video", no_decoding)
+    monkeypatch.setattr(tracker, "detect", no_decoding)
+    chosen = space_app.follow_person(first.analysis, 2, config, lambda *a, **k: None)
+    track = chosen.analysis.source_track().to_dict()
+    assert track["person_id"] == 2 and track["main_person_id"] == 1
+    assert chosen.analysis.clip is first.analysis.clip  # the same decoded frames
+    assert "Following person 2" in chosen.summary and "picked in the gallery" in chosen.summary
+    truth = built.truth_at([frame["frame_index"] for frame in track["frames"]])
+    assert all(person_in_box(frame["box"], people) == "B" for frame, people in zip(track["frames"], truth))
     assert len(chosen.crops) == NUM_FRAMES
     assert set(chosen.presence["track"]) == {"main character (person 1)", "person 2"}  # the plot keeps its series
+    if chosen.analysis.expression_problem:
+        assert chosen.measured_caption.startswith("No measured description here: the expression timeline needs")
+        assert chosen.expression_plot is None
+        return
+    # Person 2's own measurement (in their boxes), not the main character's; person 1's is still there.
+    report = chosen.analysis.expressions
+    assert report.person_id == 2 and chosen.measured_caption == report.caption
+    assert [frame.box for frame in report.timeline.frames] == chosen.analysis.track.boxes
+    independent = analyze_expressions(first.analysis.clip, first.analysis.track, 2)
+    assert report.to_dict() == independent.to_dict()
+    assert first.analysis.expressions.person_id == 1 and first.measured_caption == first.analysis.expressions.caption
+    assert chosen.expression_plot is not None
+    # Back to the main character: nothing is measured again.
+    monkeypatch.setattr(video_analysis, "analyze_expressions", no_decoding)
+    back = space_app.follow_person(chosen.analysis, 1, config, lambda *a, **k: None)
+    assert back.measured_caption == first.measured_caption and "Main character: person 1" in back.summary
+
+
+def test_without_the_expression_packages_the_page_says_what_to_install(space_app, media_dir, tmp_path, monkeypatch):
+    import facetrack.processing.video_analysis as video_analysis
+    from facetrack.processing.expression_models import INSTALL_STEP, ExpressionDependencyError
+
+    def missing(*args, **kwargs):
+        raise ExpressionDependencyError(f"the expression timeline needs mediapipe==1.2.3; install with: {INSTALL_STEP}")
+
+    monkeypatch.setattr(video_analysis, "check_expression_dependencies", missing)
+    config = space_app.DemoConfig(num_frames=4, work_dir=tmp_path)
+    for video in ("single_face.mp4", "no_face.mp4"):  # with and without a face to measure
+        outputs = space_app.track_video(str(media_dir / video), config, None, lambda *a, **k: None)
+        assert outputs.measured_caption == ("No measured description here: the expression timeline needs "
+                                            f"mediapipe==1.2.3; install with: {INSTALL_STEP}")
+        assert outputs.expression_plot is None and Path(outputs.annotated_video).is_file()
+    assert len(space_app.track_video(str(media_dir / "single_face.mp4"), config, None,
+                                     lambda *a, **k: None).crops) >= 3  # everything else works
 
 
 @pytest.mark.browser
@@ -470,9 +573,21 @@ def test_browser_people_gallery_picks_whom_to_follow(space_app, browser, person_
         assert people.count() == 2
         page.locator("#track-summary", has_text="Main character: person 1").wait_for(timeout=TRACK_TIMEOUT_MS)
         page.locator("#presence-plot svg.marks").wait_for(timeout=TRACK_TIMEOUT_MS)
+        measured = measured_caption_shown(page)  # shown with no model configured
+        with_models = not missing_expression_dependencies()
+        if with_models:
+            assert measured.startswith("Measured description")
+            page.locator("#expression-plot img").wait_for(state="visible", timeout=TRACK_TIMEOUT_MS)
+            first_plot = page.locator("#expression-plot img").get_attribute("src")
+        else:
+            assert measured.startswith("No measured description here: the expression timeline needs")
         people.nth(1).click()
         page.locator("#track-summary", has_text="Following person 2").wait_for(timeout=TRACK_TIMEOUT_MS)
         assert page.locator("#face-crops .thumbnail-item").count() == NUM_FRAMES
+        if with_models:  # the expression plot is redrawn for person 2 (a new picture), with their caption
+            page.wait_for_function("(old) => document.querySelector('#expression-plot img')?.src !== old",
+                                   arg=first_plot, timeout=TRACK_TIMEOUT_MS)
+            assert measured_caption_shown(page).startswith("Measured description")
         # Both persons' lines are still drawn in colour after the switch (a renamed series would lose its colour).
         page.wait_for_timeout(1000)
         strokes = page.evaluate(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from facetrack.cli import main
+from facetrack.processing.expression_models import missing_expression_dependencies
 from facetrack.processing.face_tracking import FaceTrackResult
 
 
@@ -110,6 +111,63 @@ def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
     assert (edge[:, 1] > edge[:, 0] + 60).mean() > 0.8
     written = sorted(crops.glob("*.png"))
     assert len(written) == int(result.present.sum())
+    # The expressions of the followed person are measured by default and stored in the JSON (format version 3).
+    data = json.loads(out.read_text())
+    assert data["version"] == 3
+    if not missing_expression_dependencies():
+        report = result.expression_report
+        assert report.person_id == result.person_id and len(report.timeline) == 8
+        assert [frame.box for frame in report.timeline.frames] == result.boxes
+        assert f"expressions of person {result.person_id}: measured in {int(report.timeline.measured.sum())}/8" in printed
+        assert report.caption in printed and report.caption.startswith("Measured description")
+
+
+def test_no_expressions_skips_them(media_dir, tmp_path, capsys, monkeypatch):
+    import facetrack.processing.expressions as expressions
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("--no-expressions loaded the expression models")
+
+    monkeypatch.setattr(expressions.ExpressionAnalyzer, "__init__", no_models)
+    out = tmp_path / "track.json"
+    assert main(["track", str(media_dir / "single_face.mp4"), "--frames", "4", "--no-expressions",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Measured description" not in printed and "expressions of person" not in printed
+    assert json.loads(out.read_text())["expressions"] == {}
+
+
+BLOCK_EXPRESSION_PACKAGES = """
+import sys
+sys.modules["mediapipe"] = None      # as on a machine without the optional expression packages
+sys.modules["ai_edge_litert"] = None
+from facetrack.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def run_without_expression_packages(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_EXPRESSION_PACKAGES, *argv], capture_output=True, text=True,
+                          timeout=180)
+
+
+def test_without_the_expression_packages_track_works_and_says_what_to_install(media_dir, tmp_path):
+    out = tmp_path / "track.json"
+    done = run_without_expression_packages("track", str(media_dir / "single_face.mp4"), "--frames", "4",
+                                           "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in (done.stdout + done.stderr).splitlines() if "install" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: expressions skipped: the expression timeline needs")
+    assert "mediapipe==1.2.3" in notes[0] and "pip install" in notes[0]
+    assert "Traceback" not in done.stderr
+    track = json.loads(out.read_text())
+    assert track["expressions"] == {} and sum(frame["box"] is not None for frame in track["frames"]) >= 3
+    # describe without --model has nothing else to give: one error line naming the install step, exit code 2.
+    described = run_without_expression_packages("describe", str(media_dir / "single_face.mp4"))
+    assert described.returncode == 2 and described.stdout == ""
+    lines = described.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facetrack describe: error: the expression timeline needs")
+    assert "pip install" in lines[0]
 
 
 def test_video_without_faces_is_a_normal_result(media_dir, tmp_path, capsys):
@@ -225,3 +283,13 @@ def test_large_video_is_tracked_shrunk_and_reported_in_its_own_pixels(tmp_path, 
     assert 600 < (x1 + x2) / 2 < 1800 and 100 < (y1 + y2) / 2 < 900 and x2 - x1 > 300
     with av.open(str(tmp_path / "overlay.mp4")) as container:
         assert container.streams.video[0].width == 1920  # drawn on the shrunk frames
+    # The measured expressions' boxes are in the video's pixels too.
+    for report in track["expressions"].values():
+        assert [frame["box"] for frame in report["timeline"]["frames"]] == boxes
+    # A --person-box is read in the video's own pixels as well: the face's box found in the JSON picks it exactly.
+    time = track["frames"][-1]["timestamp"]
+    assert main(["track", str(path), "--frames", "3", "--no-expressions",
+                 "--person-box", f"{x1:g},{y1:g},{x2:g},{y2:g}@{time:g}"]) == 0
+    reason = capsys.readouterr().out
+    assert f"person 1 is the face at box {x1:g},{y1:g},{x2:g},{y2:g} at {time:g} s" in reason
+    assert "IoU 1.00" in reason

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a Hub-ready dataset folder (parquet + dataset card) with face tracks precomputed",
         description=(
             "Read a JSON list of {id, video, caption} (video paths relative to --video-root), track the main "
-            "character's face in every clip, and write parquet shards with the videos embedded, a dataset card "
+            "character's face in every clip (and measure their expressions), and write parquet shards with the videos embedded, a dataset card "
             "(README.md) and build_report.json (items dropped because their video is missing or unreadable, items "
             "kept without a face). Load the result with datasets.load_dataset(OUT)."
         ),
@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--detector", default="retinaface", help="face detector name (see facetrack.processing)")
     build.add_argument("--license", default="other", help="license identifier written in the dataset card")
     build.add_argument("--max-shard-size", default="500MB", help="largest parquet shard (videos included)")
+    build.add_argument("--no-expressions", action="store_true",
+                       help="store face tracks without the main character's measured expressions (default: stored "
+                       "when the optional expression packages are installed)")
     build.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub dataset repo when done")
     build.add_argument("--private", action="store_true", help="create the Hub repo as private (with --push)")
     build.set_defaults(func=run_build)
@@ -52,6 +55,7 @@ def run_build(args: argparse.Namespace) -> int:
             detector=args.detector,
             license=args.license,
             max_shard_size=args.max_shard_size,
+            expressions=not args.no_expressions,
         )
     except DatasetBuildError as error:
         raise UserError(str(error)) from error
@@ -59,6 +63,7 @@ def run_build(args: argparse.Namespace) -> int:
         f"{args.split}: {report.num_written}/{report.num_input} rows written to {args.out} "
         f"({len(report.dropped)} dropped, {len(report.no_face)} without a face; see {args.out}/build_report.json)"
     )
+    print(f"expressions: {report.expressions}")
     if args.push:
         url = push_dataset(args.out, args.push, private=args.private)
         print(f"uploaded to {url}")

@@ -1,5 +1,5 @@
-"""`facetrack track VIDEO`: find every person, follow the main character's face (or a chosen person's); optionally
-write JSON, an overlay, crops."""
+"""`facetrack track VIDEO`: find every person, follow the main character's face (or a chosen person's), measure their
+expressions; optionally write JSON, an overlay, crops."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="track faces in a video and pick the main character (or a chosen person)",
         description="Sample frames from VIDEO, detect and track every face, tell the people apart (face identity "
         "through cuts and crossings), choose the main character (presence x face size x closeness to the centre) or "
-        "the person asked for, and print a short summary.",
+        "the person asked for, measure their facial expressions (landmarks + an emotion classifier: events and a "
+        "measured caption), and print a short summary.",
     )
     parser.add_argument("video", help="video file (mp4, mov, mkv, webm, ...)")
     parser.add_argument("--frames", type=int, default=32, metavar="N",
@@ -35,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crops", default=None, metavar="DIR",
                         help="write the followed person's face crop of each sampled frame as PNGs into DIR")
     parser.add_argument("--crop-size", type=int, default=224, metavar="PX", help="side of the face crops (default 224)")
+    parser.add_argument("--no-expressions", action="store_true",
+                        help="skip the expression timeline (tracking only; the JSON then has no expressions)")
     parser.set_defaults(func=handle)
 
 
@@ -54,15 +57,15 @@ def handle(args: argparse.Namespace) -> int:
         raise UserError(f"--crop-size must be at least 8, got {args.crop_size}")
 
     target = target_from_args(args)
-    from facetrack.dataset_builder import track_in_source_pixels
-    from facetrack.processing.face_tracking import FaceTracker, crop_faces
-    from facetrack.processing.video_io import load_video
+    from facetrack.processing.face_tracking import FaceTracker
+    from facetrack.processing.video_analysis import analyze_video
 
     # Frames over 1920 px are decoded shrunk (the detector works at 640 px; a 4K clip's 32 frames would take 2 GB);
-    # the JSON gives boxes in the video's own pixels.
+    # the JSON gives boxes in the video's own pixels, and a --person-box is read in those too.
     tracker = FaceTracker(args.detector, interpolate_max_gap=args.interpolate_gap)
-    clip = load_video(args.video, num_frames=args.frames, fps=args.fps, max_side=DECODE_MAX_SIDE)
-    result = tracker.track(clip, target)
+    analysis = analyze_video(args.video, num_frames=args.frames, fps=args.fps, max_side=DECODE_MAX_SIDE,
+                             tracker=tracker, target=target, expressions=not args.no_expressions)
+    clip, result = analysis.clip, analysis.track
     print(f"{args.video}: {len(clip)} frames sampled ({clip.source_width or clip.width}x"
           f"{clip.source_height or clip.height}, {clip.duration or 0:.1f} s, detector {result.detector})")
     print(result.summary())
@@ -72,12 +75,16 @@ def handle(args: argparse.Namespace) -> int:
     # One character per sampled frame: M = the followed face detected, i = interpolated, . = missing.
     strip = "".join("." if f.box is None else "i" if f.interpolated else "M" for f in result.frames)
     print(f"{'main' if result.person_id == result.main_person_id else 'chosen'} face per frame: {strip}")
+    if analysis.expression_problem:
+        print(f"note: expressions skipped: {analysis.expression_problem}")
+    elif analysis.expressions is not None:
+        print(expressions_line(analysis.expressions))
+        print(analysis.expressions.caption)
 
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(track_in_source_pixels(result.to_dict(), clip.source_width, clip.source_height),
-                                  indent=1))
+        out.write_text(json.dumps(analysis.source_track().to_dict(), indent=1))
         print(f"wrote {out}")
     if args.render:
         from facetrack.overlay import write_overlay_video
@@ -88,7 +95,7 @@ def handle(args: argparse.Namespace) -> int:
 
         crops_dir = Path(args.crops)
         crops_dir.mkdir(parents=True, exist_ok=True)
-        crops = crop_faces(clip.frames, result.boxes, size=args.crop_size)
+        crops = analysis.crops(size=args.crop_size)
         written = 0
         for t, (crop, frame) in enumerate(zip(crops, result.frames)):
             if frame.box is not None:
@@ -107,3 +114,11 @@ def persons_line(result) -> str:
     if result.shot_cuts:
         line += "; shot cuts at " + ", ".join(f"{t:.1f}" for t in result.shot_cuts) + " s"
     return line
+
+
+def expressions_line(report) -> str:
+    """"expressions of person 1: measured in 31/32 frames; 4 events: smile_start 1.2 s, blink 3.4 s, ..."."""
+    measured = int(report.timeline.measured.sum())
+    events = ", ".join(f"{event.kind} {event.time:.1f} s" for event in report.events) or "none"
+    return (f"expressions of person {report.person_id}: measured in {measured}/{len(report.timeline)} frames; "
+            f"{len(report.events)} event(s): {events}")
