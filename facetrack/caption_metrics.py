@@ -13,8 +13,7 @@ import warnings
 from pathlib import Path
 
 
-class CaptionMetricError(ValueError):
-    """Predictions and references that cannot be scored."""
+from .fec_errors import BenchmarkError
 
 
 METEOR_NOTE = (
@@ -97,9 +96,9 @@ def caption_metrics(predictions: list[str], references: list[str]) -> dict:
     unavailable). CIDEr, BLEU-4 and METEOR read the same tokens: lower-cased words without punctuation (`tokenize`),
     so punctuation can neither add nor remove n-gram matches."""
     if len(predictions) != len(references):
-        raise CaptionMetricError(f"{len(predictions)} predictions but {len(references)} references")
+        raise BenchmarkError(f"{len(predictions)} predictions but {len(references)} references")
     if not predictions:
-        raise CaptionMetricError("no predictions to score")
+        raise BenchmarkError("no predictions to score")
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from rouge_score import rouge_scorer

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facetrack {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # Each module in facetrack/commands defines `register(subparsers)`, which adds its parser and sets `func`.
+    # Each module in facetrack/commands defines `register(subparsers)`, which adds its parser and sets `func` to the
+    # module's `run(args)` (`run_<subcommand>` for commands with subcommands: `dataset build`, `convert ...`).
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
         module.register(subparsers)

@@ -52,16 +52,13 @@ from pathlib import Path
 from typing import Any
 
 from .dataset_card import write_dataset_card  # noqa: E402 (part of this module's API)
+from .inference import DEFAULT_PROMPT as EVALUATION_PROMPT
 from .training_data import load_built_dataset, load_example_video, subsample_track  # noqa: F401 (reading rows back)
 
 logger = logging.getLogger(__name__)
 
 # Instruction prompts, one picked per item by a hash of its id (deterministic, reproducible across builds).
 # The first one is the evaluation prompt used on FEC-Bench (see PAPER.md).
-EVALUATION_PROMPT = (
-    "Please provide a detailed description of the facial appearance attributes and expression changes of the "
-    "character in the video"
-)
 INSTRUCTION_TEMPLATES: tuple[str, ...] = (
     EVALUATION_PROMPT,
     "Describe how the facial expression of the main character changes over the course of the video.",

@@ -16,9 +16,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .caption_metrics import METEOR_NOTE, CaptionMetricError, caption_metrics, load_wordnet, tokenize  # noqa: F401
-from .fec_generation import GenerationError, generate_predictions  # noqa: F401
-from .fec_judge import JudgeError, judge_scores  # noqa: F401
+from .caption_metrics import METEOR_NOTE, caption_metrics, load_wordnet, tokenize  # noqa: F401
+from .fec_errors import BenchmarkError
+from .fec_generation import generate_predictions  # noqa: F401
+from .fec_judge import judge_scores  # noqa: F401
 
 # FEC-Bench main table from the paper (../shared/PAPER.md). The first four columns are GPT-judged 0-5 scores.
 PAPER_COLUMNS = ["Correctness", "Detail", "Context", "Temporal", "CIDEr", "ROUGE-L", "AutoDQ", "TEM"]
@@ -41,10 +42,6 @@ COLUMN_KEYS = {
 EXTRA_COLUMNS = {
     "BLEU-4": "bleu4", "METEOR (NLTK)": "meteor", "TEM content F1": "tem_content_f1", "TEM temporal": "tem_temporal",
 }
-
-class BenchmarkError(ValueError):
-    """Bad annotations, predictions or arguments for the FEC-Bench evaluation."""
-
 
 # ------------------------------------------------------------------------------------------------ files
 def load_annotations(path: str | os.PathLike) -> list[dict]:

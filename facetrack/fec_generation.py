@@ -8,11 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .fec_errors import BenchmarkError
 from .inference import DEFAULT_PROMPT
-
-
-class GenerationError(ValueError):
-    """A predictions file that belongs to another run."""
 
 
 def generate_predictions(
@@ -32,7 +29,7 @@ def generate_predictions(
     if predictions_path.is_file() and settings_path.is_file():
         previous = json.loads(settings_path.read_text())
         if previous != settings:
-            raise GenerationError(
+            raise BenchmarkError(
                 f"{predictions_path} holds predictions made with {previous}, not {settings}: "
                 "use another --out (or delete that file) to start over"
             )

@@ -3,14 +3,10 @@ from any LLM behind an OpenAI-compatible endpoint (or a local chat model), cache
 
 from __future__ import annotations
 
-import importlib
 import re
 
+from .fec_errors import BenchmarkError
 from .inference import DEFAULT_PROMPT
-
-
-class JudgeError(ValueError):
-    """The judge answered without a score."""
 
 
 # Video-ChatGPT-style judge prompts (text only: the judge compares the prediction with the reference caption).
@@ -38,8 +34,7 @@ def judge_scores(predictions: list[str], references: list[str], judge_model: str
     from .fec_bench import load_tem_metric
 
     metric = load_tem_metric()
-    tem_llm = importlib.import_module(type(metric).__module__.rsplit(".", 1)[0] + ".tem_llm")
-    client = tem_llm.make_llm_client(judge_model, judge_base_url, judge_api_key, cache_dir, max_tokens=32)
+    client = metric.part("tem_llm").make_llm_client(judge_model, judge_base_url, judge_api_key, cache_dir, max_tokens=32)
     scores: dict = {}
     for key, criterion in JUDGE_CRITERIA.items():
         values = []
@@ -48,7 +43,7 @@ def judge_scores(predictions: list[str], references: list[str], judge_model: str
                                                          prediction=prediction))
             match = re.search(r'"score"\s*:\s*(\d+(?:\.\d+)?)', answer) or re.search(r"\b([0-5](?:\.\d+)?)\b", answer)
             if match is None:
-                raise JudgeError(f"the judge {judge_model!r} answered without a score: {answer[:200]!r}")
+                raise BenchmarkError(f"the judge {judge_model!r} answered without a score: {answer[:200]!r}")
             values.append(min(max(float(match.group(1)), 0.0), 5.0))
         scores[key] = sum(values) / len(values)
     return scores

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .fec_errors import EndpointError
 from .inference import DEFAULT_PROMPT
 
 DEFAULT_NUM_FRAMES = 8  # frames per video for other models (the FEC-Bench authors' next model used 8 by default)
@@ -31,8 +32,6 @@ OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-class EndpointError(OSError):
-    """The chat endpoint could not be reached or answered an error: stops the run (it is not one bad video)."""
 
 
 def model_type_of(model_name_or_path: str) -> str:

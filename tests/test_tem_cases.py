@@ -22,9 +22,6 @@ def tem():
     return load_tem_metric()
 
 
-def submodule(metric, name: str):
-    return importlib.import_module(type(metric).__module__.rsplit(".", 1)[0] + "." + name)
-
 
 @pytest.fixture(scope="module")
 def case_scores(tem):
@@ -63,9 +60,9 @@ def test_explicit_negations_are_never_entailed(case_scores):
 
 def test_a_negated_action_contradicts_the_same_action(tem):
     """Every negated event of the negated captions contradicts each reference event with the same unit."""
-    extractor = submodule(tem, "tem_events").RuleEventExtractor()
-    classifier = submodule(tem, "tem_relations").LexiconRelationClassifier()
-    parse = submodule(tem, "tem_lexicon").parse_event
+    extractor = tem.part("tem_events").RuleEventExtractor()
+    classifier = tem.part("tem_relations").LexiconRelationClassifier()
+    parse = tem.part("tem_lexicon").parse_event
     checked = 0
     for index, (reference, _, negated) in enumerate(CASES):
         pred, ref = extractor.extract_one(negated), extractor.extract_one(reference)
@@ -115,9 +112,9 @@ def test_ties_are_broken_by_phase_position_not_by_listing_order(tem):
 
 def test_scores_do_not_depend_on_the_order_events_are_listed_in(tem):
     """Shuffling (and reversing) the reference's event list, each event keeping its phase, changes no score."""
-    events = submodule(tem, "tem_events")
-    relations = submodule(tem, "tem_relations").LexiconRelationClassifier()
-    scoring = submodule(tem, "tem_scoring")
+    events = tem.part("tem_events")
+    relations = tem.part("tem_relations").LexiconRelationClassifier()
+    scoring = tem.part("tem_scoring")
     extractor = events.RuleEventExtractor()
     rng = random.Random(0)
     changed = 0
@@ -144,7 +141,7 @@ def test_scores_do_not_depend_on_the_order_events_are_listed_in(tem):
     ("the person stops speaking", "mouth.speak", [], False),
 ])
 def test_lexicon_parses_events_into_facets(tem, text, unit, directions, negated):
-    core = submodule(tem, "tem_lexicon").parse_event(text).core
+    core = tem.part("tem_lexicon").parse_event(text).core
     assert (core.unit, sorted(core.directions), core.negated) == (unit, directions, negated)
 
 
@@ -159,7 +156,7 @@ def test_lexicon_exports_as_json(tmp_path):
 
 
 def test_pronouns_they_them_and_it_resolve_to_the_face_part(tem):
-    extractor = submodule(tem, "tem_events").RuleEventExtractor()
+    extractor = tem.part("tem_events").RuleEventExtractor()
     texts = [e.text for e in extractor.extract_one(
         "At the beginning, his eyebrows furrow, then they relax. In the middle, he closes his eyes and opens them again. "
         "Towards the end, they blink and he opens his mouth, then closes it.")]
@@ -170,7 +167,7 @@ def test_pronouns_they_them_and_it_resolve_to_the_face_part(tem):
 
 
 def test_markers_from_the_fec_bench_references_open_phases(tem):
-    extractor = submodule(tem, "tem_events").RuleEventExtractor()
+    extractor = tem.part("tem_events").RuleEventExtractor()
     events = extractor.extract_one(
         "The video shows a man. In the initial stage of the video, his eyes widen. In the final stage of the video, "
         "he smiles. At the beginning of the video, her eyelids droop slightly, and as the video progresses, her head "
@@ -185,7 +182,7 @@ def test_every_temporal_opener_in_the_fec_bench_references_is_classified(tem, sh
     references is either a phase marker of the lexicon or listed as not one."""
     import re
 
-    data = submodule(tem, "tem_lexicon").Lexicon.load().data
+    data = tem.part("tem_lexicon").Lexicon.load().data
     known = set(data["phase_markers"]) | set(data["phase_adverbs"]) | set(data["not_phase_markers"])
     opener = re.compile(r"(?:^|[.,;]\s*|\band\s+)((?:at|in|towards?|by|during|from|until|near|throughout) (?:the )?"
                         r"[a-z -]{0,40}?) of the video|(?:^|[.,;]\s*|\band\s+)(as (?:the )?[a-z]+ (?:progress(?:es|ed)|"
@@ -213,7 +210,7 @@ def test_the_metric_card_lists_every_phase_marker(tem):
     """The card is the specification: each marker, adverb and tail of the lexicon is written out in it."""
     import re
 
-    data = submodule(tem, "tem_lexicon").Lexicon.load().data
+    data = tem.part("tem_lexicon").Lexicon.load().data
     card = re.sub(r"\s+", " ", (tem_metric_dir() / "README.md").read_text(encoding="utf-8"))
     missing = [p for p in data["phase_markers"] + data["phase_adverbs"] + data["phase_marker_tails"]
                if not re.search(rf"(?:^|[;:(`] ?){re.escape(p)}(?:[;`)]|$| \(| -)", card)]

@@ -52,9 +52,6 @@ def tem():
     return load_tem_metric()
 
 
-def submodule(metric, name: str):
-    return importlib.import_module(type(metric).__module__.rsplit(".", 1)[0] + "." + name)
-
 
 def score(metric, prediction: str, reference: str, **kwargs) -> dict:
     result = metric.compute(predictions=[prediction], references=[reference], return_per_sample=True, **kwargs)
@@ -63,7 +60,7 @@ def score(metric, prediction: str, reference: str, **kwargs) -> dict:
 
 # ------------------------------------------------------------------------------------------------ extraction
 def test_rule_extractor_phases_appearance_and_pronouns(tem):
-    events = submodule(tem, "tem_events").RuleEventExtractor().extract_one(REFERENCE)
+    events = tem.part("tem_events").RuleEventExtractor().extract_one(REFERENCE)
     texts = [event.text for event in events]
     assert texts == [
         "the person raises the person's eyebrows",
@@ -79,7 +76,7 @@ def test_rule_extractor_phases_appearance_and_pronouns(tem):
 
 
 def test_rule_extractor_then_opens_a_phase_and_no_change_is_dropped(tem):
-    extractor = submodule(tem, "tem_events").RuleEventExtractor()
+    extractor = tem.part("tem_events").RuleEventExtractor()
     events = extractor.extract_one(
         "In the middle of the video, he puffs up his mouth forcefully, then slowly relaxes it. "
         "Towards the end of the video, there is no obvious change in his facial expression."
@@ -93,8 +90,8 @@ def test_rule_extractor_then_opens_a_phase_and_no_change_is_dropped(tem):
 
 
 def test_lcs_treats_events_of_one_phase_as_simultaneous(tem):
-    scoring = submodule(tem, "tem_scoring")
-    Event = submodule(tem, "tem_events").Event
+    scoring = tem.part("tem_scoring")
+    Event = tem.part("tem_events").Event
     pred = [Event("a", 0), Event("b", 0), Event("c", 1)]
     ref = [Event("b", 0), Event("a", 0), Event("c", 1)]
     assert len(scoring.longest_ordered_chain([(0, 1), (1, 0), (2, 2)], pred, ref)) == 3
@@ -170,8 +167,8 @@ def test_matched_event_table_lists_matches_and_misses(tem):
 
 def test_shipped_threshold_is_the_most_accurate_on_the_embedding_pairs(tem):
     """The embedding's threshold (it decides only events outside the lexicon, and relation="minilm")."""
-    relations = submodule(tem, "tem_relations")
-    pairs = submodule(tem, "tem_calibration").EMBEDDING_PAIRS
+    relations = tem.part("tem_relations")
+    pairs = tem.part("tem_calibration").EMBEDDING_PAIRS
     classifier = relations.SimilarityRelationClassifier()
     classifier.embed([text for a, b, _ in pairs for text in (a, b)])  # one batch; similarity() then reads the cache
     similarity = [float(classifier.similarity([a], [b])[0, 0]) for a, b, _ in pairs]
@@ -187,9 +184,9 @@ def test_shipped_threshold_is_the_most_accurate_on_the_embedding_pairs(tem):
 
 def test_default_relations_agree_with_the_labelled_pairs(tem):
     """Three-way accuracy of the default backend (lexicon rules, embedding fallback) on all >= 200 labelled pairs."""
-    relations = submodule(tem, "tem_relations")
-    Event = submodule(tem, "tem_events").Event
-    pairs = submodule(tem, "tem_calibration").CALIBRATION_PAIRS
+    relations = tem.part("tem_relations")
+    Event = tem.part("tem_events").Event
+    pairs = tem.part("tem_calibration").CALIBRATION_PAIRS
     assert len(pairs) >= 200
     assert {label for _, _, label in pairs} == {"entailment", "neutral", "contradiction"}
     found = relations.LexiconRelationClassifier().classify([([Event(a, 0)], [Event(b, 0)], a, b) for a, b, _ in pairs])
@@ -248,7 +245,7 @@ def drop_last_phase(caption: str, phase_marker: re.Pattern) -> str:
 def test_fec_bench_references(tem, fec_bench_annotations):
     items = json.loads(fec_bench_annotations.read_text())
     references = [item["caption"] for item in items]
-    marker = submodule(tem, "tem_events").phase_marker_patterns()[0]
+    marker = tem.part("tem_events").phase_marker_patterns()[0]
     itself = tem.compute(predictions=references, references=references, return_per_sample=True)["per_sample"]
     assert all(sample["tem"] == 1.0 for sample in itself)
     truncated = [drop_last_phase(caption, marker) for caption in references]
@@ -304,7 +301,7 @@ def test_nli_backend_with_a_local_cross_encoder(tem, tmp_path):
     reads its labels, and scores deterministically in range."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(submodule(tem, "tem_relations").minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(tem.part("tem_relations").minilm_path())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, num_labels=3,
                         id2label={0: "contradiction", 1: "entailment", 2: "neutral"},
@@ -414,6 +411,6 @@ def test_autodq_protocol_lowercases_retries_and_drops_failed_samples(tem, tmp_pa
 
 
 def test_autodq_judge_answer_repairs_follow_tarsier(tem):
-    clean = submodule(tem, "tem_llm_backends").clean_judge_answer
+    clean = tem.part("tem_llm_backends").clean_judge_answer
     assert json.loads(clean('```json\n"events": [{"event": "a", "relationship": "entailment",}]\n```')) == {
         "events": [{"event": "a", "relationship": "entailment"}]}

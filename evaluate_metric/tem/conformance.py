@@ -32,16 +32,10 @@ def load_metric():
     return evaluate.load(str(HERE / "tem.py"))
 
 
-def _metric_module(metric, name: str):
-    import importlib
-
-    return importlib.import_module(type(metric).__module__.rsplit(".", 1)[0] + "." + name)
-
-
 def run(metric, cases: list[dict]) -> dict:
     """Our outputs for the cases, in the file's format."""
-    extractor = _metric_module(metric, "tem_events").RuleEventExtractor()
-    parse = _metric_module(metric, "tem_lexicon").parse_event
+    extractor = metric.part("tem_events").RuleEventExtractor()
+    parse = metric.part("tem_lexicon").parse_event
     result = metric.compute(predictions=[c["prediction"] for c in cases], references=[c["reference"] for c in cases],
                             return_per_sample=True)
 

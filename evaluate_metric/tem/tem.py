@@ -7,6 +7,8 @@ documented, reproducible reimplementation (see README.md for the exact formula a
 
 from __future__ import annotations
 
+import importlib
+
 import datasets
 import evaluate
 
@@ -133,6 +135,11 @@ class TEM(evaluate.Metric):
                 self.options[key] = kwargs.pop(key)
         super().__init__(*args, **kwargs)
         self._backends: dict = {}
+
+    def part(self, name: str):
+        """One of this metric's own modules (`tem_events`, `tem_lexicon`, `tem_llm`, ...): the copy this metric was
+        loaded from (evaluate.load imports the folder as a package of its own, so `import tem_events` would not)."""
+        return importlib.import_module(f"{type(self).__module__.rsplit('.', 1)[0]}.{name}")
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

@@ -38,10 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     llava.add_argument("--chat-template", choices=("facetrack", "source"), default="facetrack",
                        help="FaceTrack's ChatML template (default) or the checkpoint's own")
     llava.add_argument("--revision", default=None, help="Hub revision of SRC")
-    llava.set_defaults(func=handle_llava_onevision)
+    llava.set_defaults(func=run_llava_onevision)
 
 
-def handle_llava_onevision(args: argparse.Namespace) -> int:
+def run_llava_onevision(args: argparse.Namespace) -> int:
     from ..cli import UserError
 
     for name, value in (("--face-tokens", args.face_tokens), ("--global-tokens", args.global_tokens)):

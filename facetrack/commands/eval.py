@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="LLM judge for the paper's GPT-judged columns (Correctness, Detail, Context, Temporal): "
                              "a model name at --judge-base-url or a local chat model path; without it they read n/a")
     parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible endpoint of the judge (API key: $OPENAI_API_KEY)")
-    parser.set_defaults(func=run_eval)
+    parser.set_defaults(func=run)
 
 
 def load_any_captioner(args: argparse.Namespace):
@@ -82,7 +82,7 @@ def load_any_captioner(args: argparse.Namespace):
     return captioner, record
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from facetrack.cli import UserError

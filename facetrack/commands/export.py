@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="base model named in the model card (repeatable), e.g. google/siglip-so400m-patch14-384",
     )
     parser.add_argument("--card", metavar="README", help="use this Markdown file as the model card instead")
-    parser.set_defaults(func=handle_export)
+    parser.set_defaults(func=run)
 
 
-def handle_export(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..cli import UserError
 
     src_dir, out_dir = Path(args.src_dir), Path(args.out_dir)

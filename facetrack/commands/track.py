@@ -38,10 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop-size", type=int, default=224, metavar="PX", help="side of the face crops (default 224)")
     parser.add_argument("--no-expressions", action="store_true",
                         help="skip the expression timeline (tracking only; the JSON then has no expressions)")
-    parser.set_defaults(func=handle)
+    parser.set_defaults(func=run)
 
 
-def handle(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 

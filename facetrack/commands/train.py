@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_help=False,
     )
     parser.add_argument("recipe_args", nargs="*", help="--config RECIPE.yaml and/or --key value flags")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from facetrack.cli import UserError
     from facetrack.training import TrainingSetupError, main
 
