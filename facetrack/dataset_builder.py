@@ -1,6 +1,10 @@
 """Build a Hub-ready `datasets` release of FDA/DFEC-format annotations, with the main character's face track
 precomputed per clip.
 
+(Over 400 lines on purpose: the build is one sequence - read and check the annotations, keep paths inside the root,
+track in workers, write, swap in - whose steps share one report; the dataset card, the crash-safe release swap and
+reading rows back are their own modules: dataset_card.py, dataset_release.py, training_data.py.)
+
 Input: the published format, a JSON list of `{"id", "video", "caption"}` with `video` relative to a video root.
 
 Output folder (what `load_dataset(out_dir)` reads and what `--push` uploads as is):

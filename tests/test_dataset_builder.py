@@ -1,5 +1,9 @@
 """The `datasets` release: build from real clips + a generated one + a missing and a corrupt one, read it back with
-`load_dataset`, check the card, the report, the precomputed face tracks, bad input and the (monkeypatched) upload."""
+`load_dataset`, check the card, the report, the precomputed face tracks, bad input and the (monkeypatched) upload.
+
+(One file for the release because its fixtures - a built dataset from real clips - take most of a minute to
+build and are shared by every test here.)
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 The clips are built from tests/media by `person_clips` (man "A" of single_face.mp4 = the main character, woman "B"
 of WolfgangLanger_Pexels.mp4; the five faces of multi_face.jpg), with ground truth of where each face is per frame.
+
+(One file for identity-aware tracking: its tests share the built two-person clips (tests/person_clips.py), each
+built once per session.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """TEM metric (evaluate_metric/tem): properties with the default offline backends, FEC-Bench references, the LLM
-backends against a fake OpenAI-compatible server, bad input, and loading with evaluate.load offline."""
+backends against a fake OpenAI-compatible server, bad input, and loading with evaluate.load offline.
+
+(One file for the metric module's behaviour: its tests share one loaded metric, whose first load takes seconds.)
+"""
 
 from __future__ import annotations
 
