@@ -128,23 +128,11 @@ def flatten_videos(videos) -> list:
     return flat
 
 
-def count_decoded_frames(video) -> int:
-    """`do_sample_frames=False` takes every frame, which only decoded frames have a count of before decoding."""
-    if isinstance(video, VideoClip):
-        return len(video.frames)
-    if isinstance(video, (np.ndarray, list, tuple)):
-        return len(video)
-    raise FaceTrackProcessorError(
-        "do_sample_frames=False takes every frame of decoded frames; for a video file give num_frames or fps"
-    )
-
-
 __all__ = [
     "FaceTrackProcessorError",
     "FaceTrackProcessorKwargs",
     "FaceTrackVideosKwargs",
     "check_processor_kwargs",
-    "count_decoded_frames",
     "flatten_videos",
     "set_padding_side",
 ]
