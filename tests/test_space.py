@@ -374,6 +374,27 @@ def model_caption(space_caption, tiny_model_dir, media_dir, expected_track) -> s
     return caption
 
 
+@pytest.mark.slow
+def test_the_caption_step_decodes_and_tracks_nothing_again(space_caption, tiny_model_dir, media_dir, expected_track,
+                                                          model_caption, monkeypatch):
+    """Handed the page's analysis, the caption model's processor (remote code, its own module copies) neither
+    decodes, nor probes, nor detects: the clip and its track go straight to the pixels."""
+    model = space_caption.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
+    processor = model.captioner.processor
+    package = type(processor).__module__.rsplit(".", 1)[0]
+    assert package.startswith("transformers_modules")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the caption step must not decode, probe or detect again")
+
+    for module, name in (("video_analysis", "load_video"), ("video_io", "probe_video"),
+                         ("video_processing_facetrack", "load_video")):
+        monkeypatch.setattr(sys.modules[f"{package}.{module}"], name, no_decoding)
+    monkeypatch.setattr(processor, "_face_tracker", type("NoTracker", (), {"track": no_decoding})())
+    *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["analysis"])
+    assert caption == model_caption
+
+
 def measured_caption_shown(page) -> str:
     """The measured-caption box's text, once it is filled."""
     box = page.locator("#measured-caption textarea")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd  # a gradio dependency
 
 TABLE_COLUMNS = [
     "predicted event", "pred. phase", "reference event", "ref. phase", "similarity", "relation", "in order",
@@ -119,7 +120,7 @@ def build_scoring_ui(
         if not (prediction_text or "").strip() or not (reference_text or "").strip():
             raise gr.Error("Enter both a caption and a reference caption to score.", title="Missing text")
         scores, rows = score_captions(prediction_text, reference_text, metric_loader())
-        return summary_text(scores), gr.Dataframe(value=rows, headers=TABLE_COLUMNS)
+        return summary_text(scores), pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     score_button.click(score, inputs=[prediction, reference], outputs=[summary, table], api_name="score_caption")
 
