@@ -347,7 +347,8 @@ def test_the_processor_is_composed_of_a_tokenizer_and_a_video_processor(processo
     assert (processor.image_size, processor.num_frames) == (video_processor.image_size, video_processor.num_frames)
     inputs = processor(text="<video>", videos=[str(media_dir / "single_face.mp4")], num_frames=4,
                        return_face_tracks=True)
-    clip, track = processor.load_and_track(str(media_dir / "single_face.mp4"), num_frames=4)
+    analysis = processor.analyze(str(media_dir / "single_face.mp4"), num_frames=4)
+    clip, track = analysis.clip, analysis.track
     boxes = processor.face_boxes(clip, track)
     assert torch.equal(inputs["pixel_values_videos"], preprocess_frames(clip.frames, 32))
     crops = crop_faces(clip.frames, boxes, size=32, margin=processor.face_crop_margin)
