@@ -27,6 +27,9 @@ precomputed track that holds them).
 
 Decoding, tracking and expressions are `video_analysis.analyze_video`, the pipeline every caller shares.
 
+(Over 400 lines on purpose: one class, whose call, tracking step and token layout share its settings; what it
+accepts is processing_kwargs_facetrack.py, its pixels are video_processing_facetrack.py.)
+
 This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
 """
 
@@ -42,10 +45,13 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from .expression_models import ExpressionDependencyError
 from .face_tracking import FaceTracker, FaceTrackResult
 from .processing_kwargs_facetrack import (
+    DEFAULT_CHAT_TEMPLATE,
     FaceTrackProcessorError,
+    as_face_track,
     as_own_clip,
     FaceTrackProcessorKwargs,
     FaceTrackVideosKwargs,
+    check_conversations,
     check_processor_kwargs,
     flatten_videos,
     set_padding_side,
@@ -53,44 +59,6 @@ from .processing_kwargs_facetrack import (
 from .video_analysis import VideoAnalysis, analyze_video
 from .video_io import VideoClip
 from .video_processing_facetrack import VIDEO_PROCESSOR_SETTINGS, FaceTrackVideoProcessor, preprocess_frames
-
-# ChatML (Qwen2 / SmolLM2 style). A `{"type": "video"}` content part becomes the `<video>` placeholder; assistant
-# replies are wrapped in {% generation %} so `return_assistant_tokens_mask=True` can mark the tokens to train on.
-DEFAULT_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['role'] == 'assistant' -%}{%- generation -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}"
-    "{%- else -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'video' -%}{{- '<video>\\n' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
-
-def as_face_track(track: FaceTrackResult | dict) -> FaceTrackResult:
-    """A track object or dict as this copy's `FaceTrackResult`. One made by another copy of face_track_result (the
-    installed package's, given to a processor loaded with trust_remote_code) goes through its dict, once."""
-    if isinstance(track, FaceTrackResult):
-        return track
-    if isinstance(track, dict):
-        return FaceTrackResult.from_dict(track)
-    if type(track).__name__ == "FaceTrackResult" and callable(getattr(track, "to_dict", None)):
-        return FaceTrackResult.from_dict(track.to_dict())
-    raise FaceTrackProcessorError(
-        f"a face track must be a FaceTrackResult or its to_dict() dict, got {type(track).__name__}"
-    )
-
 
 class FaceTrackProcessor(ProcessorMixin):
     r"""
@@ -220,10 +188,6 @@ class FaceTrackProcessor(ProcessorMixin):
         return self.video_processor.image_std
 
     @property
-    def face_crop_margin(self) -> float:
-        return self.video_processor.face_crop_margin
-
-    @property
     def num_frames(self) -> int:
         return self.video_processor.num_frames
 
@@ -279,24 +243,6 @@ class FaceTrackProcessor(ProcessorMixin):
         """`analyze(...)` without expressions, as (clip, track); the track's boxes are in the clip's pixels."""
         analysis = self.analyze(video, face_track, num_frames, fps, target)
         return analysis.clip, analysis.track
-
-    def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
-        """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
-        if len(track.frames) != len(clip.frames):
-            raise FaceTrackProcessorError(
-                f"the face track has {len(track.frames)} frames but {len(clip.frames)} frames were decoded"
-            )
-        height, width = clip.frames.shape[1:3]
-        scale_x = width / track.width if track.width else 1.0
-        scale_y = height / track.height if track.height else 1.0
-        boxes = []
-        for frame in track.frames:
-            if frame.box is None:
-                boxes.append(None)
-            else:
-                x1, y1, x2, y2 = frame.box
-                boxes.append([x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y])
-        return boxes
 
     def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
         """The text one `<video>` placeholder expands to."""
@@ -421,7 +367,7 @@ class FaceTrackProcessor(ProcessorMixin):
             frame_counts.append(len(clip.frames))
             present = [False] * len(clip.frames)
             if track is not None:
-                boxes = self.face_boxes(clip, track)
+                boxes = track.boxes  # in the clip's pixels, as analyze_video returns every track
                 present = [box is not None for box in boxes]
                 if use_faces:
                     face_pixels.append(self.video_processor.preprocess_faces(clip.frames, boxes, mean, std))
@@ -477,24 +423,8 @@ class FaceTrackProcessor(ProcessorMixin):
         Video content parts: `{"type": "video", "path": "clip.mp4"}` (or `"video"`/`"url"` keys). Pass
         `num_frames=`/`face_tracks=` in `processor_kwargs` (or as keyword arguments).
         """
-        if conversation is None or len(conversation) == 0:
-            raise FaceTrackProcessorError("the message list is empty: give at least one message")
-        conversations = conversation if isinstance(conversation[0], (list, tuple)) else [conversation]
-        for index, messages in enumerate(conversations):
-            if len(messages) == 0:
-                raise FaceTrackProcessorError(f"conversation {index} of the batch has no messages")
-            for message in messages:
-                if not isinstance(message, dict) or "role" not in message or "content" not in message:
-                    raise FaceTrackProcessorError(
-                        f"each message must be a dict with 'role' and 'content', got {message!r:.80}"
-                    )
+        check_conversations(conversation)
         return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
-
-    def batch_decode(self, *args, **kwargs):
-        return self.tokenizer.batch_decode(*args, **kwargs)
-
-    def decode(self, *args, **kwargs):
-        return self.tokenizer.decode(*args, **kwargs)
 
 
 __all__ = [

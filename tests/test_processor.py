@@ -349,9 +349,9 @@ def test_the_processor_is_composed_of_a_tokenizer_and_a_video_processor(processo
                        return_face_tracks=True)
     analysis = processor.analyze(str(media_dir / "single_face.mp4"), num_frames=4)
     clip, track = analysis.clip, analysis.track
-    boxes = processor.face_boxes(clip, track)
+    boxes = track.boxes
     assert torch.equal(inputs["pixel_values_videos"], preprocess_frames(clip.frames, 32))
-    crops = crop_faces(clip.frames, boxes, size=32, margin=processor.face_crop_margin)
+    crops = crop_faces(clip.frames, boxes, size=32, margin=video_processor.face_crop_margin)
     assert torch.equal(inputs["pixel_values_faces"], preprocess_frames(crops, 32))
     alone = video_processor(clip.frames, face_boxes=boxes)
     assert torch.equal(alone["pixel_values_videos"], inputs["pixel_values_videos"])
