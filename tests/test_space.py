@@ -2,6 +2,9 @@
 
 The browser tests need Debian's chromium at /usr/bin/chromium (`apt-get install chromium`; Playwright's own
 browser download does not work offline) and skip with that reason where it is absent.
+
+(One file for the Space on purpose: its tests share the served demos, the tiny caption model and the model's own
+caption, each built once per module.)
 """
 
 from __future__ import annotations
