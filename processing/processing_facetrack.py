@@ -60,6 +60,7 @@ from .video_analysis import VideoAnalysis, analyze_video
 from .video_io import VideoClip
 from .video_processing_facetrack import VIDEO_PROCESSOR_SETTINGS, FaceTrackVideoProcessor, preprocess_frames
 
+
 class FaceTrackProcessor(ProcessorMixin):
     r"""
     Args:
@@ -67,7 +68,8 @@ class FaceTrackProcessor(ProcessorMixin):
         video_processor (`FaceTrackVideoProcessor`, *optional*): frame sampling and pixels; when not given, one is
             built from the keyword arguments `image_size` (384), `image_mean` / `image_std` (SigLIP's 0.5),
             `num_frames` (8) and `face_crop_margin` (0.25), which are also how folders saved before it existed
-            hold those settings. The processor reads them back as its own attributes.
+            hold those settings. `image_size`, `image_mean`, `image_std` and `num_frames` read back as the
+            processor's own attributes.
         chat_template (`str`, *optional*): Jinja chat template; defaults to ChatML with `<video>` placeholders.
         global_tokens_per_frame / face_tokens_per_frame (`int`): must equal the model config's;
             `face_tokens_per_frame=0`: no face tokens and no face tracking.
