@@ -3,7 +3,8 @@ METEOR, and the table. The jobs around it live in their own modules:
 - generation (caption the test videos, resumably): `facetrack.fec_generation`, with any captioner: FaceTrack-MM's
   (`facetrack.inference`), another transformers video chat model or an OpenAI-compatible endpoint
   (`facetrack.video_chat_models`);
-- TEM and AutoDQ: the `evaluate` module in `evaluate_metric/tem/` (one compute gives both), shared with the Space;
+- TEM and AutoDQ: the `evaluate` module in `evaluate_metric/tem/` (one compute gives both), loaded by
+  `facetrack.fec_tem` for the benchmark and the Space alike;
 - CIDEr, ROUGE-L, BLEU-4, METEOR and the WordNet data: `facetrack.caption_metrics`;
 - the paper's GPT-judged columns (Correctness, Detail, Context, Temporal): `facetrack.fec_judge`.
 """
@@ -20,6 +21,7 @@ from .caption_metrics import METEOR_NOTE, caption_metrics, load_wordnet, tokeniz
 from .fec_errors import BenchmarkError
 from .fec_generation import generate_predictions  # noqa: F401
 from .fec_judge import judge_scores  # noqa: F401
+from .fec_tem import load_tem_metric  # noqa: F401  (where callers have always found it)
 
 # FEC-Bench main table from the paper (../shared/PAPER.md). The first four columns are GPT-judged 0-5 scores.
 PAPER_COLUMNS = ["Correctness", "Detail", "Context", "Temporal", "CIDEr", "ROUGE-L", "AutoDQ", "TEM"]
@@ -84,18 +86,10 @@ def split_missing_videos(items: list[dict], video_root: str | os.PathLike) -> tu
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def load_tem_metric(**options):
-    """The TEM `evaluate` module shipped with facetrack (works offline); options go to its backends."""
-    import evaluate
-
-    from .resources import tem_metric_dir
-
-    return evaluate.load(str(tem_metric_dir()), **options)
-
-
 def score_predictions(predictions: list[str], references: list[str], tem_options: dict | None = None,
                       judge: dict | None = None) -> dict:
-    """Every automatic metric of the benchmark, on a 0-1 scale; the judge's 0-5 columns when `judge` gives
+    """Every automatic metric of the benchmark (TEM, AutoDQ, ROUGE-L, BLEU-4, METEOR on a 0-1 scale; CIDEr-D on
+    pycocoevalcap's 0-10 scale); the judge's 0-5 columns when `judge` gives
     the keyword arguments of `judge_scores` (judge_model, and optionally judge_base_url, judge_api_key, cache_dir)."""
     tem = load_tem_metric(**(tem_options or {}))
     tem_result = tem.compute(predictions=predictions, references=references)

@@ -25,6 +25,9 @@ MODEL_AUTO_MAP = {
     "AutoModelForImageTextToText": "modeling_facetrack.FaceTrackForConditionalGeneration",
 }
 PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_facetrack.FaceTrackProcessor"}
+# Saved inside processor_config.json's "video_processor", so AutoVideoProcessor (trust_remote_code; it needs torchvision)
+# can load the video processor alone.
+VIDEO_PROCESSOR_AUTO_MAP = {"AutoVideoProcessor": "video_processing_facetrack.FaceTrackVideoProcessor"}
 
 
 def code_files() -> list[Path]:
@@ -59,6 +62,7 @@ def save_hub_folder(
     processor_config_path = out_dir / "processor_config.json"
     processor_config = json.loads(processor_config_path.read_text())
     processor_config["auto_map"] = dict(PROCESSOR_AUTO_MAP)
+    processor_config["video_processor"]["auto_map"] = dict(VIDEO_PROCESSOR_AUTO_MAP)
     processor_config_path.write_text(json.dumps(processor_config, indent=2, sort_keys=True) + "\n")
     for path in code_files():
         shutil.copyfile(path, out_dir / path.name)

@@ -1,9 +1,11 @@
 """`FaceTrackProcessor`: prompt + video -> FaceTrack-MM model inputs (the `AutoProcessor` of a FaceTrack-MM repo).
 
-For every video it samples frames (`video_io.load_video`), tracks the main character's face (`face_tracking`; or
-takes a precomputed track, e.g. from a dataset column, and decodes exactly its frames), crops the face per frame,
-resizes + normalises frames and crops for the vision encoder (torch only: no torchvision), and expands each `<video>`
-placeholder of the prompt into the per-frame token layout the model fills:
+It is composed of a tokenizer and a video processor (`FaceTrackVideoProcessor`: frame sampling, frame and face-crop
+pixels), as transformers' processors are of their parts. For every video it samples frames and tracks the main
+character's face (`video_analysis.analyze_video`; or takes a precomputed track, e.g. from a dataset column, and
+decodes exactly its frames), has the video processor crop the face per frame and turn frames and crops into the
+vision encoder's pixels, and expands each `<video>` placeholder of the prompt into the per-frame token layout the
+model fills:
 
     <t=0.0s><video>...<video><face>...<face><t=1.5s><video>...      (G global + F face tokens per frame)
 
@@ -25,98 +27,50 @@ precomputed track that holds them).
 
 Decoding, tracking and expressions are `video_analysis.analyze_video`, the pipeline every caller shares.
 
+(Over 400 lines on purpose: one class, whose call, tracking step and token layout share its settings; what it
+accepts is processing_kwargs_facetrack.py, its pixels are video_processing_facetrack.py.)
+
 This file is copied flat into Hub repos: it imports only third-party packages and its siblings, relatively.
 """
 
 # No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from torch.nn import functional as F
 
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessorMixin, Unpack
+from transformers.video_processing_utils import VideoProcessorMixin
 
 from .expression_models import ExpressionDependencyError
-from .face_tracking import FaceTracker, FaceTrackResult, crop_faces
+from .face_tracking import FaceTracker, FaceTrackResult
 from .processing_kwargs_facetrack import (
+    DEFAULT_CHAT_TEMPLATE,
     FaceTrackProcessorError,
+    as_face_track,
     as_own_clip,
     FaceTrackProcessorKwargs,
     FaceTrackVideosKwargs,
+    check_conversations,
     check_processor_kwargs,
-    count_decoded_frames,
     flatten_videos,
     set_padding_side,
 )
 from .video_analysis import VideoAnalysis, analyze_video
-from .video_io import VideoClip, load_video
-
-SIGLIP_MEAN = (0.5, 0.5, 0.5)
-SIGLIP_STD = (0.5, 0.5, 0.5)
-
-# ChatML (Qwen2 / SmolLM2 style). A `{"type": "video"}` content part becomes the `<video>` placeholder; assistant
-# replies are wrapped in {% generation %} so `return_assistant_tokens_mask=True` can mark the tokens to train on.
-DEFAULT_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['role'] == 'assistant' -%}{%- generation -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}"
-    "{%- else -%}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'video' -%}{{- '<video>\\n' -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
-    "{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
-
-def preprocess_frames(
-    frames: np.ndarray, size: int, mean: Sequence[float] = SIGLIP_MEAN, std: Sequence[float] = SIGLIP_STD
-) -> torch.Tensor:
-    """`(T, H, W, 3)` uint8 RGB -> `(T, 3, size, size)` float32: bicubic resize (no crop, as SigLIP), scale to
-    [0, 1], normalise with `mean`/`std`."""
-    pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    if pixels.shape[-2:] != (size, size):
-        pixels = F.interpolate(pixels, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-        pixels = pixels.clamp_(0.0, 1.0)
-    mean_tensor = torch.tensor(mean, dtype=pixels.dtype).view(1, 3, 1, 1)
-    std_tensor = torch.tensor(std, dtype=pixels.dtype).view(1, 3, 1, 1)
-    return (pixels - mean_tensor) / std_tensor
-
-
-def as_face_track(track: FaceTrackResult | dict) -> FaceTrackResult:
-    """A track object or dict as this copy's `FaceTrackResult`. One made by another copy of face_track_result (the
-    installed package's, given to a processor loaded with trust_remote_code) goes through its dict, once."""
-    if isinstance(track, FaceTrackResult):
-        return track
-    if isinstance(track, dict):
-        return FaceTrackResult.from_dict(track)
-    if type(track).__name__ == "FaceTrackResult" and callable(getattr(track, "to_dict", None)):
-        return FaceTrackResult.from_dict(track.to_dict())
-    raise FaceTrackProcessorError(
-        f"a face track must be a FaceTrackResult or its to_dict() dict, got {type(track).__name__}"
-    )
+from .video_io import VideoClip
+from .video_processing_facetrack import VIDEO_PROCESSOR_SETTINGS, FaceTrackVideoProcessor, preprocess_frames
 
 
 class FaceTrackProcessor(ProcessorMixin):
     r"""
     Args:
         tokenizer: the LLM's tokenizer, with `video_token` and `face_token` added as special tokens.
+        video_processor (`FaceTrackVideoProcessor`, *optional*): frame sampling and pixels; when not given, one is
+            built from the keyword arguments `image_size` (384), `image_mean` / `image_std` (SigLIP's 0.5),
+            `num_frames` (8) and `face_crop_margin` (0.25), which are also how folders saved before it existed
+            hold those settings. `image_size`, `image_mean`, `image_std` and `num_frames` read back as the
+            processor's own attributes.
         chat_template (`str`, *optional*): Jinja chat template; defaults to ChatML with `<video>` placeholders.
-        image_size (`int`, defaults to 384): side of frames and face crops (the vision encoder's input size).
-        image_mean / image_std: normalisation (SigLIP: 0.5 / 0.5).
-        num_frames (`int`, defaults to 8): frames sampled uniformly per video when the call gives no
-            `num_frames`/`fps`.
         global_tokens_per_frame / face_tokens_per_frame (`int`): must equal the model config's;
             `face_tokens_per_frame=0`: no face tokens and no face tracking.
         use_no_face_embedding (`bool`, defaults to `True`): must equal the model config's; False leaves the face
@@ -127,7 +81,6 @@ class FaceTrackProcessor(ProcessorMixin):
         timestamp_template (`str` or `None`, defaults to `"<t={:.1f}s>"`): text rendered before each frame's tokens
             with the frame's time in seconds; `None` renders none.
         face_detector (`str`, defaults to `"retinaface"`): detector name for the face tracker.
-        face_crop_margin (`float`, defaults to 0.25): margin around the face box, as a fraction of its side.
         tracker_options (`dict`, *optional*): extra options for `FaceTracker`.
 
     Batches are padded on the tokenizer's `padding_side` (left, set by facetrack.hub, suits `generate()`; a training
@@ -141,11 +94,8 @@ class FaceTrackProcessor(ProcessorMixin):
     def __init__(
         self,
         tokenizer=None,
+        video_processor: FaceTrackVideoProcessor | None = None,
         chat_template: str | None = None,
-        image_size: int = 384,
-        image_mean: Sequence[float] = SIGLIP_MEAN,
-        image_std: Sequence[float] = SIGLIP_STD,
-        num_frames: int = 8,
         global_tokens_per_frame: int = 81,
         face_tokens_per_frame: int = 16,
         use_no_face_embedding: bool = True,
@@ -154,14 +104,16 @@ class FaceTrackProcessor(ProcessorMixin):
         face_token: str = "<face>",
         timestamp_template: str | None = "<t={:.1f}s>",
         face_detector: str = "retinaface",
-        face_crop_margin: float = 0.25,
         tracker_options: dict | None = None,
         **kwargs,
     ):
-        self.image_size = int(image_size)
-        self.image_mean = list(image_mean)
-        self.image_std = list(image_std)
-        self.num_frames = int(num_frames)
+        video_settings = {key: kwargs.pop(key) for key in VIDEO_PROCESSOR_SETTINGS if key in kwargs}
+        if video_processor is None:
+            video_processor = FaceTrackVideoProcessor(**video_settings)
+        elif video_settings:
+            raise FaceTrackProcessorError(
+                f"give {', '.join(sorted(video_settings))} to the video processor, not beside it"
+            )
         self.global_tokens_per_frame = int(global_tokens_per_frame)
         self.face_tokens_per_frame = int(face_tokens_per_frame)
         self.use_no_face_embedding = bool(use_no_face_embedding)
@@ -170,13 +122,12 @@ class FaceTrackProcessor(ProcessorMixin):
         self.face_token = face_token
         self.timestamp_template = timestamp_template
         self.face_detector = face_detector
-        self.face_crop_margin = float(face_crop_margin)
         self.tracker_options = dict(tracker_options or {})
         self._face_tracker = None  # built on first use: precomputed tracks never need a detector
         legacy_padding_side = kwargs.pop("padding_side", None)  # processor_config.json written before 0.2
         if kwargs:
             raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(sorted(kwargs))}")
-        super().__init__(tokenizer, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE)
+        super().__init__(tokenizer, video_processor, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE)
         if legacy_padding_side is not None:
             set_padding_side(tokenizer, legacy_padding_side)
         for token in (video_token, face_token):
@@ -196,6 +147,16 @@ class FaceTrackProcessor(ProcessorMixin):
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # transformers would look the video processor up with AutoVideoProcessor, which finds a remote class only with
+        # trust_remote_code and fails on folders saved before it existed (their settings are flat in
+        # processor_config.json). It is always this file's sibling class, so it is built here from either layout.
+        subfolder = kwargs.pop("subfolder", "")
+        tokenizer = cls._load_tokenizer_from_pretrained("tokenizer", pretrained_model_name_or_path,
+                                                        subfolder=subfolder, **kwargs)
+        return [tokenizer, FaceTrackVideoProcessor.from_processor_dict(processor_dict or {}, **kwargs)]
+
+    @classmethod
     def from_args_and_dict(cls, args, processor_dict: dict, **kwargs):
         # Processors saved before the kwargs rework kept `padding_side` in processor_config.json; it now lives in the
         # tokenizer's config. An old folder's tokenizer config has none, so the old value still applies.
@@ -205,6 +166,36 @@ class FaceTrackProcessor(ProcessorMixin):
         if legacy_padding_side is not None and "padding_side" not in processor.tokenizer.init_kwargs:
             set_padding_side(processor.tokenizer, legacy_padding_side)
         return loaded
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        # transformers finds the video processor's base class through VIDEO_PROCESSOR_MAPPING, a placeholder that
+        # raises when torchvision is not installed; ours needs no torchvision, so it is checked here directly.
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(f"video_processor must be a FaceTrackVideoProcessor, got {type(argument).__name__}")
+            return type(argument)
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    # The video processor's settings, read (and `num_frames` set) through the processor as before it had one.
+    @property
+    def image_size(self) -> int:
+        return self.video_processor.image_size
+
+    @property
+    def image_mean(self) -> list[float]:
+        return self.video_processor.image_mean
+
+    @property
+    def image_std(self) -> list[float]:
+        return self.video_processor.image_std
+
+    @property
+    def num_frames(self) -> int:
+        return self.video_processor.num_frames
+
+    @num_frames.setter
+    def num_frames(self, value: int) -> None:
+        self.video_processor.num_frames = int(value)
 
     @property
     def face_tracker(self) -> FaceTracker:
@@ -232,8 +223,8 @@ class FaceTrackProcessor(ProcessorMixin):
         "X1,Y1,X2,Y2@T" or a photo) follows that person instead of the main character; `expressions` measures the
         followed person's expressions unless the precomputed track holds them."""
         video = as_own_clip(video)
-        if face_track is None and num_frames is None and fps is None and not isinstance(video, VideoClip):
-            num_frames = self.num_frames
+        if face_track is None and not isinstance(video, VideoClip):
+            num_frames, fps = self.video_processor.frames_to_sample(video, num_frames, fps)
         if face_track is not None:
             face_track = as_face_track(face_track)
             if not face_track.frames:
@@ -254,24 +245,6 @@ class FaceTrackProcessor(ProcessorMixin):
         """`analyze(...)` without expressions, as (clip, track); the track's boxes are in the clip's pixels."""
         analysis = self.analyze(video, face_track, num_frames, fps, target)
         return analysis.clip, analysis.track
-
-    def face_boxes(self, clip: VideoClip, track: FaceTrackResult) -> list[list[float] | None]:
-        """The track's per-frame boxes in the decoded frames' pixels (tracks may come from another resolution)."""
-        if len(track.frames) != len(clip.frames):
-            raise FaceTrackProcessorError(
-                f"the face track has {len(track.frames)} frames but {len(clip.frames)} frames were decoded"
-            )
-        height, width = clip.frames.shape[1:3]
-        scale_x = width / track.width if track.width else 1.0
-        scale_y = height / track.height if track.height else 1.0
-        boxes = []
-        for frame in track.frames:
-            if frame.box is None:
-                boxes.append(None)
-            else:
-                x1, y1, x2, y2 = frame.box
-                boxes.append([x1 * scale_x, y1 * scale_y, x2 * scale_x, y2 * scale_y])
-        return boxes
 
     def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
         """The text one `<video>` placeholder expands to."""
@@ -369,9 +342,7 @@ class FaceTrackProcessor(ProcessorMixin):
 
     def _process_videos(self, video_list: list, face_tracks: list, video_kwargs: dict) -> dict:
         """Sample, track, crop and preprocess each video; returns the per-frame tensors, prompts and tracks."""
-        num_frames, fps = video_kwargs.get("num_frames"), video_kwargs.get("fps")
-        mean = video_kwargs.get("image_mean") or self.image_mean
-        std = video_kwargs.get("image_std") or self.image_std
+        mean, std = video_kwargs.get("image_mean"), video_kwargs.get("image_std")
         use_faces = self.face_tokens_per_frame > 0
         target = video_kwargs.get("target")
         targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(video_list)
@@ -381,14 +352,11 @@ class FaceTrackProcessor(ProcessorMixin):
         frame_pixels, face_pixels, face_masks, frame_counts, prompts, tracks_out = [], [], [], [], [], []
         expressions_out = []
         for video, precomputed, video_target in zip(video_list, face_tracks, targets):
-            video_frames, video_fps = num_frames, fps
-            if video_kwargs.get("do_sample_frames") is False:
-                video_frames, video_fps = count_decoded_frames(video), None
-            elif video_frames is None and video_fps is None:
-                video_frames = self.num_frames
+            video_frames, video_fps = self.video_processor.frames_to_sample(
+                video, video_kwargs.get("num_frames"), video_kwargs.get("fps"), video_kwargs.get("do_sample_frames"))
             wants_track = use_faces or video_kwargs.get("return_face_tracks") or return_expressions
             if precomputed is None and video_target is None and not wants_track:
-                clip, track, source_track = self._load_without_tracking(video, video_frames, video_fps), None, None
+                clip, track, source_track = self.video_processor.load(video, video_frames, video_fps), None, None
             else:
                 analysis = self.analyze(video, precomputed, num_frames=video_frames, fps=video_fps,
                                         target=video_target, expressions=return_expressions)
@@ -397,15 +365,14 @@ class FaceTrackProcessor(ProcessorMixin):
                 clip, track, source_track = analysis.clip, analysis.track, analysis.source_track()
             report = None if source_track is None else source_track.expression_report
             expressions_out.append(None if report is None else report.to_dict())
-            frame_pixels.append(preprocess_frames(clip.frames, self.image_size, mean, std))
+            frame_pixels.append(self.video_processor.preprocess_frames(clip.frames, mean, std))
             frame_counts.append(len(clip.frames))
             present = [False] * len(clip.frames)
             if track is not None:
-                boxes = self.face_boxes(clip, track)
+                boxes = track.boxes  # in the clip's pixels, as analyze_video returns every track
                 present = [box is not None for box in boxes]
                 if use_faces:
-                    crops = crop_faces(clip.frames, boxes, size=self.image_size, margin=self.face_crop_margin)
-                    face_pixels.append(preprocess_frames(crops, self.image_size, mean, std))
+                    face_pixels.append(self.video_processor.preprocess_faces(clip.frames, boxes, mean, std))
                     face_masks.append(torch.tensor(present, dtype=torch.bool))
                 if video_kwargs.get("return_face_tracks"):
                     tracks_out.append(source_track.to_dict())
@@ -420,13 +387,6 @@ class FaceTrackProcessor(ProcessorMixin):
                 data["face_mask"] = torch.cat(face_masks)
             data["video_num_frames"] = torch.tensor(frame_counts, dtype=torch.long)
         return data
-
-    @staticmethod
-    def _load_without_tracking(video, num_frames: int | None, fps: float | None) -> VideoClip:
-        """A model without a face path needs no face track: decode and sample only."""
-        if isinstance(video, VideoClip):
-            return video
-        return load_video(video, num_frames=num_frames, fps=fps)
 
     def to_dict(self) -> dict:
         # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
@@ -465,24 +425,8 @@ class FaceTrackProcessor(ProcessorMixin):
         Video content parts: `{"type": "video", "path": "clip.mp4"}` (or `"video"`/`"url"` keys). Pass
         `num_frames=`/`face_tracks=` in `processor_kwargs` (or as keyword arguments).
         """
-        if conversation is None or len(conversation) == 0:
-            raise FaceTrackProcessorError("the message list is empty: give at least one message")
-        conversations = conversation if isinstance(conversation[0], (list, tuple)) else [conversation]
-        for index, messages in enumerate(conversations):
-            if len(messages) == 0:
-                raise FaceTrackProcessorError(f"conversation {index} of the batch has no messages")
-            for message in messages:
-                if not isinstance(message, dict) or "role" not in message or "content" not in message:
-                    raise FaceTrackProcessorError(
-                        f"each message must be a dict with 'role' and 'content', got {message!r:.80}"
-                    )
+        check_conversations(conversation)
         return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
-
-    def batch_decode(self, *args, **kwargs):
-        return self.tokenizer.batch_decode(*args, **kwargs)
-
-    def decode(self, *args, **kwargs):
-        return self.tokenizer.decode(*args, **kwargs)
 
 
 __all__ = [
@@ -490,6 +434,7 @@ __all__ = [
     "FaceTrackProcessor",
     "FaceTrackProcessorError",
     "FaceTrackProcessorKwargs",
+    "FaceTrackVideoProcessor",
     "FaceTrackVideosKwargs",
     "preprocess_frames",
     "set_padding_side",

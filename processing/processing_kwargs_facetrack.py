@@ -1,5 +1,6 @@
 """What `FaceTrackProcessor.__call__` accepts: its `ProcessingKwargs`, the check that names every option it would
-otherwise ignore, and the shapes a video may come in.
+otherwise ignore, the shapes a video and a face track may come in, and the conversations `apply_chat_template` takes
+(with the default chat template that renders them).
 
 New per-video options go into `FaceTrackVideosKwargs` (one typed key each): transformers' `_merge_kwargs` then routes
 them from a flat call (`processor(..., my_option=1)`) or a structured one (`videos_kwargs={"my_option": 1}`) into
@@ -16,7 +17,32 @@ import torch
 
 from transformers.processing_utils import ProcessingKwargs, VideosKwargs
 
+from .face_track_result import FaceTrackResult
 from .video_io import VideoClip
+
+
+# ChatML (Qwen2 / SmolLM2 style). A `{"type": "video"}` content part becomes the `<video>` placeholder; assistant
+# replies are wrapped in {% generation %} so `return_assistant_tokens_mask=True` can mark the tokens to train on.
+DEFAULT_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['role'] == 'assistant' -%}{%- generation -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}"
+    "{%- else -%}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'video' -%}{{- '<video>\\n' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
 
 
 class FaceTrackProcessorError(ValueError):
@@ -90,6 +116,35 @@ def as_own_clip(item):
                      source_width=getattr(item, "source_width", None), source_height=getattr(item, "source_height", None))
 
 
+def as_face_track(track: FaceTrackResult | dict) -> FaceTrackResult:
+    """A track object or dict as this copy's `FaceTrackResult`. One made by another copy of face_track_result (the
+    installed package's, given to a processor loaded with trust_remote_code) goes through its dict, once."""
+    if isinstance(track, FaceTrackResult):
+        return track
+    if isinstance(track, dict):
+        return FaceTrackResult.from_dict(track)
+    if type(track).__name__ == "FaceTrackResult" and callable(getattr(track, "to_dict", None)):
+        return FaceTrackResult.from_dict(track.to_dict())
+    raise FaceTrackProcessorError(
+        f"a face track must be a FaceTrackResult or its to_dict() dict, got {type(track).__name__}"
+    )
+
+
+def check_conversations(conversation) -> None:
+    """One conversation or a batch of them must have messages, each a dict with 'role' and 'content'."""
+    if conversation is None or len(conversation) == 0:
+        raise FaceTrackProcessorError("the message list is empty: give at least one message")
+    conversations = conversation if isinstance(conversation[0], (list, tuple)) else [conversation]
+    for index, messages in enumerate(conversations):
+        if len(messages) == 0:
+            raise FaceTrackProcessorError(f"conversation {index} of the batch has no messages")
+        for message in messages:
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                raise FaceTrackProcessorError(
+                    f"each message must be a dict with 'role' and 'content', got {message!r:.80}"
+                )
+
+
 def is_single_video(item) -> bool:
     """A path, a `VideoClip`, a `(T, H, W, 3)` array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
     if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__"):
@@ -128,23 +183,14 @@ def flatten_videos(videos) -> list:
     return flat
 
 
-def count_decoded_frames(video) -> int:
-    """`do_sample_frames=False` takes every frame, which only decoded frames have a count of before decoding."""
-    if isinstance(video, VideoClip):
-        return len(video.frames)
-    if isinstance(video, (np.ndarray, list, tuple)):
-        return len(video)
-    raise FaceTrackProcessorError(
-        "do_sample_frames=False takes every frame of decoded frames; for a video file give num_frames or fps"
-    )
-
-
 __all__ = [
+    "DEFAULT_CHAT_TEMPLATE",
     "FaceTrackProcessorError",
     "FaceTrackProcessorKwargs",
     "FaceTrackVideosKwargs",
+    "as_face_track",
+    "check_conversations",
     "check_processor_kwargs",
-    "count_decoded_frames",
     "flatten_videos",
     "set_padding_side",
 ]

@@ -238,3 +238,17 @@ def test_export_push_failure_is_one_line_exit_2(tiny_model_dir, tmp_path, monkey
     err = capsys.readouterr().err
     assert "could not upload" in err and "me/facetrack-tiny" in err and "name resolution" in err
     assert "Traceback" not in err
+
+
+def test_the_video_processor_auto_map_names_the_copied_class(tiny_model_dir):
+    """AutoVideoProcessor (which needs torchvision, not installed here) resolves the nested auto_map this way."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    assert (tiny_model_dir / "video_processing_facetrack.py").is_file()
+    settings = json.loads((tiny_model_dir / "processor_config.json").read_text())["video_processor"]
+    reference = settings["auto_map"]["AutoVideoProcessor"]
+    assert reference == "video_processing_facetrack.FaceTrackVideoProcessor"
+    video_processor_class = get_class_from_dynamic_module(reference, tiny_model_dir)
+    assert video_processor_class.__module__.startswith("transformers_modules.")
+    video_processor = video_processor_class.from_pretrained(tiny_model_dir)
+    assert (video_processor.image_size, video_processor.num_frames) == (settings["image_size"], settings["num_frames"])

@@ -332,3 +332,60 @@ def test_a_remote_code_processor_takes_this_packages_clip_and_track(tiny_model_d
     for key in ("input_ids", "face_mask", "pixel_values_videos", "pixel_values_faces"):
         assert torch.equal(handed[key], from_file[key]), key
     assert handed["face_tracks"][0]["frames"] == from_file["face_tracks"][0]["frames"]
+
+
+# ------------------------------------------------------------------------------------------------ video processor
+def test_the_processor_is_composed_of_a_tokenizer_and_a_video_processor(processor, media_dir):
+    """The video processor's pixels are the ones the processor computed itself before it had one: frames and face
+    crops (crop_faces around the track's boxes) resized and normalised by `preprocess_frames`."""
+    from facetrack.processing.face_tracking import crop_faces
+    from facetrack.processing.video_processing_facetrack import FaceTrackVideoProcessor
+
+    assert FaceTrackProcessor.get_attributes() == ["tokenizer", "video_processor"]
+    video_processor = processor.video_processor
+    assert isinstance(video_processor, FaceTrackVideoProcessor)
+    assert (processor.image_size, processor.num_frames) == (video_processor.image_size, video_processor.num_frames)
+    inputs = processor(text="<video>", videos=[str(media_dir / "single_face.mp4")], num_frames=4,
+                       return_face_tracks=True)
+    analysis = processor.analyze(str(media_dir / "single_face.mp4"), num_frames=4)
+    clip, track = analysis.clip, analysis.track
+    boxes = track.boxes
+    assert torch.equal(inputs["pixel_values_videos"], preprocess_frames(clip.frames, 32))
+    crops = crop_faces(clip.frames, boxes, size=32, margin=video_processor.face_crop_margin)
+    assert torch.equal(inputs["pixel_values_faces"], preprocess_frames(crops, 32))
+    alone = video_processor(clip.frames, face_boxes=boxes)
+    assert torch.equal(alone["pixel_values_videos"], inputs["pixel_values_videos"])
+    assert torch.equal(alone["pixel_values_faces"], inputs["pixel_values_faces"])
+
+
+def test_folder_saved_before_the_video_processor_loads_with_the_same_outputs(processor, tmp_path, media_dir):
+    """Folders written before the video processor existed hold its settings flat in processor_config.json."""
+    import json
+
+    processor.save_pretrained(tmp_path / "new")
+    settings = json.loads((tmp_path / "new" / "processor_config.json").read_text())
+    nested = settings.pop("video_processor")
+    assert nested["video_processor_type"] == "FaceTrackVideoProcessor" and nested["image_size"] == 32
+    assert "image_size" not in settings, "each setting is saved once, in the video processor's part"
+    nested.pop("video_processor_type")
+    nested.pop("auto_map", None)
+    processor.save_pretrained(tmp_path / "old")
+    (tmp_path / "old" / "processor_config.json").write_text(json.dumps({**settings, **nested}))
+    old = FaceTrackProcessor.from_pretrained(tmp_path / "old")
+    new = FaceTrackProcessor.from_pretrained(tmp_path / "new")
+    for name in nested:
+        assert getattr(old.video_processor, name) == getattr(new.video_processor, name), name
+    video = [str(media_dir / "face_noface.mov")]
+    a, b = processor(text="<video>", videos=video, num_frames=4), old(text="<video>", videos=video, num_frames=4)
+    for key in ("input_ids", "pixel_values_videos", "pixel_values_faces", "face_mask"):
+        assert torch.equal(a[key], b[key]), key
+    assert FaceTrackProcessor.from_pretrained(tmp_path / "old", num_frames=3).num_frames == 3
+
+
+def test_video_processor_settings_go_to_one_place(processor):
+    from facetrack.processing.video_processing_facetrack import FaceTrackVideoProcessor
+
+    with pytest.raises(FaceTrackProcessorError, match="give image_size to the video processor, not beside it"):
+        FaceTrackProcessor(processor.tokenizer, FaceTrackVideoProcessor(), image_size=64)
+    with pytest.raises(TypeError, match="video_processor must be a FaceTrackVideoProcessor"):
+        FaceTrackProcessor(processor.tokenizer, video_processor={"image_size": 64})

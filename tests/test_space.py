@@ -1,11 +1,15 @@
-"""The Gradio Space (space/app.py): driven in headless Chromium (Playwright) and through gradio_client.
+"""The Gradio Space (space/app.py and its modules): driven in headless Chromium (Playwright) and through gradio_client.
 
 The browser tests need Debian's chromium at /usr/bin/chromium (`apt-get install chromium`; Playwright's own
 browser download does not work offline) and skip with that reason where it is absent.
+
+(One file for the Space on purpose: its tests share the served demos, the tiny caption model and the model's own
+caption, each built once per module.)
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import socket
 import sys
@@ -20,7 +24,8 @@ import pytest
 from facetrack.processing.expression_models import missing_expression_dependencies
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_PATH = REPO_ROOT / "space" / "app.py"
+SPACE_DIR = REPO_ROOT / "space"
+APP_PATH = SPACE_DIR / "app.py"
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,8 +42,17 @@ MAX_NEW_TOKENS = 64
 TRACK_TIMEOUT_MS = 60_000
 
 
+def space_module(name: str):
+    """One of the Space's modules. The Space folder is not a package: its modules import each other as top-level
+    modules (as in the Space's repository, where they sit beside app.py), so the folder goes on sys.path."""
+    if str(SPACE_DIR) not in sys.path:
+        sys.path.insert(0, str(SPACE_DIR))
+    return importlib.import_module(name)
+
+
 def load_space_app():
-    """Import space/app.py as a module (the Space folder is not a package)."""
+    """Import space/app.py as a module (by path: `app` is too common a name to import it by)."""
+    space_module("space_config")  # puts the folder on sys.path for app.py's own imports
     if "facetrack_space_app" in sys.modules:
         return sys.modules["facetrack_space_app"]
     spec = importlib.util.spec_from_file_location("facetrack_space_app", APP_PATH)
@@ -73,6 +87,28 @@ def space_app():
 
 
 @pytest.fixture(scope="module")
+def space_config():
+    return space_module("space_config")
+
+
+@pytest.fixture(scope="module")
+def space_tracking():
+    return space_module("space_tracking")
+
+
+@pytest.fixture(scope="module")
+def space_caption():
+    return space_module("space_caption")
+
+
+@pytest.fixture(scope="module")
+def tem_ui():
+    from facetrack.fec_tem import tem_scoring_ui
+
+    return tem_scoring_ui()
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) for the browser tests")
@@ -96,21 +132,21 @@ def error_toast_text(page, containing: str, timeout_ms: int = 30_000) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ without a browser
-def test_check_video_rejects_non_video_and_limits(space_app, media_dir, tmp_path):
-    config = space_app.DemoConfig(max_duration_s=1.0, max_file_mb=100.0, work_dir=tmp_path)
+def test_check_video_rejects_non_video_and_limits(space_config, media_dir, tmp_path):
+    config = space_config.DemoConfig(max_duration_s=1.0, max_file_mb=100.0, work_dir=tmp_path)
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is a text file, not a video\n" * 20)
-    with pytest.raises(space_app.VideoRejected, match="not a readable video"):
-        space_app.check_video(fake, config)
-    with pytest.raises(space_app.VideoRejected, match="not a video file"):
-        space_app.check_video(media_dir / "single_face.jpg", config)
-    with pytest.raises(space_app.VideoRejected, match=r"2\.\d s long.*up to 1 s"):
-        space_app.check_video(media_dir / "single_face.mp4", config)
-    small = space_app.DemoConfig(max_file_mb=0.01, work_dir=tmp_path)
-    with pytest.raises(space_app.VideoRejected, match="up to 0.01 MB"):
-        space_app.check_video(media_dir / "single_face.mp4", small)
-    relaxed = space_app.DemoConfig(work_dir=tmp_path)
-    assert space_app.check_video(media_dir / "single_face.mp4", relaxed) == pytest.approx(72 / 30, abs=0.1)
+    with pytest.raises(space_config.VideoRejected, match="not a readable video"):
+        space_config.check_video(fake, config)
+    with pytest.raises(space_config.VideoRejected, match="not a video file"):
+        space_config.check_video(media_dir / "single_face.jpg", config)
+    with pytest.raises(space_config.VideoRejected, match=r"2\.\d s long.*up to 1 s"):
+        space_config.check_video(media_dir / "single_face.mp4", config)
+    small = space_config.DemoConfig(max_file_mb=0.01, work_dir=tmp_path)
+    with pytest.raises(space_config.VideoRejected, match="up to 0.01 MB"):
+        space_config.check_video(media_dir / "single_face.mp4", small)
+    relaxed = space_config.DemoConfig(work_dir=tmp_path)
+    assert space_config.check_video(media_dir / "single_face.mp4", relaxed) == pytest.approx(72 / 30, abs=0.1)
 
 
 def _server_copy(tmp_path: Path, source: Path | bytes, name: str) -> Path:
@@ -128,12 +164,12 @@ def _assert_for_the_user(message: str, path: Path) -> None:
     assert "decord" not in message.lower() and "DECORD" not in message and ".cc:" not in message, message
 
 
-def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(space_app, huge_video, media_dir,
-                                                                            tmp_path, monkeypatch):
-    config = space_app.DemoConfig(work_dir=tmp_path)
+def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(space_config, space_tracking, huge_video,
+                                                                            media_dir, tmp_path, monkeypatch):
+    config = space_config.DemoConfig(work_dir=tmp_path)
     huge = _server_copy(tmp_path, huge_video, "tiny_but_huge.mp4")
-    with pytest.raises(space_app.VideoRejected) as caught:
-        space_app.check_video(huge, config)
+    with pytest.raises(space_config.VideoRejected) as caught:
+        space_config.check_video(huge, config)
     assert "8192x8192 frames" in str(caught.value) and "8.8 megapixels" in str(caught.value)
     _assert_for_the_user(str(caught.value), huge)
 
@@ -151,29 +187,29 @@ def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(spa
     with av.open(str(faststart)) as container:
         ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
     cut = _server_copy(tmp_path, faststart.read_bytes()[: ends[2]], "download_cut_short.mp4")
-    with pytest.raises(space_app.VideoRejected, match="truncated: its header lists 72 frames") as caught:
-        space_app.check_video(cut, config)
+    with pytest.raises(space_config.VideoRejected, match="truncated: its header lists 72 frames") as caught:
+        space_config.check_video(cut, config)
     _assert_for_the_user(str(caught.value), cut)
     # Decoding it anyway (the tracking step, with the upload check out of the way) says the same, by name.
-    monkeypatch.setattr(space_app, "check_video", lambda path, config: None)
-    with pytest.raises(space_app.VideoRejected, match="truncated") as caught:
-        space_app.track_video(str(cut), space_app.DemoConfig(work_dir=tmp_path), None, lambda *a, **k: None)
+    monkeypatch.setattr(space_tracking, "check_video", lambda path, config: None)
+    with pytest.raises(space_config.VideoRejected, match="truncated") as caught:
+        space_tracking.track_video(str(cut), space_config.DemoConfig(work_dir=tmp_path), None, lambda *a, **k: None)
     _assert_for_the_user(str(caught.value), cut)
 
     garbled = bytearray((media_dir / "single_face.mp4").read_bytes())
     for i in range(5000, len(garbled) - 5000, 7):
         garbled[i] = (garbled[i] * 31 + 7) % 256
     corrupt = _server_copy(tmp_path, bytes(garbled), "corrupt.mp4")
-    with pytest.raises(space_app.VideoRejected) as caught:
-        space_app.track_video(str(corrupt), config, None, lambda *a, **k: None)
+    with pytest.raises(space_config.VideoRejected) as caught:
+        space_tracking.track_video(str(corrupt), config, None, lambda *a, **k: None)
     _assert_for_the_user(str(caught.value), corrupt)
 
     monkeypatch.undo()
-    with pytest.raises(space_app.VideoRejected, match="could not be found"):  # not a bare FileNotFoundError
-        space_app.check_video(tmp_path / "gone.mp4", config)
+    with pytest.raises(space_config.VideoRejected, match="could not be found"):  # not a bare FileNotFoundError
+        space_config.check_video(tmp_path / "gone.mp4", config)
 
 
-def test_raw_h264_upload_is_read_and_its_length_counted(space_app, tmp_path):
+def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
     """A raw H.264 stream saved as .mp4 (no container, no duration in any header): read, and its duration taken
     from its frame count, so the duration limit still holds."""
     import av
@@ -188,22 +224,23 @@ def test_raw_h264_upload_is_read_and_its_length_counted(space_app, tmp_path):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    assert space_app.check_video(path, space_app.DemoConfig(work_dir=tmp_path)) == pytest.approx(3.0)
-    with pytest.raises(space_app.VideoRejected, match=r"3\.0 s long; this demo accepts videos up to 2 s"):
-        space_app.check_video(path, space_app.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
+    assert space_config.check_video(path, space_config.DemoConfig(work_dir=tmp_path)) == pytest.approx(3.0)
+    with pytest.raises(space_config.VideoRejected, match=r"3\.0 s long; this demo accepts videos up to 2 s"):
+        space_config.check_video(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
 
 
-def test_examples_fall_back_to_the_repository_test_clips(space_app, tmp_path, monkeypatch):
-    monkeypatch.setattr(space_app, "EXAMPLE_MEDIA_DIRS", (tmp_path / "no_shared_here", REPO_ROOT / "tests" / "media"))
-    paths, labels = space_app.example_videos(space_app.DemoConfig(work_dir=tmp_path))
-    assert [Path(path).name for path in paths[:3]] == list(space_app.SHARED_EXAMPLES)
+def test_examples_fall_back_to_the_repository_test_clips(space_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(space_config, "EXAMPLE_MEDIA_DIRS",
+                        (tmp_path / "no_shared_here", REPO_ROOT / "tests" / "media"))
+    paths, labels = space_config.example_videos(space_config.DemoConfig(work_dir=tmp_path))
+    assert [Path(path).name for path in paths[:3]] == list(space_config.SHARED_EXAMPLES)
     assert all(Path(path).parent == REPO_ROOT / "tests" / "media" for path in paths[:3])
     assert labels[-1] == "astronaut (synthetic zoom)"
 
 
-def test_bad_model_setting_is_a_clear_error(space_app):
-    with pytest.raises(space_app.CaptionModelError, match="neither an existing folder nor a Hub id"):
-        space_app.CaptionModel("/no/such/model/folder")
+def test_bad_model_setting_is_a_clear_error(space_caption):
+    with pytest.raises(space_caption.CaptionModelError, match="neither an existing folder nor a Hub id"):
+        space_caption.CaptionModel("/no/such/model/folder")
 
 
 @pytest.mark.slow
@@ -328,9 +365,9 @@ def expected_track(media_dir):
 
 
 @pytest.fixture(scope="module")
-def model_caption(space_app, tiny_model_dir, media_dir, expected_track) -> str:
+def model_caption(space_caption, tiny_model_dir, media_dir, expected_track) -> str:
     """The tiny model's own greedy caption of the test clip, from the same frames and face track as the demo's."""
-    model = space_app.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
+    model = space_caption.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
     *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["analysis"])
     assert caption.strip(), "the tiny model generated an empty caption"
     # Handed the page's analysis, the model sees what it would see decoding and tracking the file itself.
@@ -338,6 +375,27 @@ def model_caption(space_app, tiny_model_dir, media_dir, expected_track) -> str:
                                                max_new_tokens=MAX_NEW_TOKENS)
     assert "".join(pieces) == caption
     return caption
+
+
+@pytest.mark.slow
+def test_the_caption_step_decodes_and_tracks_nothing_again(space_caption, tiny_model_dir, media_dir, expected_track,
+                                                          model_caption, monkeypatch):
+    """Handed the page's analysis, the caption model's processor (remote code, its own module copies) neither
+    decodes, nor probes, nor detects: the clip and its track go straight to the pixels."""
+    model = space_caption.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
+    processor = model.captioner.processor
+    package = type(processor).__module__.rsplit(".", 1)[0]
+    assert package.startswith("transformers_modules")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the caption step must not decode, probe or detect again")
+
+    for module, name in (("video_analysis", "load_video"), ("video_io", "probe_video"),
+                         ("video_processing_facetrack", "load_video")):
+        monkeypatch.setattr(sys.modules[f"{package}.{module}"], name, no_decoding)
+    monkeypatch.setattr(processor, "_face_tracker", type("NoTracker", (), {"track": no_decoding})())
+    *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["analysis"])
+    assert caption == model_caption
 
 
 def measured_caption_shown(page) -> str:
@@ -453,29 +511,29 @@ def test_gradio_client_calls_the_same_endpoints(captioning_demo_url, media_dir, 
 
 
 @pytest.mark.slow
-def test_tem_tab_scores_like_the_metric(space_app, captioning_demo_url):
+def test_tem_tab_scores_like_the_metric(tem_ui, captioning_demo_url):
     """The TEM endpoint shows the metric's own matched-event table (one row per event, in the caption's order)."""
     import evaluate
     from gradio_client import Client
 
-    prediction, reference = space_app.TEM_EXAMPLES[0]
+    prediction, reference = tem_ui.EXAMPLES[0]
     metric = evaluate.load(str(REPO_ROOT / "evaluate_metric" / "tem"))
     expected = metric.compute(predictions=[prediction], references=[reference], return_events=True)
     expected_rows = expected["events"][0]["table"]
 
     summary, table = Client(captioning_demo_url, verbose=False).predict(prediction, reference, api_name="/score_caption")
     assert f"TEM {expected['tem']:.3f}" in summary
-    assert table["headers"] == space_app.TEM_TABLE_COLUMNS
+    assert table["headers"] == tem_ui.TABLE_COLUMNS
     assert [row[0] for row in table["data"]] == [row["prediction_event"] or "" for row in expected_rows]
     assert [row[5] for row in table["data"]] == [row["relation"] for row in expected_rows]
 
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_browser_tem_tab_shows_the_matched_events(space_app, browser, captioning_demo_url):
+def test_browser_tem_tab_shows_the_matched_events(tem_ui, browser, captioning_demo_url):
     import evaluate
 
-    prediction, reference = space_app.TEM_EXAMPLES[0]
+    prediction, reference = tem_ui.EXAMPLES[0]
     metric = evaluate.load(str(REPO_ROOT / "evaluate_metric" / "tem"))
     expected_rows = metric.compute(predictions=[prediction], references=[reference], return_events=True)
     expected_events = [row["prediction_event"] or "" for row in expected_rows["events"][0]["table"]]
@@ -496,7 +554,8 @@ def test_browser_tem_tab_shows_the_matched_events(space_app, browser, captioning
 
 
 # ------------------------------------------------------------------------------------------- choosing a person
-def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tmp_path, monkeypatch):
+def test_follow_person_redraws_from_the_stored_track(space_config, space_tracking, person_clips, tmp_path,
+                                                     monkeypatch):
     """Picking a face in the people gallery follows that person with the same decoded frames and boxes (no decoding,
     no detection); the expression plot and the measured caption switch to them."""
     from person_clips import person_in_box
@@ -505,10 +564,10 @@ def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tm
     from facetrack.processing.expression_report import analyze_expressions
     from facetrack.processing.face_tracking import FaceTracker
 
-    config = space_app.DemoConfig(num_frames=NUM_FRAMES, work_dir=tmp_path)
+    config = space_config.DemoConfig(num_frames=NUM_FRAMES, work_dir=tmp_path)
     built = person_clips["side_by_side_swap"]
     tracker = FaceTracker()
-    first = space_app.track_video(str(built.path), config, tracker, lambda *a, **k: None)
+    first = space_tracking.track_video(str(built.path), config, tracker, lambda *a, **k: None)
     assert [label for _, label in first.people] == ["person 1 · main", "person 2"]
 
     def no_decoding(*args, **kwargs):
@@ -516,7 +575,7 @@ def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tm
 
     monkeypatch.setattr(video_analysis, "load_video", no_decoding)
     monkeypatch.setattr(tracker, "detect", no_decoding)
-    chosen = space_app.follow_person(first.analysis, 2, config, lambda *a, **k: None)
+    chosen = space_tracking.follow_person(first.analysis, 2, config, lambda *a, **k: None)
     track = chosen.analysis.source_track().to_dict()
     assert track["person_id"] == 2 and track["main_person_id"] == 1
     assert chosen.analysis.clip is first.analysis.clip  # the same decoded frames
@@ -539,11 +598,12 @@ def test_follow_person_redraws_from_the_stored_track(space_app, person_clips, tm
     assert chosen.expression_plot is not None
     # Back to the main character: nothing is measured again.
     monkeypatch.setattr(video_analysis, "analyze_expressions", no_decoding)
-    back = space_app.follow_person(chosen.analysis, 1, config, lambda *a, **k: None)
+    back = space_tracking.follow_person(chosen.analysis, 1, config, lambda *a, **k: None)
     assert back.measured_caption == first.measured_caption and "Main character: person 1" in back.summary
 
 
-def test_without_the_expression_packages_the_page_says_what_to_install(space_app, media_dir, tmp_path, monkeypatch):
+def test_without_the_expression_packages_the_page_says_what_to_install(space_config, space_tracking, media_dir,
+                                                                       tmp_path, monkeypatch):
     import facetrack.processing.video_analysis as video_analysis
     from facetrack.processing.expression_models import INSTALL_STEP, ExpressionDependencyError
 
@@ -551,13 +611,13 @@ def test_without_the_expression_packages_the_page_says_what_to_install(space_app
         raise ExpressionDependencyError(f"the expression timeline needs mediapipe==1.2.3; install with: {INSTALL_STEP}")
 
     monkeypatch.setattr(video_analysis, "check_expression_dependencies", missing)
-    config = space_app.DemoConfig(num_frames=4, work_dir=tmp_path)
+    config = space_config.DemoConfig(num_frames=4, work_dir=tmp_path)
     for video in ("single_face.mp4", "no_face.mp4"):  # with and without a face to measure
-        outputs = space_app.track_video(str(media_dir / video), config, None, lambda *a, **k: None)
+        outputs = space_tracking.track_video(str(media_dir / video), config, None, lambda *a, **k: None)
         assert outputs.measured_caption == ("No measured description here: the expression timeline needs "
                                             f"mediapipe==1.2.3; install with: {INSTALL_STEP}")
         assert outputs.expression_plot is None and Path(outputs.annotated_video).is_file()
-    assert len(space_app.track_video(str(media_dir / "single_face.mp4"), config, None,
+    assert len(space_tracking.track_video(str(media_dir / "single_face.mp4"), config, None,
                                      lambda *a, **k: None).crops) >= 3  # everything else works
 
 
