@@ -184,24 +184,34 @@ def _load_with_decord(
     starts_ends = starts_ends[hidden:]
     frame_times = starts_ends[:, 0] - starts_ends[0, 0]
     indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
-    # decord decodes each distinct frame once; repeats are re-gathered.
-    unique = sorted(set(indices))
-    batch = reader.get_batch(unique).asnumpy()
-    if unique == list(indices):
-        frames = batch  # the usual case (sorted, no repeats): no second copy of every frame
-    else:
-        position = {index: i for i, index in enumerate(unique)}
-        frames = batch[[position[i] for i in indices]]
+    frames = _decode_into_array(reader, indices)
     source_fps = float(reader.get_avg_fps()) or None
     duration = float(starts_ends[-1, 1] - starts_ends[0, 0])
     return VideoClip(
-        frames=np.ascontiguousarray(frames, dtype=np.uint8),
+        frames=frames,
         timestamps=[round(float(frame_times[i]), 6) for i in indices],
         frame_indices=list(indices),
         source_fps=source_fps,
         duration=duration if duration > 0 else None,
         source=str(path),
     )
+
+
+def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
+    """The frames at `indices` as one (T, H, W, 3) array: each distinct frame decoded once, in file order, and
+    written straight into its rows. decord's `get_batch` of all frames at once would hold a second full-size copy
+    of the whole batch (at 512 frames of 720p that copy cost more than the decoding); one frame at a time it makes
+    the same decoder calls, so the same pixels."""
+    rows: dict[int, list[int]] = {}
+    for row, index in enumerate(indices):
+        rows.setdefault(int(index), []).append(row)
+    frames = None
+    for index in sorted(rows):
+        frame = reader.get_batch([index]).asnumpy()[0]
+        if frames is None:
+            frames = np.empty((len(indices), *frame.shape), dtype=np.uint8)
+        frames[rows[index]] = frame
+    return frames
 
 
 def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
