@@ -60,12 +60,19 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def split_track(
-    track: dict[int, FaceDetection], frames: np.ndarray, gap_split: int
+    track: dict[int, FaceDetection], frames: np.ndarray, gap_split: int, frame_indices: Sequence[int] | None = None
 ) -> list[tuple[dict[int, FaceDetection], np.ndarray | None, bool]]:
     """Cut one tracker track where the person may have changed; returns (piece, its mean colour signature,
-    linked to the previous piece)."""
+    linked to the previous piece). The same box on the same source frame (`frame_indices`: a clip sampled with
+    repeats) is measured once."""
     positions = sorted(track)
-    signatures = {t: appearance_signature(frames[t], track[t].box) for t in positions}
+    by_source: dict[tuple, np.ndarray | None] = {}
+    signatures = {}
+    for t in positions:
+        key = (t if frame_indices is None else frame_indices[t], tuple(track[t].box))
+        if key not in by_source:
+            by_source[key] = appearance_signature(frames[t], track[t].box)
+        signatures[t] = by_source[key]
     pieces: list[list[int]] = [[positions[0]]]
     for before, after in zip(positions, positions[1:]):
         changed = signature_change(signatures[before], signatures[after]) > SIGNATURE_CHANGE
@@ -89,16 +96,18 @@ def make_fragments(
     shots: list[int],
     *,
     gap_split: int,
+    frame_indices: Sequence[int] | None = None,
     **bytetrack_options,
 ) -> list[Fragment]:
-    """ByteTrack in every shot separately, each track split into fragments (see the module docstring)."""
+    """ByteTrack in every shot separately, each track split into fragments (see the module docstring).
+    `frame_indices`: the source index of each frame, so repeated frames are measured once."""
     fragments: list[Fragment] = []
     shot_starts = [t for t in range(len(shots)) if t == 0 or shots[t] != shots[t - 1]]
     for start, stop in zip(shot_starts, shot_starts[1:] + [len(shots)]):
         for track in ByteTrackAdapter(**bytetrack_options).tracks(detections[start:stop]):
             shifted = {start + t: detection for t, detection in track.items()}
             previous: int | None = None
-            for piece, signature, linked in split_track(shifted, frames, gap_split):
+            for piece, signature, linked in split_track(shifted, frames, gap_split, frame_indices):
                 fragment = Fragment(len(fragments), shots[start], piece, linked_from=previous if linked else None,
                                     signature=signature)
                 fragments.append(fragment)

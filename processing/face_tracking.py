@@ -17,6 +17,7 @@ Pipeline (`FaceTracker(...).track(clip, target=None)`):
 
 `crop_faces(frames, boxes, size, margin)` cuts square face crops: side = max(w, h) x (1 + 2 x margin), centred on
 the box, zero-padded where the square leaves the frame, resized to `size`; zeros where the box is None.
+Repeated frames (clips sampled with repeats) are detected, measured and cropped once.
 The result (`FaceTrackResult`, `PersonTrack`, `TrackedFrame`) and its JSON are described in `face_track_result`.
 """
 
@@ -124,9 +125,19 @@ class FaceTracker:
         return self._embedder
 
     # -- detection
-    def detect(self, frames: np.ndarray) -> list[list[FaceDetection]]:
-        """Faces in every frame of a (T, H, W, 3) RGB uint8 array."""
-        return [self.detector.detect(frame) for frame in frames]
+    def detect(self, frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[list[FaceDetection]]:
+        """Faces in every frame of a (T, H, W, 3) RGB uint8 array. With `frame_indices` (each frame's source index,
+        as `VideoClip.frame_indices`), the detector runs once per distinct source frame: 512 samples of a 240-frame
+        clip repeat frames, and a repeat gets the same faces."""
+        if frame_indices is None:
+            frame_indices = range(len(frames))
+        if len(frame_indices) != len(frames):
+            raise ValueError(f"got {len(frame_indices)} frame indices for {len(frames)} frames")
+        by_source: dict[int, list[FaceDetection]] = {}
+        for source, frame in zip(frame_indices, frames):
+            if source not in by_source:
+                by_source[source] = self.detector.detect(frame)
+        return [list(by_source[source]) for source in frame_indices]
 
     # -- full pipeline
     def track(
@@ -138,15 +149,16 @@ class FaceTracker:
             raise TypeError(f"track() takes a VideoClip (see load_video), got {type(clip).__name__}")
         target = parse_target(target)  # bad targets fail before any work
         if detections is None:
-            detections = self.detect(clip.frames)
+            detections = self.detect(clip.frames, clip.frame_indices)
         if len(detections) != len(clip.frames):
             raise ValueError(f"got detections for {len(detections)} frames but the clip has {len(clip.frames)}")
         frames = clip.frames
         num_frames = len(frames)
         height, width = frames.shape[1:3]
-        cuts = detect_shot_cuts(frames, self.cut_threshold) if num_frames > 1 else []
+        cuts = detect_shot_cuts(frames, self.cut_threshold, clip.frame_indices) if num_frames > 1 else []
         shots = shot_ids(num_frames, cuts)
-        fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split, **self.bytetrack_options)
+        fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split,
+                                   frame_indices=clip.frame_indices, **self.bytetrack_options)
         embedder = self.embedder if fragments_to_embed(fragments) else None  # None: nothing to tell apart
         report = embed_fragments(fragments, frames, embedder, self.grouping_options["identity_threshold"],
                                  self.grouping_options["weak_identity_threshold"])
@@ -248,6 +260,10 @@ def crop_faces(
     crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
     for t, (frame, box) in enumerate(zip(frames, boxes)):
         if box is None:
+            continue
+        if t > 0 and boxes[t - 1] is not None and tuple(box) == tuple(boxes[t - 1]) \
+                and np.array_equal(frame, frames[t - 1]):
+            crops[t] = crops[t - 1]  # a repeated frame (a short clip sampled with repeats): the same crop
             continue
         x0, y0, side = square_crop_box(box, margin)
         # The part of the square that lies inside the frame.

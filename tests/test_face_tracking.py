@@ -354,3 +354,28 @@ def test_bytetrack_adapter_keeps_each_tracks_first_frame():
     tracks = adapter.tracks(frames)
     assert [sorted(track) for track in tracks] == [[0, 1, 2, 3], [1, 2, 3], [3]]  # the last: seen once, no id
     assert [track[3] for track in tracks] == [a, b, late]
+
+
+def test_detector_runs_once_per_distinct_source_frame_and_repeats_get_the_same_faces():
+    # 10 samples of a 4-frame clip repeat frames; each repeat has the same faces (and crop) as its source frame.
+    script = [[(100 + 20 * t, 80, 160 + 20 * t, 150)] for t in range(4)]
+
+    class CountingDetector(ScriptedDetector):
+        calls = 0
+
+        def detect(self, frame):
+            CountingDetector.calls += 1
+            return super().detect(frame)
+
+    tracker = FaceTracker(CountingDetector(script), identity=None)
+    clip = load_video(scripted_clip(4).frames, num_frames=10)
+    assert clip.frame_indices == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    result = tracker.track(clip)
+    assert CountingDetector.calls == 4
+    every_frame = tracker.track(clip, detections=[tracker.detector.detect(frame) for frame in clip.frames])
+    assert CountingDetector.calls == 14
+    assert result.to_dict() == every_frame.to_dict()
+    assert [frame.box for frame in result.frames] == [list(map(float, script[i][0])) for i in clip.frame_indices]
+    crops = crop_faces(clip.frames, result.boxes, size=32)
+    singles = np.stack([crop_faces(clip.frames[t : t + 1], result.boxes[t : t + 1], size=32)[0] for t in range(10)])
+    np.testing.assert_array_equal(crops, singles)
