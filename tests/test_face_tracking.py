@@ -391,3 +391,16 @@ def test_retinaface_detects_frames_side_by_side_with_the_same_faces_in_order(med
     scripted = ScriptedDetector([[(t, t, t + 9, t + 9)] for t in range(6)])  # no detect_frames: one by one
     assert [found[0].box for found in detect_frames(scripted, scripted_clip(6).frames)] == \
         [(t, t, t + 9, t + 9) for t in range(6)]
+
+
+def test_frames_decoded_shrunk_give_the_same_boxes_within_tolerance(media_dir):
+    # max_side shrinks inside the decoder (decord's scaler); the boxes, mapped back to video pixels, stay put.
+    path = media_dir / "single_face.mp4"  # 640 x 360
+    tracker = FaceTracker("retinaface", identity=None)
+    full = tracker.track(load_video(path, num_frames=8))
+    shrunk_clip = load_video(path, num_frames=8, max_side=320)
+    assert shrunk_clip.frames.shape[1:3] == (180, 320)
+    shrunk = tracker.track(shrunk_clip).scaled_to(640, 360)
+    assert full.present.all() and shrunk.present.all()
+    for a, b in zip(full.boxes, shrunk.boxes):
+        assert iou(a, b) > 0.85, (a, b)
