@@ -23,10 +23,9 @@ elementary stream (.h264, .hevc) has no timestamps: its frames are counted and t
 
 Size: files are probed first (`video_probe.probe_video`, the header only), and frames larger than the pixel limit
 (`max_pixels`, default 4096 x 2160, `$FACETRACK_MAX_VIDEO_PIXELS`) are refused before anything is decoded.
-`max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged),
-inside the decoder (decord's scaler; PyAV's for a video with a display rotation): enough for face detection, which
-runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` / `source_height` keep the file's own
-size, to map boxes back.
+`max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged):
+enough for face detection, which runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` /
+`source_height` keep the file's own size, to map boxes back.
 
 Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-video, still-image, audio-only and
 oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
@@ -224,19 +223,6 @@ def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
     return frames
 
 
-def _display_rotation(path: Path | VideoBytes) -> int:
-    """The display rotation in degrees (phone videos), read from the first decoded frame: PyAV shows it only
-    there. 0 when no frame decodes (the decoders then say what is wrong)."""
-    import av
-
-    try:
-        with av.open(open_source(path)) as container:
-            frame = next(container.decode(container.streams.video[0]), None)
-    except (av.error.FFmpegError, RuntimeError):
-        return 0
-    return 0 if frame is None else int(frame.rotation)
-
-
 def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
     # Phone videos store portrait as landscape + a display rotation; decord applies it, so do we.
     turns = round(frame.rotation / 90) % 4
@@ -390,9 +376,9 @@ def _load_file(
     info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
     size = decode_size(info, max_side)
     clip = None
-    # decord shrinks while decoding too, but garbles the shrunk frames of a video with a display rotation: PyAV
-    # shrinks those (one full-size frame in memory at a time).
-    if _import_decord() is not None and (size is None or _display_rotation(path) == 0):
+    # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
+    # display rotation its resized output is garbled, and elsewhere it was no faster (benchmarks/README.md).
+    if size is None and _import_decord() is not None:
         try:
             clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size)
         except (VideoTruncatedError, VideoTooLargeError):

@@ -394,7 +394,7 @@ def test_retinaface_detects_frames_side_by_side_with_the_same_faces_in_order(med
 
 
 def test_frames_decoded_shrunk_give_the_same_boxes_within_tolerance(media_dir):
-    # max_side shrinks inside the decoder (decord's scaler); the boxes, mapped back to video pixels, stay put.
+    # max_side shrinks inside the decoder; the boxes, mapped back to video pixels, stay put.
     path = media_dir / "single_face.mp4"  # 640 x 360
     tracker = FaceTracker("retinaface", identity=None)
     full = tracker.track(load_video(path, num_frames=8))
