@@ -31,6 +31,9 @@ Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-vi
 oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
 on them) is touched. Any decord failure on a file that passed the probe falls back to PyAV. A file that holds fewer
 frames than its header lists is truncated: `VideoTruncatedError`, from either decoder (rule in `video_probe`).
+
+(Over 400 lines on purpose: the two decoders must agree frame for frame, index for index and second for second,
+so they stay side by side with the sampling rules they share; the header checks are `video_probe`'s.)
 """
 
 from __future__ import annotations
