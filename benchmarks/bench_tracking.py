@@ -1,6 +1,10 @@
 """Face-tracking speed per shared video, the 720p target, the identity step on multi-person clips, and the detectors.
 
     python benchmarks/bench_tracking.py [--runs 3] [--media ../shared/media] [--skip-detectors] [--skip-identity]
+        [--skip-pipeline] [--skip-limit] [--baseline ac74c8d] [--frame-counts 32,128,512]
+
+First, the tracking path against its limit (decode-only + detector-only) at 32 / 128 / 512 frames of the 720p clip,
+side by side with processing/ as it was at --baseline (see tracking_speed.py).
 
 Prints, for each video in ../shared/media, the median milliseconds (over --runs runs) to decode 32 uniformly
 sampled frames, detect faces, track them (shot cuts, ByteTrack, fragments; the identity step: face embeddings,
@@ -22,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from tracking_speed import run_limit_benchmark
 
 from facetrack.processing.face_detection import get_face_detector
 from facetrack.processing.face_tracking import FaceTracker, crop_faces
@@ -55,7 +61,7 @@ def time_pipeline(path: Path, tracker: FaceTracker, runs: int) -> dict[str, floa
         start = time.perf_counter()
         clip = load_video(path, num_frames=NUM_FRAMES)
         decoded = time.perf_counter()
-        detections = tracker.detect(clip.frames)
+        detections = tracker.detect(clip.frames, clip.frame_indices)
         detected = time.perf_counter()
         result = tracker.track(clip, detections=detections)
         tracked = time.perf_counter()
@@ -161,11 +167,12 @@ def compare_decoders(path: Path, runs: int) -> None:
 
     print(f"| decoder ({path.name}, {NUM_FRAMES} frames) | median wall ms | median CPU ms |")
     print("|---|---:|---:|")
+    info = video_io.probe_video(path)
     for label, load in [("decord", video_io._load_with_decord), ("PyAV", video_io._load_with_pyav)]:
         wall, cpu = [], []
         for _ in range(runs):
             start, cpu_start = time.perf_counter(), time.process_time()
-            load(path, NUM_FRAMES, None, None)
+            load(path, info, NUM_FRAMES, None, None, None)
             wall.append((time.perf_counter() - start) * 1000)
             cpu.append((time.process_time() - cpu_start) * 1000)
         print(f"| {label} | {statistics.median(wall):.0f} | {statistics.median(cpu):.0f} |")
@@ -265,12 +272,22 @@ def main() -> None:
     parser.add_argument("--skip-detectors", action="store_true", help="skip the detector comparison")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip the speed table")
     parser.add_argument("--skip-identity", action="store_true", help="skip the multi-person identity cases")
+    parser.add_argument("--skip-limit", action="store_true", help="skip the side-by-side table against the limit")
+    parser.add_argument("--baseline", default="ac74c8d", help="the revision of processing/ to compare with")
+    parser.add_argument("--frame-counts", default="32,128,512", help="frame counts of the side-by-side table")
     args = parser.parse_args()
     if not args.media.is_dir():
         raise SystemExit(f"shared media not found at {args.media}")
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
           f"median of {args.runs} runs, detector retinaface (default options)\n")
 
+    if not args.skip_limit:
+        with tempfile.TemporaryDirectory() as scratch:
+            clip_720p = make_720p_clip(args.media / "WolfgangLanger_Pexels.mp4", Path(scratch) / "wolfgang_720p.mp4")
+            print(f"Tracking path vs its limit, 10 s 1280x720 clip (240 frames), now vs {args.baseline}:\n")
+            run_limit_benchmark(clip_720p, REPO_ROOT, args.baseline, [int(n) for n in args.frame_counts.split(",")],
+                                args.runs, Path(scratch))
+            print(f"\n(load average {os.getloadavg()[0]:.1f} at the end)\n")
     if not args.skip_pipeline:
         run_pipeline_benchmarks(args.media, args.runs)
     if not args.skip_identity:

@@ -1,5 +1,6 @@
-"""Frame-to-frame face association: ByteTrack (roboflow `trackers`) inside each shot, cut into fragments that hold
-one person each for certain, plus the position rule that re-links fragments when identity is unknown.
+"""Frame-to-frame face association: ByteTrack (roboflow `trackers`, through `bytetrack_adapter`) inside each shot,
+cut into fragments that hold one person each for certain, plus the position rule that re-links fragments when
+identity is unknown.
 
 A *fragment* is a run of one tracker track inside one shot, between two points where the person could have changed:
 - a shot cut (the tracker is restarted in every shot, so no track crosses a cut);
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bytetrack_adapter import ByteTrackAdapter, box_iou_matrix
 from .face_detection import FaceDetection
 from .face_identity import SIGNATURE_CHANGE, appearance_signature, signature_change
 
@@ -54,83 +56,23 @@ def box_center(box: Sequence[float]) -> tuple[float, float]:
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def bytetrack_tracks(
-    detections: list[list[FaceDetection]],
-    *,
-    lost_track_buffer: int,
-    min_iou: float,
-    high_confidence: float,
-    activation_threshold: float,
-) -> list[dict[int, FaceDetection]]:
-    """ByteTrack over one shot's frames: one {position: detection} dict per track, in order of creation."""
-    try:
-        import supervision as sv
-        from trackers import ByteTrackTracker
-    except ImportError as error:
-        raise ImportError(
-            f"face tracking needs roboflow trackers and supervision "
-            f"(pip install supervision; pip install --no-deps trackers==2.6.1): {error}"
-        ) from error
-
-    tracker = ByteTrackTracker(
-        lost_track_buffer=lost_track_buffer,  # frame_rate 30 -> the buffer counts sampled frames
-        frame_rate=30.0,
-        track_activation_threshold=activation_threshold,
-        minimum_consecutive_frames=1,
-        minimum_iou_threshold=min_iou,
-        high_conf_det_threshold=high_confidence,
-    )
-    tracks: dict[int, dict[int, FaceDetection]] = {}
-    # ByteTrack returns id -1 for the detection that *starts* a track (the id comes at its first match), so we
-    # remember which tracklet each new detection started and give it that frame once the id is known.
-    starts: dict[int, tuple[object, int, FaceDetection]] = {}
-    for t, frame_detections in enumerate(detections):
-        if frame_detections:
-            inputs = sv.Detections(
-                xyxy=np.array([d.box for d in frame_detections], dtype=np.float64).reshape(-1, 4),
-                confidence=np.array([d.score for d in frame_detections], dtype=np.float64),
-                data={"index": np.arange(len(frame_detections))},
-            )
-        else:
-            inputs = sv.Detections.empty()
-        previous = list(tracker.tracks)  # held so no tracklet freed during update can lend its id() to a new one
-        known = {id(tracklet) for tracklet in previous}
-        outputs = tracker.update(inputs)
-        unassigned = []
-        for index, track_id in zip(outputs.data.get("index", []), outputs.tracker_id):
-            if track_id >= 0:
-                tracks.setdefault(int(track_id), {})[t] = frame_detections[int(index)]
-            else:
-                unassigned.append(frame_detections[int(index)])
-        for tracklet in tracker.tracks:
-            if id(tracklet) not in known and unassigned:
-                state = tracklet.get_state_bbox()
-                started_by = max(unassigned, key=lambda d: box_iou(d.box, state))
-                starts[id(tracklet)] = (tracklet, t, started_by)
-        for key, (tracklet, start_t, detection) in list(starts.items()):
-            if tracklet.tracker_id >= 0:
-                tracks.setdefault(int(tracklet.tracker_id), {})[start_t] = detection
-                del starts[key]
-    # Tracks started but never matched again (seen in one frame only) still become (short) tracks.
-    ordered = [tracks[track_id] for track_id in sorted(tracks)]
-    ordered.extend({start_t: detection} for _tracklet, start_t, detection in starts.values())
-    return ordered
+    return float(box_iou_matrix([a], [b])[0, 0])
 
 
 def split_track(
-    track: dict[int, FaceDetection], frames: np.ndarray, gap_split: int
+    track: dict[int, FaceDetection], frames: np.ndarray, gap_split: int, frame_indices: Sequence[int] | None = None
 ) -> list[tuple[dict[int, FaceDetection], np.ndarray | None, bool]]:
     """Cut one tracker track where the person may have changed; returns (piece, its mean colour signature,
-    linked to the previous piece)."""
+    linked to the previous piece). The same box on the same source frame (`frame_indices`: a clip sampled with
+    repeats) is measured once."""
     positions = sorted(track)
-    signatures = {t: appearance_signature(frames[t], track[t].box) for t in positions}
+    by_source: dict[tuple, np.ndarray | None] = {}
+    signatures = {}
+    for t in positions:
+        key = (t if frame_indices is None else frame_indices[t], tuple(track[t].box))
+        if key not in by_source:
+            by_source[key] = appearance_signature(frames[t], track[t].box)
+        signatures[t] = by_source[key]
     pieces: list[list[int]] = [[positions[0]]]
     for before, after in zip(positions, positions[1:]):
         changed = signature_change(signatures[before], signatures[after]) > SIGNATURE_CHANGE
@@ -154,16 +96,18 @@ def make_fragments(
     shots: list[int],
     *,
     gap_split: int,
+    frame_indices: Sequence[int] | None = None,
     **bytetrack_options,
 ) -> list[Fragment]:
-    """ByteTrack in every shot separately, each track split into fragments (see the module docstring)."""
+    """ByteTrack in every shot separately, each track split into fragments (see the module docstring).
+    `frame_indices`: the source index of each frame, so repeated frames are measured once."""
     fragments: list[Fragment] = []
     shot_starts = [t for t in range(len(shots)) if t == 0 or shots[t] != shots[t - 1]]
     for start, stop in zip(shot_starts, shot_starts[1:] + [len(shots)]):
-        for track in bytetrack_tracks(detections[start:stop], **bytetrack_options):
+        for track in ByteTrackAdapter(**bytetrack_options).tracks(detections[start:stop]):
             shifted = {start + t: detection for t, detection in track.items()}
             previous: int | None = None
-            for piece, signature, linked in split_track(shifted, frames, gap_split):
+            for piece, signature, linked in split_track(shifted, frames, gap_split, frame_indices):
                 fragment = Fragment(len(fragments), shots[start], piece, linked_from=previous if linked else None,
                                     signature=signature)
                 fragments.append(fragment)

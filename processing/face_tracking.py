@@ -17,6 +17,7 @@ Pipeline (`FaceTracker(...).track(clip, target=None)`):
 
 `crop_faces(frames, boxes, size, margin)` cuts square face crops: side = max(w, h) x (1 + 2 x margin), centred on
 the box, zero-padded where the square leaves the frame, resized to `size`; zeros where the box is None.
+Repeated frames (clips sampled with repeats) are detected, measured and cropped once.
 The result (`FaceTrackResult`, `PersonTrack`, `TrackedFrame`) and its JSON are described in `face_track_result`.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .face_detection import FaceDetection, FaceDetector, as_face_detector
+from .face_detection import FaceDetection, FaceDetector, as_face_detector, detect_frames
 from .face_fragments import box_center, make_fragments
 from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
 from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
@@ -42,7 +43,7 @@ from .person_identities import (
 )
 from .person_selection import PersonTarget, choose_main, find_target, parse_target
 from .shot_cuts import CUT_THRESHOLD, detect_shot_cuts, shot_ids
-from .video_io import VideoClip
+from .video_io import VideoClip, first_positions
 
 __all__ = ["FaceTracker", "FaceTrackResult", "PersonTrack", "TrackedFrame", "PersonTarget", "parse_target",
            "crop_faces", "square_crop_box", "track_video", "RESULT_FORMAT_VERSION"]
@@ -124,9 +125,16 @@ class FaceTracker:
         return self._embedder
 
     # -- detection
-    def detect(self, frames: np.ndarray) -> list[list[FaceDetection]]:
-        """Faces in every frame of a (T, H, W, 3) RGB uint8 array."""
-        return [self.detector.detect(frame) for frame in frames]
+    def detect(self, frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[list[FaceDetection]]:
+        """Faces in every frame of a (T, H, W, 3) RGB uint8 array. With `frame_indices` (each frame's source index,
+        as `VideoClip.frame_indices`), the detector runs once per distinct source frame: 512 samples of a 240-frame
+        clip repeat frames, and a repeat gets the same faces."""
+        sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
+        if len(sources) != len(frames):
+            raise ValueError(f"got {len(sources)} frame indices for {len(frames)} frames")
+        first = first_positions(sources)
+        by_source = dict(zip(first, detect_frames(self.detector, [frames[position] for position in first.values()])))
+        return [list(by_source[source]) for source in sources]
 
     # -- full pipeline
     def track(
@@ -138,15 +146,16 @@ class FaceTracker:
             raise TypeError(f"track() takes a VideoClip (see load_video), got {type(clip).__name__}")
         target = parse_target(target)  # bad targets fail before any work
         if detections is None:
-            detections = self.detect(clip.frames)
+            detections = self.detect(clip.frames, clip.frame_indices)
         if len(detections) != len(clip.frames):
             raise ValueError(f"got detections for {len(detections)} frames but the clip has {len(clip.frames)}")
         frames = clip.frames
         num_frames = len(frames)
         height, width = frames.shape[1:3]
-        cuts = detect_shot_cuts(frames, self.cut_threshold) if num_frames > 1 else []
+        cuts = detect_shot_cuts(frames, self.cut_threshold, clip.frame_indices) if num_frames > 1 else []
         shots = shot_ids(num_frames, cuts)
-        fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split, **self.bytetrack_options)
+        fragments = make_fragments(detections, frames, shots, gap_split=self.gap_split,
+                                   frame_indices=clip.frame_indices, **self.bytetrack_options)
         embedder = self.embedder if fragments_to_embed(fragments) else None  # None: nothing to tell apart
         report = embed_fragments(fragments, frames, embedder, self.grouping_options["identity_threshold"],
                                  self.grouping_options["weak_identity_threshold"])
@@ -231,12 +240,28 @@ def square_crop_box(box: Sequence[float], margin: float = 0.25) -> tuple[int, in
     return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
 
 
+def _square_crop(frame: np.ndarray, box: Sequence[float], size: int, margin: float) -> np.ndarray:
+    """One (size, size, 3) crop: see `crop_faces`."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    x0, y0, side = square_crop_box(box, margin)
+    # The part of the square that lies inside the frame.
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if (fx0, fy0, fx1, fy1) == (x0, y0, x0 + side, y0 + side):
+        square = frame[fy0:fy1, fx0:fx1]  # fully inside: no copy needed
+    else:
+        square = np.zeros((side, side, 3), dtype=np.uint8)  # zero padding where the square leaves the frame
+        if fx1 > fx0 and fy1 > fy0:
+            square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)
+
+
 def crop_faces(
     frames: np.ndarray, boxes: Sequence[Sequence[float] | None], size: int = 384, margin: float = 0.25
 ) -> np.ndarray:
     """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None."""
-    import cv2
-
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
@@ -244,20 +269,13 @@ def crop_faces(
         raise ValueError(f"got {len(boxes)} boxes for {len(frames)} frames")
     if size < 1 or margin < 0:
         raise ValueError(f"size must be >= 1 and margin >= 0, got size={size}, margin={margin}")
-    height, width = frames.shape[1:3]
     crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
     for t, (frame, box) in enumerate(zip(frames, boxes)):
         if box is None:
             continue
-        x0, y0, side = square_crop_box(box, margin)
-        # The part of the square that lies inside the frame.
-        fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
-        if (fx0, fy0, fx1, fy1) == (x0, y0, x0 + side, y0 + side):
-            square = frame[fy0:fy1, fx0:fx1]  # fully inside: no copy needed
+        if t > 0 and boxes[t - 1] is not None and tuple(box) == tuple(boxes[t - 1]) \
+                and np.array_equal(frame, frames[t - 1]):
+            crops[t] = crops[t - 1]  # a repeated frame (a short clip sampled with repeats): the same crop
         else:
-            square = np.zeros((side, side, 3), dtype=np.uint8)  # zero padding where the square leaves the frame
-            if fx1 > fx0 and fy1 > fy0:
-                square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
-        interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-        crops[t] = cv2.resize(square, (size, size), interpolation=interpolation)
+            crops[t] = _square_crop(frame, box, size, margin)
     return crops

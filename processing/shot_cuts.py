@@ -16,36 +16,47 @@ check catches that change of person instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+from .video_io import first_positions
 
 CUT_THRESHOLD = 0.5
 _THUMBNAIL = (64, 36)
 
 
-def frame_histograms(frames: np.ndarray) -> list[np.ndarray]:
-    """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3)."""
+def frame_histograms(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
+    """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3). Frames with the same source
+    index (`frame_indices`: a clip sampled with repeats) share one histogram, computed once."""
+    sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
+    by_source = {source: _histogram(frames[position]) for source, position in first_positions(sources).items()}
+    return [by_source[source] for source in sources]
+
+
+def _histogram(frame: np.ndarray) -> np.ndarray:
     import cv2
 
-    histograms = []
-    for frame in frames:
-        thumbnail = cv2.resize(frame, _THUMBNAIL, interpolation=cv2.INTER_AREA)
-        hsv = cv2.cvtColor(thumbnail, cv2.COLOR_RGB2HSV)
-        histogram = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
-        histograms.append(cv2.normalize(histogram, histogram).flatten())
-    return histograms
+    thumbnail = cv2.resize(frame, _THUMBNAIL, interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(thumbnail, cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, [16, 4, 4], [0, 180, 0, 256, 0, 256])
+    return cv2.normalize(histogram, histogram).flatten()
 
 
-def cut_scores(frames: np.ndarray) -> list[float]:
+def cut_scores(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[float]:
     """Bhattacharyya distance between each pair of consecutive frames (T - 1 values, 0 = same colours)."""
     import cv2
 
-    histograms = frame_histograms(frames)
+    histograms = frame_histograms(frames, frame_indices)
     return [float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA)) for a, b in zip(histograms, histograms[1:])]
 
 
-def detect_shot_cuts(frames: np.ndarray, threshold: float = CUT_THRESHOLD) -> list[int]:
-    """Positions t (1 <= t < T) where a new shot starts, in increasing order."""
-    return [t + 1 for t, score in enumerate(cut_scores(frames)) if score > threshold]
+def detect_shot_cuts(
+    frames: np.ndarray, threshold: float = CUT_THRESHOLD, frame_indices: Sequence[int] | None = None
+) -> list[int]:
+    """Positions t (1 <= t < T) where a new shot starts, in increasing order (`frame_indices`: see
+    `frame_histograms`)."""
+    return [t + 1 for t, score in enumerate(cut_scores(frames, frame_indices)) if score > threshold]
 
 
 def shot_ids(num_frames: int, cuts: list[int]) -> list[int]:

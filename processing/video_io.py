@@ -31,6 +31,9 @@ Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-vi
 oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
 on them) is touched. Any decord failure on a file that passed the probe falls back to PyAV. A file that holds fewer
 frames than its header lists is truncated: `VideoTruncatedError`, from either decoder (rule in `video_probe`).
+
+(Over 400 lines on purpose: the two decoders must agree frame for frame, index for index and second for second,
+so they stay side by side with the sampling rules they share; the header checks are `video_probe`'s.)
 """
 
 from __future__ import annotations
@@ -97,6 +100,15 @@ def uniform_indices(total_frames: int, num_frames: int) -> list[int]:
     if total_frames < 1:
         raise ValueError("cannot sample from zero frames")
     return [int(i) for i in np.round(np.linspace(0, total_frames - 1, num_frames))]
+
+
+def first_positions(frame_indices: Sequence[int]) -> dict[int, int]:
+    """Each distinct source index of a sampled clip -> the first position that shows it (in order of appearance):
+    the frames a per-frame step needs to look at once when sampling repeated frames."""
+    first: dict[int, int] = {}
+    for position, index in enumerate(frame_indices):
+        first.setdefault(int(index), position)
+    return first
 
 
 def fps_indices(frame_times: Sequence[float], fps: float, max_frames: int | None = None) -> list[int]:
@@ -184,24 +196,34 @@ def _load_with_decord(
     starts_ends = starts_ends[hidden:]
     frame_times = starts_ends[:, 0] - starts_ends[0, 0]
     indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
-    # decord decodes each distinct frame once; repeats are re-gathered.
-    unique = sorted(set(indices))
-    batch = reader.get_batch(unique).asnumpy()
-    if unique == list(indices):
-        frames = batch  # the usual case (sorted, no repeats): no second copy of every frame
-    else:
-        position = {index: i for i, index in enumerate(unique)}
-        frames = batch[[position[i] for i in indices]]
+    frames = _decode_into_array(reader, indices)
     source_fps = float(reader.get_avg_fps()) or None
     duration = float(starts_ends[-1, 1] - starts_ends[0, 0])
     return VideoClip(
-        frames=np.ascontiguousarray(frames, dtype=np.uint8),
+        frames=frames,
         timestamps=[round(float(frame_times[i]), 6) for i in indices],
         frame_indices=list(indices),
         source_fps=source_fps,
         duration=duration if duration > 0 else None,
         source=str(path),
     )
+
+
+def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
+    """The frames at `indices` as one (T, H, W, 3) array: each distinct frame decoded once, in file order, and
+    written straight into its rows. decord's `get_batch` of all frames at once would hold a second full-size copy
+    of the whole batch (at 512 frames of 720p that copy cost more than the decoding); one frame at a time it makes
+    the same decoder calls, so the same pixels."""
+    rows: dict[int, list[int]] = {}
+    for row, index in enumerate(indices):
+        rows.setdefault(int(index), []).append(row)
+    frames = None
+    for index in sorted(rows):
+        frame = reader.get_batch([index]).asnumpy()[0]
+        if frames is None:
+            frames = np.empty((len(indices), *frame.shape), dtype=np.uint8)
+        frames[rows[index]] = frame
+    return frames
 
 
 def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -358,7 +380,7 @@ def _load_file(
     size = decode_size(info, max_side)
     clip = None
     # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
-    # display rotation its resized output is garbled.
+    # display rotation its resized output is garbled, and elsewhere it was no faster (benchmarks/README.md).
     if size is None and _import_decord() is not None:
         try:
             clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size)

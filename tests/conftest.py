@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from person_clips import person_clips  # noqa: F401  (two-person test clips with ground truth, built once per session)
+from video_files import make_bad_files
 
 # Tests never reach the Hub: everything they load is built locally or shipped in a pip package.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,6 +34,12 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared folder not found at {SHARED_DIR} (set FACETRACK_SHARED_DIR)")
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory, media_dir) -> dict[str, tuple[Path, str]]:
+    """One broken input of every kind (`video_files.BAD_CASES`): name -> (path, a word its error must contain)."""
+    return make_bad_files(tmp_path_factory.mktemp("bad_videos"), media_dir)
 
 
 # Not SigLIP's 0.5: the LLaVA-OneVision converter must carry the checkpoint's own normalisation over.

@@ -228,13 +228,13 @@ def test_fragments_after_a_gap_are_relinked_by_position_without_identity():
     # Person A is seen in frames 0-5, lost in 6-9, and comes back 60 px to the right (IoU 0 with where it was):
     # ByteTrack gives it a new track; without identity, the position re-link must join the fragments. Person B
     # stays small at the edge. (Scripted faces are black squares: identity=None tests the position rule itself.)
-    from facetrack.processing.face_fragments import bytetrack_tracks
+    from facetrack.processing.bytetrack_adapter import ByteTrackAdapter
 
     a_before, a_after, b = (200, 100, 260, 170), (280, 110, 340, 180), (560, 20, 590, 55)
     script = [[a_before, b] if t < 6 else [b] if t < 10 else [a_after, b] for t in range(16)]
     tracker = FaceTracker(ScriptedDetector(script), identity=None, lost_track_buffer=2)
     clip = scripted_clip(16)
-    raw_tracks = bytetrack_tracks(tracker.detect(clip.frames), **tracker.bytetrack_options)
+    raw_tracks = ByteTrackAdapter(**tracker.bytetrack_options).tracks(tracker.detect(clip.frames))
     assert len(raw_tracks) == 3  # without re-linking: A, B, and A's second fragment
     result = tracker.track(clip)
     assert len(result.persons) == 2
@@ -329,3 +329,28 @@ def test_detectors_by_name_and_any_object_with_detect(media_dir):
     wrapped = as_face_detector(ScriptedDetector([[(1, 1, 5, 5)]]))
     assert wrapped.name == "ScriptedDetector"
 
+
+
+def test_bytetrack_adapter_is_pinned_to_the_checked_trackers_version():
+    from importlib.metadata import version
+
+    from facetrack.processing.bytetrack_adapter import TRACKERS_VERSION
+
+    installed = version("trackers")
+    assert installed == TRACKERS_VERSION, (
+        f"trackers {installed} is installed but processing/bytetrack_adapter.py was checked against "
+        f"{TRACKERS_VERSION}: re-check its use of tracker.tracks, tracklet.tracker_id and tracklet.get_state_bbox(), "
+        f"then update TRACKERS_VERSION and the pin in requirements-nodeps.txt")
+
+
+def test_bytetrack_adapter_keeps_each_tracks_first_frame():
+    # ByteTrack gives the detection that starts a track id -1; the adapter still puts it in that track.
+    from facetrack.processing.bytetrack_adapter import ByteTrackAdapter
+
+    a, b = FaceDetection((100, 100, 160, 170), 0.9), FaceDetection((400, 50, 450, 110), 0.9)
+    late = FaceDetection((250, 200, 300, 260), 0.9)
+    frames = [[a], [a, b], [a, b], [a, b, late]]
+    adapter = ByteTrackAdapter(lost_track_buffer=10, min_iou=0.1, high_confidence=0.6, activation_threshold=0.6)
+    tracks = adapter.tracks(frames)
+    assert [sorted(track) for track in tracks] == [[0, 1, 2, 3], [1, 2, 3], [3]]  # the last: seen once, no id
+    assert [track[3] for track in tracks] == [a, b, late]

@@ -16,48 +16,8 @@ from facetrack.processing.expression_models import missing_expression_dependenci
 from facetrack.processing.face_tracking import FaceTrackResult
 
 
-def make_bad_files(tmp_path: Path, media_dir: Path) -> dict[str, tuple[Path, str]]:
-    """name: (path, words the one-line error must contain)."""
-    source = (media_dir / "single_face.mp4").read_bytes()
-    files = {"missing": (tmp_path / "nothing_here.mp4", "not found")}
-    (tmp_path / "empty.mp4").write_bytes(b"")
-    files["zero_bytes"] = (tmp_path / "empty.mp4", "empty")
-    (tmp_path / "readme.mp4").write_text("plain text pretending to be a video\n" * 10)
-    files["text_renamed"] = (tmp_path / "readme.mp4", "not a readable video")
-    (tmp_path / "half.mp4").write_bytes(source[: len(source) // 2])
-    files["truncated"] = (tmp_path / "half.mp4", "not a readable video")
-    garbled = bytearray(source)
-    for i in range(5000, len(garbled) - 5000, 7):
-        garbled[i] = (garbled[i] * 31 + 7) % 256
-    (tmp_path / "corrupt.mp4").write_bytes(bytes(garbled))
-    files["corrupt"] = (tmp_path / "corrupt.mp4", "could not be decoded")
-    (tmp_path / "photo.mp4").write_bytes((media_dir / "single_face.jpg").read_bytes())
-    files["still_image"] = (tmp_path / "photo.mp4", "still image")
-    with av.open(str(tmp_path / "zero.mkv"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        container.start_encoding()
-    files["zero_frames"] = (tmp_path / "zero.mkv", "no video frames")
-    with av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for image in np.zeros((3, 64, 64, 3), dtype=np.uint8):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    (tmp_path / "codec.mp4").write_bytes((tmp_path / "fast.mp4").read_bytes().replace(b"avc1", b"zzzz"))
-    files["unknown_codec"] = (tmp_path / "codec.mp4", "codec")
-    return files
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory, media_dir):
-    return make_bad_files(tmp_path_factory.mktemp("cli_bad"), media_dir)
-
-
 @pytest.mark.parametrize(
-    "case", ["missing", "zero_bytes", "text_renamed", "truncated", "corrupt", "still_image", "zero_frames",
+    "case", ["missing", "zero_bytes", "text_renamed", "truncated", "corrupt", "still_image_renamed", "zero_frames",
              "unknown_codec"]
 )
 def test_bad_video_exits_2_with_one_line(bad_files, case, capsys):

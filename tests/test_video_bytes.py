@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from test_video_io import BAD_CASES, SHARED_VIDEOS, _bad_files
+from test_video_io import SHARED_VIDEOS
+from video_files import BAD_CASES
 
 from facetrack.processing import video_io
 from facetrack.processing.video_io import VideoDecodeError, load_video, probe_video
@@ -72,11 +73,6 @@ def test_shrunk_frames_and_raw_streams_from_bytes(media_dir, tmp_path, monkeypat
     assert clip.frame_indices == [0, 18, 36, 53, 71]
     np.testing.assert_array_equal(clip.frames, load_video(source, num_frames=5).frames)
     assert_same_clip(clip, load_video(raw, num_frames=5))
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory, media_dir):
-    return _bad_files(tmp_path_factory.mktemp("bad"), media_dir)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
+from video_files import BAD_CASES, write_rotated_phone_video, write_video
 
 from facetrack.processing import video_io
 from facetrack.processing.video_io import VideoClip, VideoDecodeError, load_video
@@ -21,26 +21,6 @@ SHARED_VIDEOS = {  # name: (frames, width, height)
     "noface_face.mov": (169, 960, 540),
     "no_face.mp4": (95, 960, 540),  # 98 packets, of which 3 are edit-list pre-roll that is never shown
 }
-
-
-def write_video(path: Path, frames: np.ndarray, times: list[float] | None = None, fps: int = 10) -> Path:
-    """H.264 mp4; `times` (seconds) sets each frame's presentation time, for variable frame rate."""
-    time_base = Fraction(1, 1000)
-    with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:  # moov atom first
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = round((times[i] if times is not None else i / fps) * 1000)
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
 
 
 def numbered_frames(count: int, height: int = 64, width: int = 96) -> np.ndarray:
@@ -149,18 +129,7 @@ def test_variable_frame_rate_timestamps_and_fps_sampling(tmp_path):
 
 
 def test_rotated_phone_video_is_upright_with_both_decoders(tmp_path, monkeypatch):
-    import struct
-
-    frames = np.zeros((3, 32, 64, 3), dtype=np.uint8)
-    frames[:, :, :16] = 255  # white stripe on the left
-    data = write_video(tmp_path / "landscape.mp4", frames).read_bytes()
-    # Give the track a 90 degree display matrix, as phones do for portrait video.
-    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    rotated = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
-    at = data.index(identity, data.index(b"tkhd"))
-    path = tmp_path / "portrait.mp4"
-    path.write_bytes(data[:at] + rotated + data[at + len(identity):])
-
+    path = write_rotated_phone_video(tmp_path)
     with_decord = load_video(path, num_frames=None)
     monkeypatch.setattr(video_io, "_import_decord", lambda: None)
     with_pyav = load_video(path, num_frames=None)
@@ -237,58 +206,6 @@ def test_in_memory_frames():
 
 
 # --------------------------------------------------------------------------------------------------------- bad input
-def _bad_files(tmp_path: Path, media_dir: Path) -> dict[str, tuple[Path, str]]:
-    """name: (path, a word the error message must contain)."""
-    files: dict[str, tuple[Path, str]] = {}
-    files["missing"] = (tmp_path / "does_not_exist.mp4", "not found")
-    (tmp_path / "empty.mp4").write_bytes(b"")
-    files["zero_bytes"] = (tmp_path / "empty.mp4", "empty")
-    (tmp_path / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
-    files["text_renamed"] = (tmp_path / "notes.mp4", "not a readable video")
-    source = (media_dir / "single_face.mp4").read_bytes()
-    (tmp_path / "head_only.mp4").write_bytes(source[: len(source) // 3])  # moov atom (at the end) is lost
-    files["truncated"] = (tmp_path / "head_only.mp4", "not a readable video")
-    # moov first, then cut in the middle of the frame data: opens, then fails while decoding.
-    noise = np.random.default_rng(0).integers(0, 255, (30, 64, 96, 3), dtype=np.uint8)
-    faststart = write_video(tmp_path / "faststart.mp4", noise)
-    data = faststart.read_bytes()
-    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])
-    files["truncated_data"] = (tmp_path / "cut.mp4", "truncated")
-    garbled = bytearray(source)
-    for i in range(5000, len(garbled) - 5000, 7):
-        garbled[i] = (garbled[i] * 31 + 7) % 256
-    (tmp_path / "corrupt.mp4").write_bytes(bytes(garbled))
-    files["corrupt"] = (tmp_path / "corrupt.mp4", "could not be decoded")
-    (tmp_path / "photo.mp4").write_bytes((media_dir / "single_face.jpg").read_bytes())
-    files["still_image_renamed"] = (tmp_path / "photo.mp4", "still image")
-    files["still_image"] = (media_dir / "single_face.jpg", "still image")
-    with av.open(str(tmp_path / "zero.mkv"), "w") as container:  # a video stream without a single frame
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        container.start_encoding()
-    files["zero_frames"] = (tmp_path / "zero.mkv", "no video frames")
-    with av.open(str(tmp_path / "sound.m4a"), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
-    files["audio_only"] = (tmp_path / "sound.m4a", "no video stream")
-    (tmp_path / "codec.mp4").write_bytes(faststart.read_bytes().replace(b"avc1", b"zzzz"))  # unknown fourcc
-    files["unknown_codec"] = (tmp_path / "codec.mp4", "codec")
-    files["directory"] = (tmp_path, "directory")
-    return files
-
-
-BAD_CASES = ["missing", "zero_bytes", "text_renamed", "truncated", "truncated_data", "corrupt",
-             "still_image_renamed", "still_image", "zero_frames", "audio_only", "unknown_codec", "directory"]
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory, media_dir):
-    return _bad_files(tmp_path_factory.mktemp("bad"), media_dir)
-
-
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_file_gives_clear_video_decode_error(bad_files, case):
     path, expected = bad_files[case]
@@ -393,16 +310,7 @@ def test_max_side_decodes_shrunk_frames_and_keeps_the_source_size(media_dir):
 
 
 def test_max_side_on_a_rotated_video_keeps_it_upright(tmp_path, monkeypatch):
-    import struct
-
-    frames = np.zeros((3, 32, 64, 3), dtype=np.uint8)
-    frames[:, :, :16] = 255
-    data = write_video(tmp_path / "landscape.mp4", frames).read_bytes()
-    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    rotated = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
-    at = data.index(identity, data.index(b"tkhd"))
-    path = tmp_path / "portrait.mp4"
-    path.write_bytes(data[:at] + rotated + data[at + len(identity):])
+    path = write_rotated_phone_video(tmp_path)
     clips = [load_video(path, num_frames=None, max_side=32)]
     monkeypatch.setattr(video_io, "_import_decord", lambda: None)
     clips.append(load_video(path, num_frames=None, max_side=32))
