@@ -135,7 +135,8 @@ class Captioner:
         that person; an empty list when nobody is visible that often)."""
         if not 0.0 <= min_share <= 1.0:
             raise ValueError(f"min_share must be between 0 and 1, got {min_share}")
-        clip, result = self.processor.load_and_track(video, num_frames=num_frames)
+        analysis = self.processor.analyze(video, num_frames=num_frames)
+        clip, result = analysis.clip, analysis.track
         per_person = result.each_person(min_share)
         if not per_person:
             return []

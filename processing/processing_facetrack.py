@@ -234,18 +234,6 @@ class FaceTrackProcessor(ProcessorMixin):
         return analyze_video(video, num_frames=num_frames, fps=fps, tracker=tracker, target=target,
                              face_track=face_track, expressions=expressions)
 
-    def load_and_track(
-        self,
-        video,
-        face_track: FaceTrackResult | dict | None = None,
-        num_frames: int | None = None,
-        fps: float | None = None,
-        target=None,
-    ) -> tuple[VideoClip, FaceTrackResult]:
-        """`analyze(...)` without expressions, as (clip, track); the track's boxes are in the clip's pixels."""
-        analysis = self.analyze(video, face_track, num_frames, fps, target)
-        return analysis.clip, analysis.track
-
     def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
         """The text one `<video>` placeholder expands to."""
         pieces = []

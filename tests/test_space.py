@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from facetrack.processing.expression_models import missing_expression_dependencies
+from video_files import encode_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPACE_DIR = REPO_ROOT / "space"
@@ -212,18 +213,9 @@ def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(spa
 def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
     """A raw H.264 stream saved as .mp4 (no container, no duration in any header): read, and its duration taken
     from its frame count, so the duration limit still holds."""
-    import av
-
     path = tmp_path / "long_raw_as.mp4"
-    with av.open(str(path), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(30):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 8 * i, dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    frames = np.stack([np.full((64, 64, 3), 8 * i, dtype=np.uint8) for i in range(30)])
+    encode_video(path, frames, container_format="h264")
     assert space_config.check_video(path, space_config.DemoConfig(work_dir=tmp_path)) == pytest.approx(3.0)
     with pytest.raises(space_config.VideoRejected, match=r"3\.0 s long; this demo accepts videos up to 2 s"):
         space_config.check_video(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))

@@ -14,6 +14,7 @@ import pytest
 from facetrack.cli import main
 from facetrack.processing.expression_models import missing_expression_dependencies
 from facetrack.processing.face_tracking import FaceTrackResult
+from video_files import encode_video
 
 
 @pytest.mark.parametrize(
@@ -213,14 +214,7 @@ def test_describe_checks_the_video_before_loading_the_model(unusual_inputs, case
 
 def test_track_reads_a_raw_h264_stream(tmp_path, capsys):
     path = tmp_path / "camera.h264"
-    with av.open(str(path), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for _ in range(12):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_video(path, np.zeros((12, 64, 64, 3), np.uint8), container_format="h264")
     assert main(["track", str(path), "--frames", "4"]) == 0
     assert f"{path}: 4 frames sampled (64x64, 1.2 s" in capsys.readouterr().out
 

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
-from video_files import BAD_CASES, write_rotated_phone_video, write_video
+from video_files import BAD_CASES, encode_video, write_rotated_phone_video, write_video
 
 from facetrack.processing import video_io
 from facetrack.processing.video_io import VideoClip, VideoDecodeError, load_video
@@ -80,14 +80,7 @@ def test_pyav_fallback_gives_the_same_frames(media_dir, monkeypatch, name):
 def test_pyav_jumps_between_keyframes_and_decodes_the_right_frames(tmp_path, monkeypatch):
     # Keyframe every 5 frames, with B-frames: sampled frames are reached by seeking, matched by their pts.
     path = tmp_path / "short_gop.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10, options={"g": "5", "keyint_min": "5", "bf": "2"})
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for image in numbered_frames(25):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_video(path, numbered_frames(25), codec_options={"g": "5", "keyint_min": "5", "bf": "2"})
 
     def no_counting(*args, **kwargs):
         raise AssertionError("fell back to decoding from the start")
@@ -153,14 +146,7 @@ def test_animated_gif_is_a_video_but_a_one_frame_gif_is_a_still_image(tmp_path):
                                           ("mov", "libx264")])
 def test_other_containers_and_codecs(tmp_path, monkeypatch, suffix, codec):
     path = tmp_path / f"clip.{suffix}"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for image in numbered_frames(6):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_video(path, numbered_frames(6), codec=codec)
     clip = load_video(path, num_frames=None)
     assert [frame_number(f) for f in clip.frames] == list(range(6))
     np.testing.assert_allclose(clip.timestamps, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], atol=1e-3)
@@ -378,14 +364,7 @@ def test_complete_files_pass_the_truncation_check(media_dir, faststart_clip):
 def test_raw_h264_elementary_stream_is_read(tmp_path, monkeypatch, decoder):
     # No container, no timestamps: FFmpeg reads it by parsing the bitstream. decord cannot; PyAV counts the frames.
     path = tmp_path / "clip.h264"
-    with av.open(str(path), "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=10, options={"bf": "2", "g": "12"})
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for image in numbered_frames(25):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_video(path, numbered_frames(25), container_format="h264", codec_options={"bf": "2", "g": "12"})
     if decoder == "pyav":
         monkeypatch.setattr(video_io, "_import_decord", lambda: None)
     every = load_video(path, num_frames=None)

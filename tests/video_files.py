@@ -31,6 +31,23 @@ def write_video(path: Path, frames: np.ndarray, times: list[float] | None = None
     return path
 
 
+def encode_video(
+    path: Path, frames: np.ndarray, codec: str = "libx264", fps: int = 10, container_format: str | None = None,
+    codec_options: dict[str, str] | None = None,
+) -> Path:
+    """`frames` (T, H, W, 3) uint8 RGB encoded with `codec` at the encoder's own timestamps (constant `fps`), in the
+    container `path`'s suffix names (or `container_format`, e.g. "h264" for a raw elementary stream)."""
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps, options=codec_options or {})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def write_rotated_phone_video(folder: Path) -> Path:
     """A 64 x 32 landscape clip of 3 frames with a white stripe on the left, stored with a 90 degree display matrix
     as phones store portrait video: shown upright it is 32 x 64 with the stripe on top."""
