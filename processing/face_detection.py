@@ -90,10 +90,14 @@ def _needs_full_resolution(detections: list[FaceDetection], scale: float, tiny_f
 class _SmallFaceRetry:
     """Shared by the detectors: detect on the shrunk frame, and again bigger where it shows no face or tiny ones."""
 
-    max_side: int | None
-    full_resolution_retry: bool
-    retry_max_side: int | None
-    tiny_face: float
+    def __init__(self, score_threshold: float, max_side: int | None, min_face_size: float, full_resolution_retry: bool,
+                 retry_max_side: int | None, tiny_face: float) -> None:
+        self.score_threshold = score_threshold
+        self.max_side = max_side
+        self.min_face_size = min_face_size
+        self.full_resolution_retry = full_resolution_retry
+        self.retry_max_side = retry_max_side
+        self.tiny_face = tiny_face
 
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
         frame = _check_frame(frame)
@@ -181,13 +185,8 @@ class RetinaFaceDetector(_SmallFaceRetry):
         self._preprocess = preprocess
         self._postprocess = importlib.import_module("retinaface.postprocess")  # (the package exports a function
         # of the same name)
-        self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
-        self.max_side = max_side
-        self.min_face_size = min_face_size
-        self.full_resolution_retry = full_resolution_retry
-        self.retry_max_side = retry_max_side
-        self.tiny_face = tiny_face
+        super().__init__(score_threshold, max_side, min_face_size, full_resolution_retry, retry_max_side, tiny_face)
 
     def detect_frames(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
         """`detect` on each frame, `num_threads` frames at a time: onnxruntime, OpenCV and NumPy release the GIL,
@@ -256,12 +255,7 @@ class YuNetDetector(_SmallFaceRetry):
             raise ImportError(f"the yunet detector needs the yuface package (pip install yuface): {error}") from error
 
         self._yuface = yuface
-        self.score_threshold = score_threshold
-        self.max_side = max_side
-        self.min_face_size = min_face_size
-        self.full_resolution_retry = full_resolution_retry
-        self.retry_max_side = retry_max_side
-        self.tiny_face = tiny_face
+        super().__init__(score_threshold, max_side, min_face_size, full_resolution_retry, retry_max_side, tiny_face)
 
     def _detect_at(self, frame: np.ndarray, max_side: int | None) -> tuple[list[FaceDetection], float]:
         import warnings
