@@ -164,6 +164,7 @@ def analyze_video(
     fps: float | None = None,
     max_side: int | None = None,
     max_pixels: int | None = None,
+    video_info: Any = None,
     tracker: Any = None,
     target: Any = None,
     face_track: FaceTrackResult | dict | None = None,
@@ -175,7 +176,8 @@ def analyze_video(
     """Decode, track and measure one video (see the module docstring).
 
     video: a path, a list of PIL images / arrays, a (T, H, W, 3) array, or a decoded `VideoClip` (used as it is).
-    num_frames / fps / max_side / max_pixels: sampling and size, as `load_video` takes them.
+    num_frames / fps / max_side / max_pixels / video_info: sampling, size and an earlier `probe_video` of the file, as
+        `load_video` takes them.
     tracker: a `FaceTracker`, or a detector name / object for a new one (None: the default tracker); built only when
         detection or a target needs it.
     target: whose face to follow instead of the main character (`person_selection.parse_target`).
@@ -193,7 +195,8 @@ def analyze_video(
         clip = video
     else:
         report(0.0, f"Decoding {num_frames or 'every'} frame(s)" if fps is None else f"Decoding frames at {fps:g} fps")
-        clip = load_video(video, num_frames=num_frames, fps=fps, max_side=max_side, max_pixels=max_pixels)
+        clip = load_video(video, num_frames=num_frames, fps=fps, max_side=max_side, max_pixels=max_pixels,
+                          video_info=video_info)
     decoded = time.perf_counter()
 
     if precomputed is None:

@@ -55,6 +55,7 @@ from .video_probe import (  # noqa: F401 (the limits and errors are part of this
     VideoTooLargeError,
     VideoTruncatedError,
     check_complete,
+    check_pixels,
     max_pixels_limit,
     open_source,
     probe_video,
@@ -372,11 +373,14 @@ def _load_with_pyav(
 
 def _load_file(
     path: Path | VideoBytes, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
-    max_side: int | None, max_pixels: int | None,
+    max_side: int | None, max_pixels: int | None, info: VideoInfo | None = None,
 ) -> VideoClip:
     import av
 
-    info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
+    if info is None:
+        info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
+    else:
+        check_pixels(info, max_pixels)  # the caller probed it, perhaps with another limit
     size = decode_size(info, max_side)
     clip = None
     # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
@@ -452,19 +456,24 @@ def load_video(
     frame_indices: Sequence[int] | None = None,
     max_side: int | None = None,
     max_pixels: int | None = None,
+    video_info: VideoInfo | None = None,
 ) -> VideoClip:
     """Decode and sample a video (path, bytes or binary file object, list of PIL images/arrays, or (T, H, W, 3)
     array); see the module docstring.
 
     max_side: decode files with their longer side shrunk to at most this (None: full size). max_pixels: refuse files
     whose frames have more pixels (None: $FACETRACK_MAX_VIDEO_PIXELS or 4096 x 2160; 0: no limit).
+    video_info: the file's `probe_video` result when the caller has already probed it (e.g. to check an upload):
+    the header is then not read again. Only with a file path.
     In-memory frames have no clock: their timestamps are their positions (frame i at i seconds) and `fps`
     sampling is refused.
     """
     if num_frames is not None and num_frames < 1:
         raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
+    if video_info is not None and not isinstance(video, (str, os.PathLike)):
+        raise ValueError("video_info (a probe_video result) goes with a video file path only")
     if isinstance(video, (str, os.PathLike)):
-        return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels)
+        return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels, video_info)
     if isinstance(video, (bytes, bytearray, memoryview)) or hasattr(video, "read"):  # a file in memory
         in_memory = video_source(video)
         clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels)

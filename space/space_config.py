@@ -107,10 +107,11 @@ def user_message(error: BaseException, path: str | Path) -> str:
     return message
 
 
-def check_video(path: str | Path, config: DemoConfig) -> float | None:
+def check_upload(path: str | Path, config: DemoConfig):
     """Refuse non-videos, files over the size limit, frames over the pixel limit, truncated files and videos over
-    the duration limit (header and packets only: nothing is decoded); return the duration. Messages name the file
-    by its name only, never where the server keeps it."""
+    the duration limit (header and packets only: nothing is decoded); return the file's `VideoInfo` (handed on to
+    decoding, which then does not read the header again) and its duration. Messages name the file by its name
+    only, never where the server keeps it."""
     from facetrack.processing.video_io import VideoDecodeError, VideoTooLargeError, probe_video
 
     path = Path(path)
@@ -141,7 +142,7 @@ def check_video(path: str | Path, config: DemoConfig) -> float | None:
             f"'{path.name}' is {duration:.1f} s long; this demo accepts videos up to {config.max_duration_s:g} s. "
             "Trim it and try again."
         )
-    return duration
+    return info, duration
 
 
 def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from space_config import CROP_SIZE, DECODE_MAX_SIDE, DemoConfig, VideoRejected, check_video, new_output_dir
+from space_config import CROP_SIZE, DECODE_MAX_SIDE, DemoConfig, VideoRejected, check_upload, new_output_dir
 
 MEASURED_CAPTION_LABEL = (
     "Measured description: written by rules from face landmarks and an emotion classifier, not by a language model"
@@ -125,12 +125,12 @@ def track_video(video_path: str, config: DemoConfig, tracker, progress) -> Track
     from facetrack.processing.video_io import VideoDecodeError
 
     progress(0.0, desc="Checking the video")
-    check_video(video_path, config)
+    video_info, _ = check_upload(video_path, config)
     started = time.perf_counter()
     try:
         analysis = analyze_video(
             video_path, num_frames=config.num_frames, max_side=DECODE_MAX_SIDE, max_pixels=config.max_pixels,
-            tracker=tracker, expressions=True,
+            video_info=video_info, tracker=tracker, expressions=True,
             progress=lambda fraction, message: progress(0.05 + 0.8 * fraction, desc=message),
         )
     except VideoDecodeError as error:

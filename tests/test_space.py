@@ -133,21 +133,21 @@ def error_toast_text(page, containing: str, timeout_ms: int = 30_000) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ without a browser
-def test_check_video_rejects_non_video_and_limits(space_config, media_dir, tmp_path):
+def test_check_upload_rejects_non_video_and_limits(space_config, media_dir, tmp_path):
     config = space_config.DemoConfig(max_duration_s=1.0, max_file_mb=100.0, work_dir=tmp_path)
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is a text file, not a video\n" * 20)
     with pytest.raises(space_config.VideoRejected, match="not a readable video"):
-        space_config.check_video(fake, config)
+        space_config.check_upload(fake, config)
     with pytest.raises(space_config.VideoRejected, match="not a video file"):
-        space_config.check_video(media_dir / "single_face.jpg", config)
+        space_config.check_upload(media_dir / "single_face.jpg", config)
     with pytest.raises(space_config.VideoRejected, match=r"2\.\d s long.*up to 1 s"):
-        space_config.check_video(media_dir / "single_face.mp4", config)
+        space_config.check_upload(media_dir / "single_face.mp4", config)
     small = space_config.DemoConfig(max_file_mb=0.01, work_dir=tmp_path)
     with pytest.raises(space_config.VideoRejected, match="up to 0.01 MB"):
-        space_config.check_video(media_dir / "single_face.mp4", small)
+        space_config.check_upload(media_dir / "single_face.mp4", small)
     relaxed = space_config.DemoConfig(work_dir=tmp_path)
-    assert space_config.check_video(media_dir / "single_face.mp4", relaxed) == pytest.approx(72 / 30, abs=0.1)
+    assert space_config.check_upload(media_dir / "single_face.mp4", relaxed)[1] == pytest.approx(72 / 30, abs=0.1)
 
 
 def _server_copy(tmp_path: Path, source: Path | bytes, name: str) -> Path:
@@ -165,12 +165,12 @@ def _assert_for_the_user(message: str, path: Path) -> None:
     assert "decord" not in message.lower() and "DECORD" not in message and ".cc:" not in message, message
 
 
-def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(space_config, space_tracking, huge_video,
+def test_check_upload_refuses_huge_frames_truncated_and_missing_files_by_name(space_config, space_tracking, huge_video,
                                                                             media_dir, tmp_path, monkeypatch):
     config = space_config.DemoConfig(work_dir=tmp_path)
     huge = _server_copy(tmp_path, huge_video, "tiny_but_huge.mp4")
     with pytest.raises(space_config.VideoRejected) as caught:
-        space_config.check_video(huge, config)
+        space_config.check_upload(huge, config)
     assert "8192x8192 frames" in str(caught.value) and "8.8 megapixels" in str(caught.value)
     _assert_for_the_user(str(caught.value), huge)
 
@@ -189,10 +189,10 @@ def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(spa
         ends = [p.pos + p.size for p in container.demux(container.streams.video[0]) if p.size]
     cut = _server_copy(tmp_path, faststart.read_bytes()[: ends[2]], "download_cut_short.mp4")
     with pytest.raises(space_config.VideoRejected, match="truncated: its header lists 72 frames") as caught:
-        space_config.check_video(cut, config)
+        space_config.check_upload(cut, config)
     _assert_for_the_user(str(caught.value), cut)
     # Decoding it anyway (the tracking step, with the upload check out of the way) says the same, by name.
-    monkeypatch.setattr(space_tracking, "check_video", lambda path, config: None)
+    monkeypatch.setattr(space_tracking, "check_upload", lambda path, config: (None, None))
     with pytest.raises(space_config.VideoRejected, match="truncated") as caught:
         space_tracking.track_video(str(cut), space_config.DemoConfig(work_dir=tmp_path), None, lambda *a, **k: None)
     _assert_for_the_user(str(caught.value), cut)
@@ -207,7 +207,25 @@ def test_check_video_refuses_huge_frames_truncated_and_missing_files_by_name(spa
 
     monkeypatch.undo()
     with pytest.raises(space_config.VideoRejected, match="could not be found"):  # not a bare FileNotFoundError
-        space_config.check_video(tmp_path / "gone.mp4", config)
+        space_config.check_upload(tmp_path / "gone.mp4", config)
+
+
+def test_an_upload_is_probed_once(space_config, space_tracking, media_dir, tmp_path, monkeypatch):
+    """The upload check's probe of the file is handed on to decoding: the header is read once."""
+    from facetrack.processing import video_io
+
+    probed = []
+    real_probe = video_io.probe_video
+
+    def counting_probe(path, *args, **kwargs):
+        probed.append(Path(path).name)
+        return real_probe(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_io, "probe_video", counting_probe)
+    config = space_config.DemoConfig(work_dir=tmp_path, num_frames=4)
+    outputs = space_tracking.track_video(str(media_dir / "single_face.mp4"), config, None, lambda *a, **k: None)
+    assert probed == ["single_face.mp4"]
+    assert len(outputs.analysis.clip) == 4
 
 
 def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
@@ -216,9 +234,9 @@ def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
     path = tmp_path / "long_raw_as.mp4"
     frames = np.stack([np.full((64, 64, 3), 8 * i, dtype=np.uint8) for i in range(30)])
     encode_video(path, frames, container_format="h264")
-    assert space_config.check_video(path, space_config.DemoConfig(work_dir=tmp_path)) == pytest.approx(3.0)
+    assert space_config.check_upload(path, space_config.DemoConfig(work_dir=tmp_path))[1] == pytest.approx(3.0)
     with pytest.raises(space_config.VideoRejected, match=r"3\.0 s long; this demo accepts videos up to 2 s"):
-        space_config.check_video(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
+        space_config.check_upload(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
 
 
 def test_examples_fall_back_to_the_repository_test_clips(space_config, tmp_path, monkeypatch):

@@ -278,6 +278,20 @@ def test_pixel_limit_default_covers_4k_and_applies_to_small_limits(tmp_path):
         load_video(path, num_frames=None, max_pixels=6143)
 
 
+def test_a_probe_already_made_is_used_and_the_pixel_limit_still_holds(media_dir, monkeypatch):
+    path = media_dir / "single_face.mp4"
+    info = video_io.probe_video(path)
+    expected = load_video(path, num_frames=4)
+    monkeypatch.setattr(video_io, "probe_video", lambda *args, **kwargs: pytest.fail("probed again"))
+    clip = load_video(path, num_frames=4, video_info=info)
+    np.testing.assert_array_equal(clip.frames, expected.frames)
+    assert clip.timestamps == expected.timestamps
+    with pytest.raises(video_io.VideoTooLargeError, match="over the limit"):
+        load_video(path, num_frames=4, video_info=info, max_pixels=1000)
+    with pytest.raises(ValueError, match="video_info .* file path only"):
+        load_video(expected.frames, num_frames=2, video_info=info)
+
+
 def test_max_side_decodes_shrunk_frames_and_keeps_the_source_size(media_dir):
     path = media_dir / "WolfgangLanger_Pexels.mp4"  # 640 x 360
     full = load_video(path, num_frames=6)
