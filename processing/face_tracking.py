@@ -43,7 +43,7 @@ from .person_identities import (
 )
 from .person_selection import PersonTarget, choose_main, find_target, parse_target
 from .shot_cuts import CUT_THRESHOLD, detect_shot_cuts, shot_ids
-from .video_io import VideoClip, first_positions
+from .video_io import VideoClip, once_per_source_frame
 
 __all__ = ["FaceTracker", "FaceTrackResult", "PersonTrack", "TrackedFrame", "PersonTarget", "parse_target",
            "crop_faces", "square_crop_box", "track_video", "RESULT_FORMAT_VERSION"]
@@ -129,12 +129,8 @@ class FaceTracker:
         """Faces in every frame of a (T, H, W, 3) RGB uint8 array. With `frame_indices` (each frame's source index,
         as `VideoClip.frame_indices`), the detector runs once per distinct source frame: 512 samples of a 240-frame
         clip repeat frames, and a repeat gets the same faces."""
-        sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
-        if len(sources) != len(frames):
-            raise ValueError(f"got {len(sources)} frame indices for {len(frames)} frames")
-        first = first_positions(sources)
-        by_source = dict(zip(first, detect_frames(self.detector, [frames[position] for position in first.values()])))
-        return [list(by_source[source]) for source in sources]
+        faces = once_per_source_frame(frames, frame_indices, lambda distinct: detect_frames(self.detector, distinct))
+        return [list(frame_faces) for frame_faces in faces]  # a list of its own per frame
 
     # -- full pipeline
     def track(

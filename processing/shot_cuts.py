@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .video_io import first_positions
+from .video_io import once_per_source_frame
 
 CUT_THRESHOLD = 0.5
 _THUMBNAIL = (64, 36)
@@ -29,9 +29,7 @@ _THUMBNAIL = (64, 36)
 def frame_histograms(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
     """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3). Frames with the same source
     index (`frame_indices`: a clip sampled with repeats) share one histogram, computed once."""
-    sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
-    by_source = {source: _histogram(frames[position]) for source, position in first_positions(sources).items()}
-    return [by_source[source] for source in sources]
+    return once_per_source_frame(frames, frame_indices, lambda distinct: [_histogram(frame) for frame in distinct])
 
 
 def _histogram(frame: np.ndarray) -> np.ndarray:

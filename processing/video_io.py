@@ -41,9 +41,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,20 @@ def first_positions(frame_indices: Sequence[int]) -> dict[int, int]:
     for position, index in enumerate(frame_indices):
         first.setdefault(int(index), position)
     return first
+
+
+def once_per_source_frame(
+    frames: np.ndarray, frame_indices: Sequence[int] | None, compute: Callable[[list[np.ndarray]], Sequence[Any]]
+) -> list[Any]:
+    """`compute(distinct frames) -> one result per frame given`, run on each distinct source frame once and handed
+    back for every frame that shows it (`frame_indices`: each frame's source index, as `VideoClip.frame_indices`;
+    None: every frame distinct). 512 samples of a 240-frame clip repeat frames, and a repeat gets the same result."""
+    sources = [int(i) for i in (range(len(frames)) if frame_indices is None else frame_indices)]
+    if len(sources) != len(frames):
+        raise ValueError(f"got {len(sources)} frame indices for {len(frames)} frames")
+    first = first_positions(sources)
+    results = dict(zip(first, compute([frames[position] for position in first.values()])))
+    return [results[source] for source in sources]
 
 
 def fps_indices(frame_times: Sequence[float], fps: float, max_frames: int | None = None) -> list[int]:
