@@ -7,7 +7,7 @@ First, the tracking path against its limit (decode-only + detector-only) at 32 /
 side by side with processing/ as it was at --baseline (see tracking_speed.py).
 
 Prints, for each video in ../shared/media, the median milliseconds (over --runs runs) to decode 32 uniformly
-sampled frames, detect faces, track them (shot cuts, ByteTrack, fragments; the identity step: face embeddings,
+sampled frames while detecting faces (as analyze_video: "detect" is what remains after decoding), track them (shot cuts, ByteTrack, fragments; the identity step: face embeddings,
 joining fragments into persons; the main-character rule) and cut 224 px face crops, and the frames processed per
 second; then the same for a 10 s 1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled; target: under 2 s) with and
 without the identity model; then, on the two-person clips of tests/person_clips.py, frames with a box on the main
@@ -29,7 +29,7 @@ import numpy as np
 
 from tracking_speed import run_limit_benchmark
 
-from facetrack.processing.face_detection import get_face_detector
+from facetrack.processing.face_detection import DetectionStream, get_face_detector
 from facetrack.processing.face_tracking import FaceTracker, crop_faces
 from facetrack.processing.video_io import load_video
 
@@ -54,18 +54,20 @@ STAGES = ["decode", "detect", "track", "identity", "crop", "total", "cpu", "embe
 
 
 def time_pipeline(path: Path, tracker: FaceTracker, runs: int) -> dict[str, float]:
-    """Median ms per stage; "track" includes "identity" (the face embeddings: result.identity["ms"])."""
+    """Median ms per stage; "decode" holds the detection that ran while decoding, "track" includes "identity" (the
+    face embeddings: result.identity["ms"])."""
     stages: dict[str, list[float]] = {name: [] for name in STAGES}
     for _ in range(runs):
         cpu_start = time.process_time()  # CPU seconds of all our threads: less sensitive to other load
         start = time.perf_counter()
-        clip = load_video(path, num_frames=NUM_FRAMES)
-        decoded = time.perf_counter()
-        detections = tracker.detect(clip.frames, clip.frame_indices)
+        with DetectionStream(tracker.detector) as stream:  # as analyze_video: faces are found while decoding
+            clip = load_video(path, num_frames=NUM_FRAMES, on_frame=stream.submit)
+            decoded = time.perf_counter()
+            detections = stream.detections(clip.frame_indices)
         detected = time.perf_counter()
         result = tracker.track(clip, detections=detections)
         tracked = time.perf_counter()
-        crop_faces(clip.frames, result.boxes, size=224)
+        crop_faces(clip.frames, result.boxes, size=224, frame_indices=clip.frame_indices)
         cropped = time.perf_counter()
         for name, seconds in zip(["decode", "detect", "track", "crop", "total"],
                                  [decoded - start, detected - decoded, tracked - detected, cropped - tracked,

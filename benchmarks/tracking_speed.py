@@ -4,7 +4,8 @@ For each frame count (32 / 128 / 512 uniformly sampled frames of a 10 s 1280x720
 frames repeat frames), both versions take turns, run after run, so a change in the machine's load affects them
 alike. Per version it prints the median ms of each stage of the tracking path (decode = load_video, detect,
 track = shot cuts + ByteTrack + fragments + identity + main character, of which identity, crop = 224 px face
-crops, total) and of its limit:
+crops, total; the current version detects while it decodes, so its decode holds detection and its detect is what
+remains after decoding) and of its limit:
 
     limit = decode-only + detector-only
     decode-only   = decord decoding the distinct sampled frames, nothing else (no copy into a clip)
@@ -56,26 +57,37 @@ def decode_only_ms(path: Path, indices: list[int]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, dedupes: bool) -> dict[str, float]:
-    """One run of one version's tracking path and of its limit, in ms (`dedupes`: the current version, which
-    detects each distinct frame once, frames side by side)."""
-    from facetrack.processing.face_detection import detect_frames
+def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, current: bool) -> dict[str, float]:
+    """One run of one version's tracking path and of its limit, in ms. The current version runs it as
+    `analyze_video` does: faces are detected while the video decodes (`DetectionStream`), so "decode" holds
+    detection too and "detect" is what remains of it once decoding ends; each distinct frame is detected and
+    cropped once."""
+    from facetrack.processing.face_detection import DetectionStream, detect_frames
     from facetrack.processing.video_io import first_positions
 
     start = time.perf_counter()
-    clip = video_io.load_video(path, num_frames=num_frames)
-    decoded = time.perf_counter()
-    detections = tracker.detect(clip.frames, clip.frame_indices) if dedupes else tracker.detect(clip.frames)
+    if current:
+        with DetectionStream(tracker.detector) as stream:
+            clip = video_io.load_video(path, num_frames=num_frames, on_frame=stream.submit)
+            decoded = time.perf_counter()
+            detections = stream.detections(clip.frame_indices)
+    else:
+        clip = video_io.load_video(path, num_frames=num_frames)
+        decoded = time.perf_counter()
+        detections = tracker.detect(clip.frames)
     detected = time.perf_counter()
     result = tracker.track(clip, detections=detections)
     tracked = time.perf_counter()
-    face_tracking.crop_faces(clip.frames, result.boxes, size=224)
+    if current:
+        face_tracking.crop_faces(clip.frames, result.boxes, size=224, frame_indices=clip.frame_indices)
+    else:
+        face_tracking.crop_faces(clip.frames, result.boxes, size=224)
     cropped = time.perf_counter()
     detected_on = clip.frames
-    if dedupes:
+    if current:
         detected_on = clip.frames[list(first_positions(clip.frame_indices).values())]
     detector_start = time.perf_counter()
-    if dedupes:
+    if current:
         detect_frames(tracker.detector, detected_on)  # frames side by side, as the tracker runs them
     else:
         for frame in detected_on:
@@ -109,8 +121,8 @@ def run_limit_benchmark(clip_path: Path, repo: Path, baseline_rev: str, frame_co
     for num_frames in frame_counts:
         rows: dict[str, list[dict[str, float]]] = {label: [] for label in versions}
         for _ in range(runs):
-            for label, (io_module, tracking, tracker, dedupes) in versions.items():
-                rows[label].append(time_version(clip_path, num_frames, io_module, tracking, tracker, dedupes))
+            for label, (io_module, tracking, tracker, current) in versions.items():
+                rows[label].append(time_version(clip_path, num_frames, io_module, tracking, tracker, current))
         for label, measured in rows.items():
             t = {name: statistics.median(row[name] for row in measured) for name in STAGES}
             ratio = statistics.median(row["total"] / row["limit"] for row in measured)

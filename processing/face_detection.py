@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -286,6 +286,48 @@ def detect_frames(detector: FaceDetector, frames: Sequence[np.ndarray]) -> list[
     side), else `detect` frame by frame."""
     many = getattr(detector, "detect_frames", None)
     return many(frames) if callable(many) else [detector.detect(frame) for frame in frames]
+
+
+class DetectionStream:
+    """Face detection that starts on each frame while the video is still decoding.
+
+        with DetectionStream(detector) as stream:
+            clip = load_video(path, num_frames=32, on_frame=stream.submit)   # detection runs as frames arrive
+            faces = stream.detections(clip.frame_indices)                   # one list per frame of the clip
+
+    The faces are those `detect_frames` finds on the same frames (each distinct source frame once). A detector with
+    `detect_frames` (RetinaFace: frames side by side) is called from as many threads as it runs frames at once; any
+    other detector from one thread, one frame at a time."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+        side_by_side = callable(getattr(detector, "detect_frames", None))
+        workers = max(1, int(getattr(detector, "num_threads", 1))) if side_by_side else 1
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="detect")
+        self._pending: dict[int, Future] = {}
+
+    def submit(self, source_index: int, frame: np.ndarray) -> None:
+        """Start detecting on `frame`, the frame of source index `source_index` (a repeat is ignored)."""
+        if source_index not in self._pending:
+            self._pending[source_index] = self._pool.submit(self.detector.detect, frame)
+
+    def detections(self, frame_indices: Sequence[int]) -> list[list[FaceDetection]]:
+        """The faces of each frame of a clip with these source indices (each frame's list is its own); every
+        index must have been submitted."""
+        missing = sorted({int(i) for i in frame_indices} - set(self._pending))
+        if missing:
+            raise ValueError(f"no frame was submitted for source indices {missing[:5]}")
+        found = {index: future.result() for index, future in self._pending.items()}
+        return [list(found[int(index)]) for index in frame_indices]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> DetectionStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def get_face_detector(name: str = "retinaface", **kwargs: Any) -> FaceDetector:

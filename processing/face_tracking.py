@@ -23,7 +23,9 @@ The result (`FaceTrackResult`, `PersonTrack`, `TrackedFrame`) and its JSON are d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -228,6 +230,9 @@ def track_video(
 
 
 # ------------------------------------------------------------------------------------------------------------ crops
+_CROP_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
 def square_crop_box(box: Sequence[float], margin: float = 0.25) -> tuple[int, int, int]:
     """(x0, y0, side) of the square crop around `box`: side = max(w, h) x (1 + 2 x margin), same centre."""
     cx, cy = box_center(box)
@@ -255,23 +260,47 @@ def _square_crop(frame: np.ndarray, box: Sequence[float], size: int, margin: flo
 
 
 def crop_faces(
-    frames: np.ndarray, boxes: Sequence[Sequence[float] | None], size: int = 384, margin: float = 0.25
+    frames: np.ndarray, boxes: Sequence[Sequence[float] | None], size: int = 384, margin: float = 0.25,
+    frame_indices: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None."""
+    """(T, size, size, 3) uint8 square face crops (zero-padded outside the frame); zeros where the box is None.
+
+    A repeated frame with the same box gets the same crop, cut once: with `frame_indices` (each frame's source index,
+    as `VideoClip.frame_indices`) any repeat of a (source frame, box) pair, else a frame equal to the one before.
+    Crops are cut on a few threads: OpenCV's area resize runs on one core and releases the GIL."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
     if len(boxes) != len(frames):
         raise ValueError(f"got {len(boxes)} boxes for {len(frames)} frames")
+    if frame_indices is not None and len(frame_indices) != len(frames):
+        raise ValueError(f"got {len(frame_indices)} frame indices for {len(frames)} frames")
     if size < 1 or margin < 0:
         raise ValueError(f"size must be >= 1 and margin >= 0, got size={size}, margin={margin}")
-    crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
-    for t, (frame, box) in enumerate(zip(frames, boxes)):
+    # The position whose crop each position gets (itself, or the first that shows the same frame and box).
+    source_of: dict[int, int] = {}
+    first_of: dict[tuple, int] = {}
+    for t, box in enumerate(boxes):
         if box is None:
             continue
-        if t > 0 and boxes[t - 1] is not None and tuple(box) == tuple(boxes[t - 1]) \
-                and np.array_equal(frame, frames[t - 1]):
-            crops[t] = crops[t - 1]  # a repeated frame (a short clip sampled with repeats): the same crop
+        if frame_indices is not None:
+            source_of[t] = first_of.setdefault((int(frame_indices[t]), tuple(box)), t)
+        elif t - 1 in source_of and tuple(box) == tuple(boxes[t - 1]) and np.array_equal(frames[t], frames[t - 1]):
+            source_of[t] = source_of[t - 1]
         else:
-            crops[t] = _square_crop(frame, box, size, margin)
+            source_of[t] = t
+    cut_at: dict[int, list[int]] = {}
+    for t, first in source_of.items():
+        cut_at.setdefault(first, []).append(t)
+    crops = np.zeros((len(frames), size, size, 3), dtype=np.uint8)
+
+    def cut(position: int) -> None:
+        crops[cut_at[position]] = _square_crop(frames[position], boxes[position], size, margin)
+
+    if len(cut_at) < 4:
+        for position in cut_at:
+            cut(position)
+    else:
+        with ThreadPoolExecutor(_CROP_THREADS, thread_name_prefix="crop") as pool:
+            list(pool.map(cut, cut_at))
     return crops

@@ -360,7 +360,8 @@ class FaceTrackProcessor(ProcessorMixin):
                 boxes = track.boxes  # in the clip's pixels, as analyze_video returns every track
                 present = [box is not None for box in boxes]
                 if use_faces:
-                    face_pixels.append(self.video_processor.preprocess_faces(clip.frames, boxes, mean, std))
+                    face_pixels.append(self.video_processor.preprocess_faces(
+                        clip.frames, boxes, mean, std, clip.frame_indices))
                     face_masks.append(torch.tensor(present, dtype=torch.bool))
                 if video_kwargs.get("return_face_tracks"):
                     tracks_out.append(source_track.to_dict())

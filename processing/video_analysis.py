@@ -13,7 +13,8 @@
     analysis.each_person()   # one analysis per person seen in >= 25% of the frames, each with their expressions
 
 Every caller runs this: `facetrack track` / `describe`, the Space, the dataset builder, the processor and
-`face_tracking.track_video` / `overlay.render_overlay`. Pixels: `max_side` decodes frames shrunk (the detector works
+`face_tracking.track_video` / `overlay.render_overlay`. Decoding and detection overlap: each decoded frame goes to
+the detector (`face_detection.DetectionStream`, on its own threads) while the next one decodes. Pixels: `max_side` decodes frames shrunk (the detector works
 at 640 px anyway); the pipeline then works in the clip's pixels, and a person-box target, which is given in the
 video's own pixels, is compared in those (`FaceTracker.select`). `face_track` skips detection: exactly its frames
 are decoded (from a file, or picked from a given `VideoClip`) and its boxes are scaled to them.
@@ -38,7 +39,9 @@ from .expression_caption import MEASURED_LABEL
 from .expression_config import ExpressionConfig
 from .expression_models import ExpressionDependencyError, check_expression_dependencies
 from .expression_report import ExpressionReport, analyze_expressions
+from .face_detection import DetectionStream
 from .face_tracking import FaceTracker, FaceTrackResult, crop_faces
+from .person_selection import parse_target
 from .video_io import VideoClip, load_video
 
 ProgressCallback = Callable[[float, str], None]
@@ -58,7 +61,9 @@ class VideoAnalysis:
     expressions_requested: bool = False  # then `for_person` / `each_person` measure the persons they follow too
     expression_problem: str | None = None  # the one-line install message when the expression packages are missing
     expression_config: ExpressionConfig | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage: decode, track, expressions
+    # Milliseconds per stage: decode (from a file, faces are detected while it decodes), track (the rest of
+    # detection, then tracking), expressions.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def person_id(self) -> int | None:
@@ -81,7 +86,8 @@ class VideoAnalysis:
 
     def crops(self, size: int = 384, margin: float = 0.25) -> np.ndarray:
         """(T, size, size, 3) uint8: the followed face per sampled frame (zeros where missing)."""
-        return crop_faces(self.clip.frames, self.track.boxes, size=size, margin=margin)
+        return crop_faces(self.clip.frames, self.track.boxes, size=size, margin=margin,
+                          frame_indices=self.clip.frame_indices)
 
     def source_track(self) -> FaceTrackResult:
         """The track with every box in the video's own pixels (the clip's when it has no file size)."""
@@ -191,21 +197,27 @@ def analyze_video(
     if precomputed is not None:
         report(0.0, f"Decoding the {len(precomputed.frames)} frames of the face track")
         clip = _decode_track_frames(video, precomputed, max_side, max_pixels)
-    elif isinstance(video, VideoClip):
-        clip = video
-    else:
-        report(0.0, f"Decoding {num_frames or 'every'} frame(s)" if fps is None else f"Decoding frames at {fps:g} fps")
-        clip = load_video(video, num_frames=num_frames, fps=fps, max_side=max_side, max_pixels=max_pixels,
-                          video_info=video_info)
-    decoded = time.perf_counter()
-
-    if precomputed is None:
-        report(0.25, f"Detecting and tracking faces in {len(clip)} frames")
-        track = _as_tracker(tracker).track(clip, target)
-    else:
+        decoded = time.perf_counter()
         track = precomputed.scaled_to(clip.width, clip.height)
         if target is not None:
             track = _as_tracker(tracker).select(track, clip, target)
+    elif isinstance(video, VideoClip):
+        clip = video
+        decoded = time.perf_counter()
+        report(0.25, f"Detecting and tracking faces in {len(clip)} frames")
+        track = _as_tracker(tracker).track(clip, target)
+    else:
+        tracker = _as_tracker(tracker)
+        target = parse_target(target)  # a bad target fails before any decoding
+        report(0.0, f"Decoding {num_frames or 'every'} frame(s) and detecting faces" if fps is None
+               else f"Decoding frames at {fps:g} fps and detecting faces")
+        with DetectionStream(tracker.detector) as stream:  # each frame's faces are sought while the next decodes
+            clip = load_video(video, num_frames=num_frames, fps=fps, max_side=max_side, max_pixels=max_pixels,
+                              video_info=video_info, on_frame=stream.submit)
+            decoded = time.perf_counter()
+            report(0.25, f"Detecting and tracking faces in {len(clip)} frames")
+            detections = stream.detections(clip.frame_indices)
+        track = tracker.track(clip, target, detections=detections)
     tracked = time.perf_counter()
 
     analysis = VideoAnalysis(clip=clip, track=replace(track, expressions=dict(track.expressions)),

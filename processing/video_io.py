@@ -64,6 +64,7 @@ from .video_probe import (  # noqa: F401 (the limits and errors are part of this
 )
 
 logger = logging.getLogger(__name__)
+FrameCallback = Callable[[int, np.ndarray], None]  # (source index, frame): see load_video's on_frame
 
 
 @dataclass
@@ -188,7 +189,7 @@ def decode_size(info: VideoInfo, max_side: int | None) -> tuple[int, int] | None
 
 def _load_with_decord(
     path: Path, info: VideoInfo, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
-    size: tuple[int, int] | None,
+    size: tuple[int, int] | None, on_frame: FrameCallback | None = None,
 ) -> VideoClip:
     decord = _import_decord()
     if decord is None:
@@ -212,7 +213,7 @@ def _load_with_decord(
     starts_ends = starts_ends[hidden:]
     frame_times = starts_ends[:, 0] - starts_ends[0, 0]
     indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
-    frames = _decode_into_array(reader, indices)
+    frames = _decode_into_array(reader, indices, on_frame)
     source_fps = float(reader.get_avg_fps()) or None
     duration = float(starts_ends[-1, 1] - starts_ends[0, 0])
     return VideoClip(
@@ -225,11 +226,11 @@ def _load_with_decord(
     )
 
 
-def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
+def _decode_into_array(reader, indices: Sequence[int], on_frame: FrameCallback | None = None) -> np.ndarray:
     """The frames at `indices` as one (T, H, W, 3) array: each distinct frame decoded once, in file order, and
-    written straight into its rows. decord's `get_batch` of all frames at once would hold a second full-size copy
-    of the whole batch (at 512 frames of 720p that copy cost more than the decoding); one frame at a time it makes
-    the same decoder calls, so the same pixels."""
+    written straight into its rows, then handed to `on_frame` before the next one is decoded. decord's `get_batch`
+    of all frames at once would hold a second full-size copy of the whole batch (at 512 frames of 720p that copy
+    cost more than the decoding); one frame at a time it makes the same decoder calls, so the same pixels."""
     rows: dict[int, list[int]] = {}
     for row, index in enumerate(indices):
         rows.setdefault(int(index), []).append(row)
@@ -239,6 +240,8 @@ def _decode_into_array(reader, indices: Sequence[int]) -> np.ndarray:
         if frames is None:
             frames = np.empty((len(indices), *frame.shape), dtype=np.uint8)
         frames[rows[index]] = frame
+        if on_frame is not None:
+            on_frame(index, frames[rows[index][0]])
     return frames
 
 
@@ -388,7 +391,7 @@ def _load_with_pyav(
 
 def _load_file(
     path: Path | VideoBytes, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
-    max_side: int | None, max_pixels: int | None, info: VideoInfo | None = None,
+    max_side: int | None, max_pixels: int | None, info: VideoInfo | None = None, on_frame: FrameCallback | None = None,
 ) -> VideoClip:
     import av
 
@@ -402,7 +405,7 @@ def _load_file(
     # display rotation its resized output is garbled, and elsewhere it was no faster (benchmarks/README.md).
     if size is None and _import_decord() is not None:
         try:
-            clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size)
+            clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size, on_frame)
         except (VideoTruncatedError, VideoTooLargeError):
             raise  # PyAV would read the same file the same way
         except VideoDecodeError as error:
@@ -472,6 +475,7 @@ def load_video(
     max_side: int | None = None,
     max_pixels: int | None = None,
     video_info: VideoInfo | None = None,
+    on_frame: FrameCallback | None = None,
 ) -> VideoClip:
     """Decode and sample a video (path, bytes or binary file object, list of PIL images/arrays, or (T, H, W, 3)
     array); see the module docstring.
@@ -480,6 +484,10 @@ def load_video(
     whose frames have more pixels (None: $FACETRACK_MAX_VIDEO_PIXELS or 4096 x 2160; 0: no limit).
     video_info: the file's `probe_video` result when the caller has already probed it (e.g. to check an upload):
     the header is then not read again. Only with a file path.
+    on_frame: `on_frame(source_index, frame)` is called once for each distinct frame of the clip, with its final
+    pixels (a read-only view into the clip): as it is decoded where frames are decoded one by one (decord), so work
+    on it (face detection) runs while decoding goes on; else once the clip is complete. A frame handed over by
+    decord before a failure that PyAV then reads is not handed over again (the two decoders give the same pixels).
     In-memory frames have no clock: their timestamps are their positions (frame i at i seconds) and `fps`
     sampling is refused.
     """
@@ -487,11 +495,30 @@ def load_video(
         raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
     if video_info is not None and not isinstance(video, (str, os.PathLike)):
         raise ValueError("video_info (a probe_video result) goes with a video file path only")
+    handed_over: set[int] = set()
+
+    def hand_over(index: int, frame: np.ndarray) -> None:
+        if index not in handed_over:
+            handed_over.add(index)
+            view = frame.view()
+            view.flags.writeable = False
+            on_frame(index, view)
+
+    clip = _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info,
+                 hand_over if on_frame is not None else None)
+    if on_frame is not None:
+        for index, position in first_positions(clip.frame_indices).items():
+            hand_over(index, clip.frames[position])
+    return clip
+
+
+def _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info, on_frame) -> VideoClip:
     if isinstance(video, (str, os.PathLike)):
-        return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels, video_info)
+        return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels, video_info,
+                          on_frame)
     if isinstance(video, (bytes, bytearray, memoryview)) or hasattr(video, "read"):  # a file in memory
         in_memory = video_source(video)
-        clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels)
+        clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels, on_frame=on_frame)
         clip.source = in_memory.name
         return clip
     if isinstance(video, VideoClip):

@@ -124,10 +124,13 @@ class FaceTrackVideoProcessor(VideoProcessorMixin):
         return preprocess_frames(frames, self.image_size, image_mean or self.image_mean, image_std or self.image_std)
 
     def preprocess_faces(
-        self, frames: np.ndarray, boxes: Sequence[Sequence[float] | None], image_mean=None, image_std=None
+        self, frames: np.ndarray, boxes: Sequence[Sequence[float] | None], image_mean=None, image_std=None,
+        frame_indices: Sequence[int] | None = None,
     ) -> torch.Tensor:
-        """The square face crop around each box (all zeros where a box is None) as `(T, 3, S, S)` pixels."""
-        crops = crop_faces(frames, boxes, size=self.image_size, margin=self.face_crop_margin)
+        """The square face crop around each box (all zeros where a box is None) as `(T, 3, S, S)` pixels
+        (`frame_indices`: each frame's source index, so a repeated frame is cropped once)."""
+        crops = crop_faces(frames, boxes, size=self.image_size, margin=self.face_crop_margin,
+                           frame_indices=frame_indices)
         return self.preprocess_frames(crops, image_mean, image_std)
 
     def __call__(
