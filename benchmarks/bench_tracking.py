@@ -7,13 +7,13 @@ First, the tracking path against its limit (decode-only + detector-only) at 32 /
 side by side with processing/ as it was at --baseline (see tracking_speed.py).
 
 Prints, for each video in ../shared/media, the median milliseconds (over --runs runs) to decode 32 uniformly
-sampled frames while detecting faces (as analyze_video: "detect" is what remains after decoding), track them (shot cuts, ByteTrack, fragments; the identity step: face embeddings,
-joining fragments into persons; the main-character rule) and cut 224 px face crops, and the frames processed per
-second; then the same for a 10 s 1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled; target: under 2 s) with and
-without the identity model; then, on the two-person clips of tests/person_clips.py, frames with a box on the main
-character A / frames where A is visible / boxes on anyone else, and what the identity step cost; then, per
-detector, recall on sampled frames that show a face, false positives on frames without one, small faces, and
-median ms per frame.
+sampled frames while detecting faces (as analyze_video: "detect" is what remains after decoding), track them
+(shot cuts, ByteTrack, fragments; the identity step: face embeddings, joining fragments into persons; the
+main-character rule) and cut 224 px face crops, and the frames processed per second; then the same for a 10 s
+1280x720 clip (WolfgangLanger_Pexels.mp4 upscaled; target: under 2 s) with and without the identity model; then,
+on the two-person clips of tests/person_clips.py, frames with a box on the main character A / frames where A is
+visible / boxes on anyone else, and what the identity step cost; then, per detector, recall on sampled frames
+that show a face, false positives on frames without one, small faces, and median ms per frame.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Detectors (measured on ../shared/media, see benchmarks/README.md):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -50,12 +50,22 @@ class FaceDetector(Protocol):
 
 
 def default_num_threads() -> int:
-    """Threads for inference: never more than the machine has (onnxruntime's default is one per core, which
-    oversubscribes when several processes share a small machine); FACETRACK_NUM_THREADS overrides."""
+    """Threads for inference and per-frame work (`map_on_threads`): never more than the machine has (onnxruntime's
+    default is one per core, which oversubscribes when several processes share a small machine);
+    FACETRACK_NUM_THREADS overrides."""
     configured = os.environ.get("FACETRACK_NUM_THREADS")
     if configured:
         return max(1, int(configured))
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def map_on_threads(function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """`[function(item) for item in items]` on `default_num_threads()` threads: for per-frame OpenCV work (an area
+    resize runs on one core and releases the GIL). Fewer than 4 items run in this thread (a pool would cost more)."""
+    if len(items) < 4:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(default_num_threads(), thread_name_prefix="frames") as pool:
+        return list(pool.map(function, items))
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:

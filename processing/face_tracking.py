@@ -23,14 +23,12 @@ The result (`FaceTrackResult`, `PersonTrack`, `TrackedFrame`) and its JSON are d
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from .face_detection import FaceDetection, FaceDetector, as_face_detector, detect_frames
+from .face_detection import FaceDetection, FaceDetector, as_face_detector, detect_frames, map_on_threads
 from .face_fragments import box_center, make_fragments
 from .face_identity import DlibFaceEmbedder, FaceEmbedder, get_face_embedder, identity_model_problem, warn_identity_off
 from .face_track_result import RESULT_FORMAT_VERSION, FaceTrackResult, PersonTrack, TrackedFrame
@@ -230,9 +228,6 @@ def track_video(
 
 
 # ------------------------------------------------------------------------------------------------------------ crops
-_CROP_THREADS = max(1, min(4, os.cpu_count() or 1))
-
-
 def square_crop_box(box: Sequence[float], margin: float = 0.25) -> tuple[int, int, int]:
     """(x0, y0, side) of the square crop around `box`: side = max(w, h) x (1 + 2 x margin), same centre."""
     cx, cy = box_center(box)
@@ -267,7 +262,7 @@ def crop_faces(
 
     A repeated frame with the same box gets the same crop, cut once: with `frame_indices` (each frame's source index,
     as `VideoClip.frame_indices`) any repeat of a (source frame, box) pair, else a frame equal to the one before.
-    Crops are cut on a few threads: OpenCV's area resize runs on one core and releases the GIL."""
+    Crops are cut on a few threads (`map_on_threads`)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
@@ -297,10 +292,5 @@ def crop_faces(
     def cut(position: int) -> None:
         crops[cut_at[position]] = _square_crop(frames[position], boxes[position], size, margin)
 
-    if len(cut_at) < 4:
-        for position in cut_at:
-            cut(position)
-    else:
-        with ThreadPoolExecutor(_CROP_THREADS, thread_name_prefix="crop") as pool:
-            list(pool.map(cut, cut_at))
+    map_on_threads(cut, list(cut_at))
     return crops

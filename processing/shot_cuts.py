@@ -16,31 +16,22 @@ check catches that change of person instead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .face_detection import map_on_threads
 from .video_io import once_per_source_frame
 
 CUT_THRESHOLD = 0.5
 _THUMBNAIL = (64, 36)
-_HISTOGRAM_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def frame_histograms(frames: np.ndarray, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
     """One L2-normalised 16x4x4 HSV histogram per RGB frame of `frames` (T, H, W, 3). Frames with the same source
     index (`frame_indices`: a clip sampled with repeats) share one histogram, computed once."""
-    return once_per_source_frame(frames, frame_indices, _histograms)
-
-
-def _histograms(frames: list[np.ndarray]) -> list[np.ndarray]:
-    if len(frames) < 4:
-        return [_histogram(frame) for frame in frames]
-    # A few threads: the thumbnail's area resize (most of the cost) runs on one core and releases the GIL.
-    with ThreadPoolExecutor(_HISTOGRAM_THREADS, thread_name_prefix="histogram") as pool:
-        return list(pool.map(_histogram, frames))
+    # On a few threads: the thumbnail's area resize is most of the cost.
+    return once_per_source_frame(frames, frame_indices, lambda distinct: map_on_threads(_histogram, distinct))
 
 
 def _histogram(frame: np.ndarray) -> np.ndarray:

@@ -14,10 +14,11 @@
 
 Every caller runs this: `facetrack track` / `describe`, the Space, the dataset builder, the processor and
 `face_tracking.track_video` / `overlay.render_overlay`. Decoding and detection overlap: each decoded frame goes to
-the detector (`face_detection.DetectionStream`, on its own threads) while the next one decodes. Pixels: `max_side` decodes frames shrunk (the detector works
-at 640 px anyway); the pipeline then works in the clip's pixels, and a person-box target, which is given in the
-video's own pixels, is compared in those (`FaceTracker.select`). `face_track` skips detection: exactly its frames
-are decoded (from a file, or picked from a given `VideoClip`) and its boxes are scaled to them.
+the detector (`face_detection.DetectionStream`, on its own threads) while the next one decodes. Pixels: `max_side`
+decodes frames shrunk (the detector works at 640 px anyway); the pipeline then works in the clip's pixels, and a
+person-box target, which is given in the video's own pixels, is compared in those (`FaceTracker.select`).
+`face_track` skips detection: exactly its frames are decoded (from a file, or picked from a given `VideoClip`) and
+its boxes are scaled to them.
 
 Expressions (`expressions=True`) need the optional packages of `expression_models`; where they are missing the
 track is still made and `expression_problem` holds the one-line install message (callers decide whether that is
