@@ -14,7 +14,6 @@ prints wall time and CPU seconds (user + system, all threads), since wall time o
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import resource
@@ -28,14 +27,13 @@ START = time.perf_counter()
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from facetrack.fec_bench import load_tem_metric  # noqa: E402
+from facetrack.evaluation.tem import calibration as tem_calibration  # noqa: E402
+from facetrack.evaluation.tem import events as tem_events  # noqa: E402
+from facetrack.evaluation.tem import lexicon as tem_lexicon  # noqa: E402
+from facetrack.evaluation.tem import relations as tem_relations  # noqa: E402
+from facetrack.evaluation.tem.metric import load_tem_metric  # noqa: E402
 
 ANNOTATIONS = Path(os.environ.get("FACETRACK_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data" / "dfec_test.json"
-
-
-def metric_submodule(metric, name: str):
-    """A sibling module of the loaded metric (same module objects the metric uses)."""
-    return importlib.import_module(type(metric).__module__.rsplit(".", 1)[0] + "." + name)
 
 
 def load_pairs(limit: int | None) -> tuple[list[str], list[str]]:
@@ -57,7 +55,7 @@ def cold_worker(limit: int | None) -> None:
     loaded = time.perf_counter() - START
     result = metric.compute(predictions=predictions, references=references)
     wall, cpu = time.perf_counter() - START, cpu_seconds()  # the figures stop here; what follows is diagnostics
-    relations = metric_submodule(metric, "tem_relations")
+    relations = tem_relations
     classifier = next(b for k, b in metric._backends.items() if k[0] == "relation")
     near = count_near_threshold(metric, predictions, references, classifier)
     print(json.dumps({"wall_s": wall, "cpu_s": cpu, "load_s": loaded, "pairs": len(references),
@@ -67,8 +65,8 @@ def cold_worker(limit: int | None) -> None:
 
 def count_near_threshold(metric, predictions, references, classifier) -> int:
     """Embedding-decided pairs whose cosine lies within 0.001 of a threshold (library versions could flip them)."""
-    events = metric_submodule(metric, "tem_events").RuleEventExtractor()
-    parse = metric_submodule(metric, "tem_lexicon").parse_event
+    events = tem_events.RuleEventExtractor()
+    parse = tem_lexicon.parse_event
     thresholds = (classifier.fallback.entailment_threshold, classifier.fallback.contradiction_threshold)
     near = 0
     for prediction, reference in zip(predictions, references):
@@ -117,8 +115,8 @@ def throughput(limit: int | None) -> None:
 
 def calibrate() -> None:
     metric = load_tem_metric()
-    relations = metric_submodule(metric, "tem_relations")
-    pairs = metric_submodule(metric, "tem_calibration").EMBEDDING_PAIRS
+    relations = tem_relations
+    pairs = tem_calibration.EMBEDDING_PAIRS
     classifier = relations.SimilarityRelationClassifier()
     classifier.embed([text for a, b, _ in pairs for text in (a, b)])  # one batch; similarity() then reads the cache
     similarities = [float(classifier.similarity([a], [b])[0, 0]) for a, b, _ in pairs]

@@ -31,10 +31,9 @@ def judge_scores(predictions: list[str], references: list[str], judge_model: str
                  judge_api_key: str | None = None, question: str = DEFAULT_PROMPT, cache_dir: str | None = None) -> dict:
     """Mean 0-5 judge score per criterion (the paper's Correctness/Detail/Context/Temporal columns), from an LLM at an
     OpenAI-compatible endpoint (or a local chat model path); answers are cached on disk like TEM's LLM backends."""
-    from .fec_tem import load_tem_metric
+    from .evaluation.tem.llm import make_llm_client
 
-    metric = load_tem_metric()
-    client = metric.part("tem_llm").make_llm_client(judge_model, judge_base_url, judge_api_key, cache_dir, max_tokens=32)
+    client = make_llm_client(judge_model, judge_base_url, judge_api_key, cache_dir, max_tokens=32)
     scores: dict = {}
     for key, criterion in JUDGE_CRITERIA.items():
         values = []

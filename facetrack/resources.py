@@ -18,11 +18,6 @@ def _first_existing(*candidates: Path) -> Path:
     raise FileNotFoundError(f"none of {[str(path) for path in candidates]} exists: the facetrack install is incomplete")
 
 
-def tem_metric_dir() -> Path:
-    """The TEM metric folder, for `evaluate.load(str(tem_metric_dir()))`."""
-    return _first_existing(PACKAGE_DIR / "tem_metric", REPO_ROOT / "evaluate_metric" / "tem")
-
-
 def recipe_path(name: str) -> Path:
     """A shipped training recipe, e.g. `recipe_path("tiny_cpu.yaml")`."""
     return _first_existing(PACKAGE_DIR / "recipes" / name, REPO_ROOT / "configs" / name)

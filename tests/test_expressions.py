@@ -187,12 +187,10 @@ def test_measured_caption_tells_the_real_events_in_order(every_frame, sparse, na
 @needs_models
 @pytest.mark.slow
 def test_measured_caption_scores_higher_tem_against_its_own_reference(every_frame, sparse):
-    import evaluate
-
+    from facetrack.evaluation.tem.metric import load_tem_metric
     from facetrack.quickstart import CAPTIONS
-    from facetrack.resources import tem_metric_dir
 
-    tem = evaluate.load(str(tem_metric_dir()))
+    tem = load_tem_metric()
     for sampling in (every_frame, sparse):
         for name, other in (CLIPS, CLIPS[::-1]):
             caption = sampling[name][1].caption

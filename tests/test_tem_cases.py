@@ -4,17 +4,23 @@ the lexicon parse, the conformance file and the relation accuracy on the labelle
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tem_cases import CASES, variants
 
-from facetrack.fec_bench import load_tem_metric
-from facetrack.resources import tem_metric_dir
+from facetrack.evaluation.tem import events as tem_events
+from facetrack.evaluation.tem import lexicon as tem_lexicon
+from facetrack.evaluation.tem import relations as tem_relations
+from facetrack.evaluation.tem import scoring as tem_scoring
+from facetrack.evaluation.tem.metric import load_tem_metric
+
+TEM_DIR = Path(tem_events.__file__).resolve().parent
+METRIC_CARD = Path(__file__).resolve().parents[1] / "evaluate_metric" / "tem" / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +66,9 @@ def test_explicit_negations_are_never_entailed(case_scores):
 
 def test_a_negated_action_contradicts_the_same_action(tem):
     """Every negated event of the negated captions contradicts each reference event with the same unit."""
-    extractor = tem.part("tem_events").RuleEventExtractor()
-    classifier = tem.part("tem_relations").LexiconRelationClassifier()
-    parse = tem.part("tem_lexicon").parse_event
+    extractor = tem_events.RuleEventExtractor()
+    classifier = tem_relations.LexiconRelationClassifier()
+    parse = tem_lexicon.parse_event
     checked = 0
     for index, (reference, _, negated) in enumerate(CASES):
         pred, ref = extractor.extract_one(negated), extractor.extract_one(reference)
@@ -112,9 +118,9 @@ def test_ties_are_broken_by_phase_position_not_by_listing_order(tem):
 
 def test_scores_do_not_depend_on_the_order_events_are_listed_in(tem):
     """Shuffling (and reversing) the reference's event list, each event keeping its phase, changes no score."""
-    events = tem.part("tem_events")
-    relations = tem.part("tem_relations").LexiconRelationClassifier()
-    scoring = tem.part("tem_scoring")
+    events = tem_events
+    relations = tem_relations.LexiconRelationClassifier()
+    scoring = tem_scoring
     extractor = events.RuleEventExtractor()
     rng = random.Random(0)
     changed = 0
@@ -141,22 +147,22 @@ def test_scores_do_not_depend_on_the_order_events_are_listed_in(tem):
     ("the person stops speaking", "mouth.speak", [], False),
 ])
 def test_lexicon_parses_events_into_facets(tem, text, unit, directions, negated):
-    core = tem.part("tem_lexicon").parse_event(text).core
+    core = tem_lexicon.parse_event(text).core
     assert (core.unit, sorted(core.directions), core.negated) == (unit, directions, negated)
 
 
 def test_lexicon_exports_as_json(tmp_path):
     # Another implementation reads the lexicon as JSON: the data module prints exactly its data.
-    exported = subprocess.run([sys.executable, str(tem_metric_dir() / "tem_lexicon_data.py")], capture_output=True,
+    exported = subprocess.run([sys.executable, str(TEM_DIR / "lexicon_data.py")], capture_output=True,
                               text=True, check=True).stdout
     namespace: dict = {}
-    exec((tem_metric_dir() / "tem_lexicon_data.py").read_text(encoding="utf-8"), namespace)
+    exec((TEM_DIR / "lexicon_data.py").read_text(encoding="utf-8"), namespace)
     assert json.loads(exported) == namespace["LEXICON"]
     assert {"phase_markers", "antonym_words", "emotions"} <= set(namespace["LEXICON"])
 
 
 def test_pronouns_they_them_and_it_resolve_to_the_face_part(tem):
-    extractor = tem.part("tem_events").RuleEventExtractor()
+    extractor = tem_events.RuleEventExtractor()
     texts = [e.text for e in extractor.extract_one(
         "At the beginning, his eyebrows furrow, then they relax. In the middle, he closes his eyes and opens them again. "
         "Towards the end, they blink and he opens his mouth, then closes it.")]
@@ -167,7 +173,7 @@ def test_pronouns_they_them_and_it_resolve_to_the_face_part(tem):
 
 
 def test_markers_from_the_fec_bench_references_open_phases(tem):
-    extractor = tem.part("tem_events").RuleEventExtractor()
+    extractor = tem_events.RuleEventExtractor()
     events = extractor.extract_one(
         "The video shows a man. In the initial stage of the video, his eyes widen. In the final stage of the video, "
         "he smiles. At the beginning of the video, her eyelids droop slightly, and as the video progresses, her head "
@@ -182,7 +188,7 @@ def test_every_temporal_opener_in_the_fec_bench_references_is_classified(tem, sh
     references is either a phase marker of the lexicon or listed as not one."""
     import re
 
-    data = tem.part("tem_lexicon").Lexicon.load().data
+    data = tem_lexicon.Lexicon.load().data
     known = set(data["phase_markers"]) | set(data["phase_adverbs"]) | set(data["not_phase_markers"])
     opener = re.compile(r"(?:^|[.,;]\s*|\band\s+)((?:at|in|towards?|by|during|from|until|near|throughout) (?:the )?"
                         r"[a-z -]{0,40}?) of the video|(?:^|[.,;]\s*|\band\s+)(as (?:the )?[a-z]+ (?:progress(?:es|ed)|"
@@ -196,12 +202,9 @@ def test_every_temporal_opener_in_the_fec_bench_references_is_classified(tem, sh
 
 # ------------------------------------------------------------------------------------------------ conformance
 def test_conformance_file_passes(tem):
-    import importlib.util
+    from facetrack.evaluation.tem import conformance as runner
 
-    spec = importlib.util.spec_from_file_location("tem_conformance_runner", tem_metric_dir() / "conformance.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
-    data = json.loads((tem_metric_dir() / "tem_conformance.json").read_text(encoding="utf-8"))
+    data = json.loads((TEM_DIR / "conformance.json").read_text(encoding="utf-8"))
     assert len(data["cases"]) >= 40 and data["corpus"]
     assert runner.compare(data, runner.run(tem, data["cases"])) == []
 
@@ -210,8 +213,8 @@ def test_the_metric_card_lists_every_phase_marker(tem):
     """The card is the specification: each marker, adverb and tail of the lexicon is written out in it."""
     import re
 
-    data = tem.part("tem_lexicon").Lexicon.load().data
-    card = re.sub(r"\s+", " ", (tem_metric_dir() / "README.md").read_text(encoding="utf-8"))
+    data = tem_lexicon.Lexicon.load().data
+    card = re.sub(r"\s+", " ", METRIC_CARD.read_text(encoding="utf-8"))
     missing = [p for p in data["phase_markers"] + data["phase_adverbs"] + data["phase_marker_tails"]
                if not re.search(rf"(?:^|[;:(`] ?){re.escape(p)}(?:[;`)]|$| \(| -)", card)]
     assert missing == []

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from facetrack.fec_bench import load_tem_metric
-from facetrack.resources import tem_metric_dir
+from facetrack.evaluation.tem import calibration as tem_calibration
+from facetrack.evaluation.tem import events as tem_events
+from facetrack.evaluation.tem import llm_backends as tem_llm_backends
+from facetrack.evaluation.tem import relations as tem_relations
+from facetrack.evaluation.tem import scoring as tem_scoring
+from facetrack.evaluation.tem.metric import load_tem_metric
 
-TEM_METRIC_DIR = tem_metric_dir()
+# The metric's `evaluate` module folder (its Hub layout: tem.py, card, demo, requirements).
+TEM_METRIC_DIR = Path(__file__).resolve().parents[1] / "evaluate_metric" / "tem"
 
 REFERENCE = (
     "This video shows the changing facial expressions of a young woman. She has long black hair and fair skin.\n"
@@ -63,7 +68,7 @@ def score(metric, prediction: str, reference: str, **kwargs) -> dict:
 
 # ------------------------------------------------------------------------------------------------ extraction
 def test_rule_extractor_phases_appearance_and_pronouns(tem):
-    events = tem.part("tem_events").RuleEventExtractor().extract_one(REFERENCE)
+    events = tem_events.RuleEventExtractor().extract_one(REFERENCE)
     texts = [event.text for event in events]
     assert texts == [
         "the person raises the person's eyebrows",
@@ -79,7 +84,7 @@ def test_rule_extractor_phases_appearance_and_pronouns(tem):
 
 
 def test_rule_extractor_then_opens_a_phase_and_no_change_is_dropped(tem):
-    extractor = tem.part("tem_events").RuleEventExtractor()
+    extractor = tem_events.RuleEventExtractor()
     events = extractor.extract_one(
         "In the middle of the video, he puffs up his mouth forcefully, then slowly relaxes it. "
         "Towards the end of the video, there is no obvious change in his facial expression."
@@ -93,8 +98,8 @@ def test_rule_extractor_then_opens_a_phase_and_no_change_is_dropped(tem):
 
 
 def test_lcs_treats_events_of_one_phase_as_simultaneous(tem):
-    scoring = tem.part("tem_scoring")
-    Event = tem.part("tem_events").Event
+    scoring = tem_scoring
+    Event = tem_events.Event
     pred = [Event("a", 0), Event("b", 0), Event("c", 1)]
     ref = [Event("b", 0), Event("a", 0), Event("c", 1)]
     assert len(scoring.longest_ordered_chain([(0, 1), (1, 0), (2, 2)], pred, ref)) == 3
@@ -170,8 +175,8 @@ def test_matched_event_table_lists_matches_and_misses(tem):
 
 def test_shipped_threshold_is_the_most_accurate_on_the_embedding_pairs(tem):
     """The embedding's threshold (it decides only events outside the lexicon, and relation="minilm")."""
-    relations = tem.part("tem_relations")
-    pairs = tem.part("tem_calibration").EMBEDDING_PAIRS
+    relations = tem_relations
+    pairs = tem_calibration.EMBEDDING_PAIRS
     classifier = relations.SimilarityRelationClassifier()
     classifier.embed([text for a, b, _ in pairs for text in (a, b)])  # one batch; similarity() then reads the cache
     similarity = [float(classifier.similarity([a], [b])[0, 0]) for a, b, _ in pairs]
@@ -187,9 +192,9 @@ def test_shipped_threshold_is_the_most_accurate_on_the_embedding_pairs(tem):
 
 def test_default_relations_agree_with_the_labelled_pairs(tem):
     """Three-way accuracy of the default backend (lexicon rules, embedding fallback) on all >= 200 labelled pairs."""
-    relations = tem.part("tem_relations")
-    Event = tem.part("tem_events").Event
-    pairs = tem.part("tem_calibration").CALIBRATION_PAIRS
+    relations = tem_relations
+    Event = tem_events.Event
+    pairs = tem_calibration.CALIBRATION_PAIRS
     assert len(pairs) >= 200
     assert {label for _, _, label in pairs} == {"entailment", "neutral", "contradiction"}
     found = relations.LexiconRelationClassifier().classify([([Event(a, 0)], [Event(b, 0)], a, b) for a, b, _ in pairs])
@@ -248,7 +253,7 @@ def drop_last_phase(caption: str, phase_marker: re.Pattern) -> str:
 def test_fec_bench_references(tem, fec_bench_annotations):
     items = json.loads(fec_bench_annotations.read_text())
     references = [item["caption"] for item in items]
-    marker = tem.part("tem_events").phase_marker_patterns()[0]
+    marker = tem_events.phase_marker_patterns()[0]
     itself = tem.compute(predictions=references, references=references, return_per_sample=True)["per_sample"]
     assert all(sample["tem"] == 1.0 for sample in itself)
     truncated = [drop_last_phase(caption, marker) for caption in references]
@@ -304,7 +309,7 @@ def test_nli_backend_with_a_local_cross_encoder(tem, tmp_path):
     reads its labels, and scores deterministically in range."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(tem.part("tem_relations").minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(tem_relations.minilm_path())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, num_labels=3,
                         id2label={0: "contradiction", 1: "entailment", 2: "neutral"},
@@ -333,7 +338,10 @@ def test_gradio_app_scores_a_pair():
     pytest.importorskip("gradio")
     spec = importlib.util.spec_from_file_location("tem_space_app", TEM_METRIC_DIR / "app.py")
     app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)  # builds the Blocks, does not launch
+    spec.loader.exec_module(app)  # imports the demo, does not launch
+    app.build_demo()
+    from facetrack.evaluation.tem import scoring_ui as app
+
     scores, rows = app.score_captions(REFERENCE.replace(" and closes her eyes", ""), REFERENCE)
     assert scores["tem"] == pytest.approx(2 * (6 / 7) / (1 + 6 / 7), abs=1e-4)
     assert [row[5] for row in rows] == ["entailment"] * 6 + ["missed"]
@@ -358,8 +366,8 @@ def test_evaluate_load_offline_in_a_fresh_process(tmp_path):
                                cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "ok TEM" in completed.stdout
-    copied = {path.name for path in Path(tmp_path / "modules").rglob("tem*.py")}
-    assert {"tem.py", "tem_events.py", "tem_llm.py", "tem_relations.py", "tem_scoring.py", "tem_calibration.py"} <= copied
+    copied = {path.name for path in Path(tmp_path / "modules").rglob("*.py")}
+    assert "tem.py" in copied  # the entry point; the implementation is the installed facetrack.evaluation.tem
 
 
 def autodq_fake_llm(broken_first: set[str], always_broken: set[str]):
@@ -414,6 +422,6 @@ def test_autodq_protocol_lowercases_retries_and_drops_failed_samples(tem, tmp_pa
 
 
 def test_autodq_judge_answer_repairs_follow_tarsier(tem):
-    clean = tem.part("tem_llm_backends").clean_judge_answer
+    clean = tem_llm_backends.clean_judge_answer
     assert json.loads(clean('```json\n"events": [{"event": "a", "relationship": "entailment",}]\n```')) == {
         "events": [{"event": "a", "relationship": "entailment"}]}

@@ -8,8 +8,8 @@ once; TEM's outputs (tem, autodq, content F1, temporal) come from one TEM call, 
 
 Where things are found:
 - videos: $FEC_BENCH_VIDEO_ROOT / doc["video"];
-- the TEM module: $FEC_BENCH_TEM_METRIC (a folder), else the installed facetrack package's copy, else this
-  repository's evaluate_metric/tem (two folders up);
+- the TEM metric: $FEC_BENCH_TEM_METRIC (an `evaluate` module folder), else the installed facetrack-mm package's
+  (`facetrack.evaluation.tem`);
 - CIDEr, ROUGE-L, BLEU-4: facetrack.caption_metrics (pip install the facetrack-mm package).
 """
 
@@ -26,26 +26,21 @@ FEC_BENCH_PROMPT = (
 )
 
 
-def _tem_metric_dir() -> Path:
-    if os.environ.get("FEC_BENCH_TEM_METRIC"):
-        return Path(os.environ["FEC_BENCH_TEM_METRIC"])
-    try:
-        from facetrack.resources import tem_metric_dir
-
-        return tem_metric_dir()
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "evaluate_metric" / "tem"
-
-
 @functools.lru_cache(maxsize=1)
 def _tem_metric():
-    import evaluate
+    folder = os.environ.get("FEC_BENCH_TEM_METRIC")
+    if folder:
+        import evaluate
 
-    folder = _tem_metric_dir()
-    if not (folder / "tem.py").is_file():
-        raise FileNotFoundError(f"FEC-Bench: TEM metric not found at {folder}; set FEC_BENCH_TEM_METRIC to the "
-                                "evaluate_metric/tem folder of facetrack")
-    return evaluate.load(str(folder / "tem.py"))
+        if not (Path(folder) / "tem.py").is_file():
+            raise FileNotFoundError(f"FEC-Bench: FEC_BENCH_TEM_METRIC={folder} holds no tem.py")
+        return evaluate.load(str(Path(folder) / "tem.py"))
+    try:
+        from facetrack.evaluation.tem.metric import load_tem_metric
+    except ImportError as error:
+        raise ImportError("FEC-Bench is scored with FaceTrack-MM's TEM: pip install facetrack-mm (or set "
+                          "FEC_BENCH_TEM_METRIC to an evaluate module folder of TEM)") from error
+    return load_tem_metric()
 
 
 def fec_bench_doc_to_visual(doc: dict) -> list[str]:

@@ -20,10 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .tem_events import SUBJECT, Event
-from .tem_lexicon import Lexicon, ParsedEvent, parse_event
+from facetrack.evaluation.tem.events import SUBJECT, Event
+from facetrack.evaluation.tem.lexicon import Lexicon, ParsedEvent, parse_event
 
-# Calibrated on the hand-labelled event pairs of tem_calibration.py (see README "Calibration"): same action,
+# Calibrated on the hand-labelled event pairs of calibration.py (see README "Calibration"): same action,
 # paraphrased -> >= 0.70; different actions of the same face part -> mostly 0.45-0.68. With the lexicon these
 # thresholds only decide pairs that hold an event outside the lexicon.
 ENTAILMENT_THRESHOLD = 0.70

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from .tem_lexicon import Lexicon, parse_event
+from facetrack.evaluation.tem.lexicon import Lexicon, parse_event
 
 
 # The subject every pronoun is resolved to (the lexicon's "subject"). Gender and age are appearance, which TEM

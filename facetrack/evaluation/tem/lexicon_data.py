@@ -5,7 +5,7 @@ how it is used.
 It is a Python module, not a JSON file, because `evaluate.load` copies only a metric's `.py` files into its module
 cache (keyed by their hash): as Python, the lexicon travels with every copy and a change to it makes a new cache
 entry. Plain data only (dicts, lists, strings, numbers, booleans), so another implementation can export it:
-`python tem_lexicon_data.py > tem_lexicon.json`.
+`python -m facetrack.evaluation.tem.lexicon_data > tem_lexicon.json`.
 """
 
 LEXICON = {'about': "TEM's facial-event lexicon, the data behind tem_lexicon.py; README.md ('The facial-event "

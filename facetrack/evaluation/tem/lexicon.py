@@ -1,5 +1,5 @@
 """TEM's facial-event representation: an event text -> facets (face part, action, direction / side, intensity,
-negation), read from the data module `tem_lexicon_data.py`, and the rules that relate two parsed events.
+negation), read from the data module `lexicon_data.py`, and the rules that relate two parsed events.
 
 An event's *facets* are the facial actions it states, in the order it states them; the first is its *core*
 ("the person smiles, revealing the person's upper teeth" -> core mouth.smile, then teeth.show). A *unit* names a
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .tem_lexicon_data import LEXICON
+from facetrack.evaluation.tem.lexicon_data import LEXICON
 
 
 def inflections(word: str, irregular: dict[str, list[str]] | None = None) -> set[str]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .tem_events import Event
-from .tem_relations import CONTRADICTION, ENTAILMENT, NEUTRAL, Relations
+from facetrack.evaluation.tem.events import Event
+from facetrack.evaluation.tem.relations import CONTRADICTION, ENTAILMENT, NEUTRAL, Relations
 
 
 @dataclass

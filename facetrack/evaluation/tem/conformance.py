@@ -1,7 +1,7 @@
-"""TEM conformance: check an implementation against tem_conformance.json (inputs and expected outputs, 3 decimals).
+"""TEM conformance: check an implementation against conformance.json (inputs and expected outputs, 3 decimals).
 
-    python conformance.py            # check this implementation (exit code 1 on any mismatch)
-    python conformance.py --write    # regenerate the file from this implementation (maintainers, after a change)
+    python -m facetrack.evaluation.tem.conformance            # check this implementation (exit code 1 on a mismatch)
+    python -m facetrack.evaluation.tem.conformance --write    # regenerate the file (maintainers, after a change)
 
 The file is plain JSON so that another implementation can run it: for each case, feed `prediction` and `reference`
 to TEM with the default options and compare every number in `expected` to 3 decimals (|got - expected| <= 5e-4), the
@@ -18,8 +18,12 @@ import json
 import sys
 from pathlib import Path
 
+from facetrack.evaluation.tem.events import RuleEventExtractor
+from facetrack.evaluation.tem.lexicon import parse_event
+from facetrack.evaluation.tem.metric import load_tem_metric
+
 HERE = Path(__file__).resolve().parent
-CONFORMANCE_FILE = HERE / "tem_conformance.json"
+CONFORMANCE_FILE = HERE / "conformance.json"
 SCORE_KEYS = ("tem", "content_precision", "content_recall", "content_f1", "temporal", "num_prediction_events",
               "num_reference_events", "num_aligned", "lcs")
 CORPUS_KEYS = ("tem", "content_precision", "content_recall", "content_f1", "temporal", "autodq")
@@ -27,15 +31,13 @@ TOLERANCE = 5e-4
 
 
 def load_metric():
-    import evaluate
-
-    return evaluate.load(str(HERE / "tem.py"))
+    return load_tem_metric()
 
 
 def run(metric, cases: list[dict]) -> dict:
     """Our outputs for the cases, in the file's format."""
-    extractor = metric.part("tem_events").RuleEventExtractor()
-    parse = metric.part("tem_lexicon").parse_event
+    extractor = RuleEventExtractor()
+    parse = parse_event
     result = metric.compute(predictions=[c["prediction"] for c in cases], references=[c["reference"] for c in cases],
                             return_per_sample=True)
 
@@ -73,7 +75,7 @@ def compare(expected: dict, got: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="regenerate tem_conformance.json from this implementation")
+    parser.add_argument("--write", action="store_true", help="regenerate conformance.json from this implementation")
     args = parser.parse_args()
     data = json.loads(CONFORMANCE_FILE.read_text(encoding="utf-8"))
     got = run(load_metric(), data["cases"])

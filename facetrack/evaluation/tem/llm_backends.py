@@ -24,9 +24,9 @@ import warnings
 
 import numpy as np
 
-from .tem_events import Event, parse_json_list
-from .tem_llm import LLMClient, LLMError
-from .tem_relations import CONTRADICTION, ENTAILMENT, NEUTRAL, Relations
+from facetrack.evaluation.tem.events import Event, parse_json_list
+from facetrack.evaluation.tem.llm import LLMClient, LLMError
+from facetrack.evaluation.tem.relations import CONTRADICTION, ENTAILMENT, NEUTRAL, Relations
 
 AUTODQ_MAX_TRIES = 10  # Tarsier's max_retry
 

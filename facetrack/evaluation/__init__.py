@@ -1,0 +1,1 @@
+"""Evaluation: the TEM metric (`tem/`) and the FEC-Bench benchmark."""
