@@ -24,10 +24,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tracking import make_720p_clip  # noqa: E402
 
-from facetrack.processing.expressions import ExpressionAnalyzer  # noqa: E402
-from facetrack.processing.face_tracking import FaceTracker  # noqa: E402
-from facetrack.processing.video_analysis import analyze_video  # noqa: E402
-from facetrack.processing.video_io import load_video  # noqa: E402
+from facetrack.expressions.measure import ExpressionAnalyzer  # noqa: E402
+from facetrack.faces.tracking import FaceTracker  # noqa: E402
+from facetrack.analysis.video_analysis import analyze_video  # noqa: E402
+from facetrack.video.decode import load_video  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1] / "tests" / "media"
 NUM_FRAMES = 32
@@ -58,12 +58,12 @@ def compare_landmarker_inputs(runs: int) -> None:
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    from facetrack.processing.expression_models import _native_stderr_silenced, landmarker_model_path
-    from facetrack.processing.expressions import face_crops
+    from facetrack.expressions.models import _native_stderr_silenced, landmarker_model_path
+    from facetrack.expressions.measure import expression_model_crops
 
     clip = load_video(MEDIA / "WolfgangLanger_Pexels.mp4", num_frames=NUM_FRAMES)
     boxes = FaceTracker().track(clip).boxes
-    crops = [face_crops(frame, box, 256, 0.25, 0.08)[0] for frame, box in zip(clip.frames, boxes)]
+    crops = [expression_model_crops(frame, box, 256, 0.25, 0.08)[0] for frame, box in zip(clip.frames, boxes)]
     print("\n| landmarker input (32 frames of WolfgangLanger_Pexels.mp4) | running mode | median ms per frame |")
     print("|---|---|---:|")
     for label, images in (("whole 640x360 frame", list(clip.frames)), ("256 px face crop", crops)):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -84,7 +83,7 @@ def main() -> None:
         seconds, peak_mb, code, line = run_track(path, env)
         print(f"| {name} | {code} | {seconds:.1f} | {peak_mb:.0f} | {line[:110]} |")
 
-    from facetrack.processing.video_io import load_video
+    from facetrack.video.decode import load_video
 
     raw = write_clip(work / "long.h264", 640, 360, 9000, fmt="h264", fps=30)
     started = time.perf_counter()

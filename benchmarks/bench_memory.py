@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.model.configuration_facetrack import FaceTrackConfig
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GiB = 2**30

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor
 
-from facetrack.processing.video_analysis import analyze_video
-from facetrack.sample_media import write_astronaut_clip
+from facetrack.analysis.video_analysis import analyze_video
+from facetrack.data.sample_media import write_astronaut_clip
 
 OUTPUT_KEYS = ("input_ids", "pixel_values_videos", "pixel_values_faces", "face_mask")
 
@@ -38,7 +38,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-processor-"))
     folders = [Path(folder) for folder in args.folders]
     if not folders:
-        from facetrack.hub import build_tiny_model
+        from facetrack.hub.builders import build_tiny_model
 
         folders = [build_tiny_model(work / "tiny", language_model="random", seed=0)]
     video = args.video or str(write_astronaut_clip(work / "astronaut.mp4", motion="zoom_in"))

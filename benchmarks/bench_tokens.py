@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.model.configuration_facetrack import FaceTrackConfig
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
 
 VIDEO_TOKEN_ID, FACE_TOKEN_ID = 998, 999
 PROMPT_TEXT_TOKENS = 40  # a short instruction around the video

@@ -29,9 +29,10 @@ import numpy as np
 
 from tracking_speed import run_limit_benchmark
 
-from facetrack.processing.face_detection import DetectionStream, get_face_detector
-from facetrack.processing.face_tracking import FaceTracker, crop_faces
-from facetrack.processing.video_io import load_video
+from facetrack.faces.detection import DetectionStream, get_face_detector
+from facetrack.faces.tracking import FaceTracker
+from facetrack.video.crops import crop_faces
+from facetrack.video.decode import load_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MEDIA = Path(os.environ.get("FACETRACK_SHARED_DIR", REPO_ROOT.parent / "shared")) / "media"
@@ -84,7 +85,7 @@ def make_720p_clip(source: Path, target: Path, seconds: float = 10.0) -> Path:
     import av
     import cv2
 
-    from facetrack.overlay import write_video
+    from facetrack.analysis.overlay import write_video
 
     frames = []
     with av.open(str(source)) as container:
@@ -165,7 +166,7 @@ def small_face_frames(photo: np.ndarray) -> list[np.ndarray]:
 
 def compare_decoders(path: Path, runs: int) -> None:
     """decord (primary) vs PyAV (fallback) decoding the same 32 frames."""
-    from facetrack.processing import video_io
+    from facetrack.video import decode as video_io
 
     print(f"| decoder ({path.name}, {NUM_FRAMES} frames) | median wall ms | median CPU ms |")
     print("|---|---:|---:|")
@@ -208,7 +209,7 @@ def run_pipeline_benchmarks(media: Path, runs: int) -> None:
 
 def time_embedder(clips) -> None:
     """The identity model's load time and cost per face (wall and CPU ms, median of 12 faces)."""
-    from facetrack.processing.face_identity import get_face_embedder
+    from facetrack.faces.identity import get_face_embedder
 
     start = time.perf_counter()
     embedder = get_face_embedder()

@@ -44,7 +44,7 @@ def write_synthetic_clip(path: Path, num_frames: int = 24, size: int = 256) -> N
 
 
 def prepare_dataset(work: Path, num_frames: int) -> tuple[Path, str]:
-    from facetrack.dataset_builder import build_dataset
+    from facetrack.data.build import build_dataset
 
     videos = work / "videos"
     videos.mkdir()
@@ -67,7 +67,7 @@ def prepare_dataset(work: Path, num_frames: int) -> tuple[Path, str]:
 
 
 def measure(mode: str, dataset: Path, base_model: Path, work: Path, args: argparse.Namespace) -> float:
-    from facetrack import training
+    from facetrack.training import run as training
 
     script_args, model_args, training_args = training.parse_arguments([
         "--config", str(REPO_ROOT / "configs" / "tiny_cpu.yaml"),
@@ -92,7 +92,7 @@ def measure_collator(dataset: Path, base_model: Path, args: argparse.Namespace) 
 
     import torch
 
-    from facetrack import training
+    from facetrack.training import run as training
 
     torch.set_num_threads(args.threads)
     rows, _ = training.load_training_splits(training.ScriptArguments(dataset_name=str(dataset)))
@@ -120,7 +120,7 @@ def main() -> int:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         work = Path(tmp)

@@ -62,8 +62,8 @@ def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, 
     `analyze_video` does: faces are detected while the video decodes (`DetectionStream`), so "decode" holds
     detection too and "detect" is what remains of it once decoding ends; each distinct frame is detected and
     cropped once."""
-    from facetrack.processing.face_detection import DetectionStream, detect_frames
-    from facetrack.processing.video_io import first_positions
+    from facetrack.faces.detection import DetectionStream, detect_frames
+    from facetrack.video.frame_work import first_positions
 
     start = time.perf_counter()
     if current:
@@ -107,7 +107,8 @@ def run_limit_benchmark(clip_path: Path, repo: Path, baseline_rev: str, frame_co
                         scratch: Path) -> None:
     import numpy as np
 
-    from facetrack.processing import face_tracking, video_io
+    from facetrack.faces import tracking as face_tracking
+    from facetrack.video import decode as video_io
 
     old_io, old_tracking = import_processing_at(baseline_rev, repo, scratch)
     versions = {f"before ({baseline_rev})": (old_io, old_tracking, old_tracking.FaceTracker("retinaface"), False),

@@ -119,7 +119,7 @@ class Quickstart:
 
     # ------------------------------------------------------------------------------------------------ stages
     def stage_clips(self, records: dict) -> dict:
-        from .sample_media import write_astronaut_clip
+        from facetrack.data.sample_media import write_astronaut_clip
 
         video_root = self.out_dir / "videos"
         clips = {}
@@ -153,7 +153,7 @@ class Quickstart:
         return {"train": str(train_path), "held_back": str(held_back_path), "num_train": len(train)}
 
     def stage_dataset(self, records: dict) -> dict:
-        from .dataset_builder import build_dataset
+        from facetrack.data.build import build_dataset
 
         dataset_dir = self.out_dir / "dataset"
         report = build_dataset(
@@ -166,8 +166,8 @@ class Quickstart:
         return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
 
     def stage_train(self, records: dict) -> dict:
-        from .resources import recipe_path
-        from .training import main as train_main
+        from facetrack.training.config import recipe_path
+        from facetrack.training.run import main as train_main
 
         output_dir = self.out_dir / "model"
         argv = [
@@ -208,7 +208,7 @@ class Quickstart:
                 "frames": len(result["face_track"]["frames"]), "command": " ".join(command)}
 
     def stage_score(self, records: dict) -> dict:
-        from .fec_bench import load_tem_metric
+        from facetrack.evaluation.tem.metric import load_tem_metric
 
         tem = load_tem_metric()
         caption = records["caption"]

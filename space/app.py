@@ -75,7 +75,7 @@ def build_demo(
         max_new_tokens=max_new_tokens,
     )
     atexit.register(shutil.rmtree, config.work_dir, ignore_errors=True)  # the app's own temp files go with it
-    from facetrack.processing.face_tracking import FaceTracker
+    from facetrack.faces.tracking import FaceTracker
 
     tracker = FaceTracker(detector=config.detector)  # one detector session for all requests (track() keeps no state)
     captioner = CaptionModel(config.model_path, config.max_new_tokens) if config.model_path else None

@@ -16,11 +16,11 @@ class CaptionModelError(ValueError):
 
 
 class CaptionModel:
-    """The caption model, loaded once at start-up with `facetrack.inference.load_captioner` (AutoProcessor +
+    """The caption model, loaded once at start-up with `facetrack.inference.captioner.load_captioner` (AutoProcessor +
     AutoModelForImageTextToText, remote code; CUDA when available, else CPU), streamed token by token."""
 
     def __init__(self, model_path: str, max_new_tokens: int = 256) -> None:
-        from facetrack.inference import load_captioner
+        from facetrack.inference.captioner import load_captioner
 
         self.model_path = model_path
         self.max_new_tokens = max_new_tokens

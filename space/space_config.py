@@ -112,7 +112,7 @@ def check_upload(path: str | Path, config: DemoConfig):
     the duration limit (header and packets only: nothing is decoded); return the file's `VideoInfo` (handed on to
     decoding, which then does not read the header again) and its duration. Messages name the file by its name
     only, never where the server keeps it."""
-    from facetrack.processing.video_io import VideoDecodeError, VideoTooLargeError, probe_video
+    from facetrack.video.probe import VideoDecodeError, VideoTooLargeError, probe_video
 
     path = Path(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -151,7 +151,7 @@ def example_videos(config: DemoConfig) -> tuple[list[str], list[str]]:
     examples = [
         (str(media / name), label) for name, label in SHARED_EXAMPLES.items() if media and (media / name).is_file()
     ]
-    from facetrack.sample_media import write_astronaut_clip
+    from facetrack.data.sample_media import write_astronaut_clip
 
     astronaut = write_astronaut_clip(config.work_dir / "astronaut.mp4", motion="zoom_in")
     examples.append((str(astronaut), "astronaut (synthetic zoom)"))

@@ -1,4 +1,4 @@
-"""The Space's TEM tab: the TEM metric's own scoring UI (`evaluate_metric/tem/app.py`, one UI for the metric's demo
+"""The Space's TEM tab: the TEM metric's own scoring UI (`facetrack.evaluation.tem.scoring_ui`, one UI for the metric's demo
 and this tab), scoring with the metric at $FACETRACK_TEM_METRIC (a folder or Hub id) or the one facetrack ships."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import os
 
 import gradio as gr
 
-from facetrack.fec_tem import load_tem_metric, tem_scoring_ui
+from facetrack.evaluation.tem.metric import load_tem_metric
+from facetrack.evaluation.tem.scoring_ui import build_scoring_ui
 
 
 @functools.cache
@@ -20,4 +21,4 @@ def tem_metric():
 def build_tem_tab(caption_sources: list[tuple[str, gr.components.Component, str]] = ()) -> None:
     """The TEM tab's contents. `caption_sources`: (button label, component holding a caption, button elem_id): each
     button copies that caption (the measured one, the model's) into the box to score."""
-    tem_scoring_ui().build_scoring_ui(tem_metric, caption_sources)
+    build_scoring_ui(tem_metric, caption_sources)

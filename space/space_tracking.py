@@ -72,7 +72,7 @@ def track_summary(result, clip, elapsed_s: float) -> str:
 
 def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
     """One face crop per person, in id order, labelled with their id (and "main" for the main character)."""
-    from facetrack.processing.face_tracking import crop_faces
+    from facetrack.video.crops import crop_faces
 
     items = []
     for person_id, person in sorted(result.persons.items()):
@@ -93,8 +93,8 @@ def measured_caption_text(analysis) -> str:
 def render_tracking(analysis, config: DemoConfig, elapsed_s: float, progress) -> TrackingOutputs:
     """The page's view of one analysis: overlay video, the followed person's crops, presence plot, summary, people,
     expression timeline plot and measured caption."""
-    from facetrack.expression_plot import expression_figure
-    from facetrack.overlay import write_overlay_video
+    from facetrack.expressions.plot import expression_figure
+    from facetrack.analysis.overlay import write_overlay_video
 
     clip, result = analysis.clip, analysis.track
     progress(0.85, desc="Drawing the face boxes")
@@ -121,8 +121,8 @@ def render_tracking(analysis, config: DemoConfig, elapsed_s: float, progress) ->
 def track_video(video_path: str, config: DemoConfig, tracker, progress) -> TrackingOutputs:
     """Check the upload, then one pass of the analysis pipeline: decode once, track every face, tell the people
     apart, pick the main character, measure their expressions; then draw the page's views."""
-    from facetrack.processing.video_analysis import analyze_video
-    from facetrack.processing.video_io import VideoDecodeError
+    from facetrack.analysis.video_analysis import analyze_video
+    from facetrack.video.probe import VideoDecodeError
 
     progress(0.0, desc="Checking the video")
     video_info, _ = check_upload(video_path, config)

@@ -53,7 +53,7 @@ def tiny_llava_onevision_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
 
-    from facetrack.hub import train_tiny_tokenizer
+    from facetrack.hub.tokenizers import train_tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("llava-onevision-tiny")
     tokenizer = train_tiny_tokenizer()
@@ -90,7 +90,7 @@ def fec_bench_annotations() -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random FaceTrack-MM (tiny SigLIP + tiny Qwen2, SmolLM2's real tokenizer when installed) saved as a
     complete Hub folder, built once per session."""
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
 

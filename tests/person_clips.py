@@ -116,8 +116,8 @@ def score_main_track(result, clip: BuiltClip, person: str = "A") -> dict[str, in
 
 # ----------------------------------------------------------------------------------------------- sources
 def load_sources(media_dir: Path) -> dict[str, PersonSource]:
-    from facetrack.processing.face_detection import get_face_detector
-    from facetrack.processing.video_io import load_video
+    from facetrack.faces.detection import get_face_detector
+    from facetrack.video.decode import load_video
 
     detector = get_face_detector("retinaface", max_side=None)
     man = load_video(media_dir / "single_face.mp4", num_frames=None)
@@ -130,7 +130,7 @@ def load_sources(media_dir: Path) -> dict[str, PersonSource]:
 
 def b_photo(media_dir: Path) -> np.ndarray:
     """A frame of the woman that no clip contains (for --person-image)."""
-    from facetrack.processing.video_io import load_video
+    from facetrack.video.decode import load_video
 
     return load_video(media_dir / "WolfgangLanger_Pexels.mp4", num_frames=None, frame_indices=[B_PHOTO_FRAME]).frames[0]
 
@@ -209,7 +209,7 @@ def visible_box(box, canvas_size: tuple[int, int], covered: list[tuple] = (), mi
 
 
 def write_clip(name: str, frames: list[np.ndarray], truth: list[dict], out_dir: Path, main: str = "A") -> BuiltClip:
-    from facetrack.overlay import write_video
+    from facetrack.analysis.overlay import write_video
 
     path = write_video(np.stack(frames), out_dir / f"{name}.mp4", fps=CLIP_FPS)
     return BuiltClip(name=name, path=path, fps=CLIP_FPS, truth=truth, main=main)

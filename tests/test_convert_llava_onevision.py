@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack import cli
-from facetrack.convert_llava_onevision import ConversionError, convert_llava_onevision
-from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfigError
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
-from facetrack.processing.face_tracking import FaceTrackResult
-from facetrack.processing.processing_facetrack import FaceTrackProcessor
+from facetrack.commands import cli
+from facetrack.hub.convert_llava_onevision import ConversionError, convert_llava_onevision
+from facetrack.model.configuration_facetrack import FaceTrackConfigError
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.faces.track_result import FaceTrackResult
+from facetrack.model.processing_facetrack import FaceTrackProcessor
 
 PROMPT = "<|im_start|>user\n<video>\nDescribe the facial expression changes.<|im_end|>\n<|im_start|>assistant\n"
 
@@ -144,7 +144,9 @@ def test_fewer_global_tokens_and_average_pooling(llava_dir, tmp_path):
     assert generated.shape[1] == ids.shape[0] + 3
 
 
-ISOLATED_LOAD = textwrap.dedent(
+# Without facetrack-mm installed: the Hub folder's model loads from its own code; its processor, which runs the
+# installed face pipeline, says which package to install.
+WITHOUT_FACETRACK = textwrap.dedent(
     """
     import sys
     sys.path.append(SITE_PACKAGES)  # -S: no .pth files, so the editable `facetrack` finder is not installed
@@ -154,6 +156,20 @@ ISOLATED_LOAD = textwrap.dedent(
         pass
     else:
         raise SystemExit("facetrack is importable in the isolated interpreter")
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(FOLDER, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+    try:
+        AutoProcessor.from_pretrained(FOLDER, trust_remote_code=True)
+    except ImportError as error:
+        print("processor:", error)
+    """
+)
+
+# A fresh process with facetrack-mm installed: model and processor from the folder's code, generation.
+FRESH_LOAD = textwrap.dedent(
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -164,7 +180,8 @@ ISOLATED_LOAD = textwrap.dedent(
                                            processor_kwargs={"num_frames": 3})
     with torch.no_grad():
         generated = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
-    torch.save({"inputs": dict(inputs), "generated": generated, "module": type(model).__module__}, OUTPUT)
+    torch.save({"inputs": dict(inputs), "generated": generated, "module": type(model).__module__,
+                "processor_module": type(processor).__module__}, OUTPUT)
     """
 )
 
@@ -179,25 +196,28 @@ def test_cli_converts_and_the_folder_generates_in_a_fresh_process(llava_dir, med
     assert {"modeling_facetrack.py", "vision_facetrack.py", "generation_facetrack.py", "processing_facetrack.py",
             "chat_template.jinja", "README.md"} <= {path.name for path in out.iterdir()}
 
-    script = tmp_path / "load.py"
-    output = tmp_path / "isolated.pt"
-    script.write_text(
-        f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}\nFOLDER = {str(out)!r}\n"
-        f"VIDEO = {str(media_dir / 'single_face.mp4')!r}\nOUTPUT = {str(output)!r}\n" + ISOLATED_LOAD
-    )
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
-    result = subprocess.run([sys.executable, "-S", str(script)], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    header = (f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}\nFOLDER = {str(out)!r}\n"
+              f"VIDEO = {str(media_dir / 'single_face.mp4')!r}\nOUTPUT = {str(tmp_path / 'fresh.pt')!r}\n")
+    (tmp_path / "without.py").write_text(header + WITHOUT_FACETRACK)
+    result = subprocess.run([sys.executable, "-S", str(tmp_path / "without.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    isolated = torch.load(output, weights_only=False)
-    assert isolated["module"].startswith("transformers_modules.")
-    assert isolated["inputs"]["face_mask"].sum() >= 2, "the face in single_face.mp4 is tracked"
+    assert "processor: FaceTrack-MM's processor needs the facetrack-mm package: pip install facetrack-mm" in result.stdout
+
+    (tmp_path / "fresh.py").write_text(header + FRESH_LOAD)
+    result = subprocess.run([sys.executable, str(tmp_path / "fresh.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = torch.load(tmp_path / "fresh.pt", weights_only=False)
+    assert fresh["module"].startswith("transformers_modules.") and fresh["processor_module"].startswith("transformers_modules.")
+    assert fresh["inputs"]["face_mask"].sum() >= 2, "the face in single_face.mp4 is tracked"
 
     model = FaceTrackForConditionalGeneration.from_pretrained(out).eval()
     with torch.no_grad():
-        generated = model.generate(**isolated["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
-    assert torch.equal(generated, isolated["generated"])
+        generated = model.generate(**fresh["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert torch.equal(generated, fresh["generated"])
 
 
 def test_bad_sources_and_settings_are_clear_errors(llava_dir, tiny_model_dir, tmp_path, capsys):

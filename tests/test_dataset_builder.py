@@ -14,18 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrack import dataset_builder
-from facetrack.dataset_builder import (
-    EVALUATION_PROMPT,
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.data import build as dataset_builder
+from facetrack.data.build import DatasetBuildError, build_dataset, read_annotations
+from facetrack.data.sample_media import write_astronaut_clip
+from facetrack.data.schema import (
+    FEC_BENCH_PROMPT,
     INSTRUCTION_TEMPLATES,
-    DatasetBuildError,
-    build_dataset,
     instruction_for,
-    read_annotations,
 )
-
-from facetrack.processing.expression_models import missing_expression_dependencies
-from facetrack.sample_media import write_astronaut_clip
+from facetrack.expressions.models import missing_expression_dependencies
+from facetrack.training.data import load_built_dataset, load_example_video
 
 NUM_FRAMES = 4  # frames tracked per clip: small keeps the test fast
 
@@ -80,8 +79,7 @@ def test_build_report_lists_dropped_and_faceless_items(built):
 def test_load_dataset_reads_back_rows_tracks_and_videos(built):
     from datasets import Video, load_dataset
 
-    from facetrack.processing.face_tracking import FaceTrackResult
-    from facetrack.processing.video_io import load_video
+    from facetrack.video.decode import load_video
 
     dataset_dict = load_dataset(str(built["out_dir"]))
     assert list(dataset_dict) == ["train"]
@@ -108,12 +106,12 @@ def test_load_dataset_reads_back_rows_tracks_and_videos(built):
         assert row["messages"][0]["content"][1]["text"] == row["instruction"]
         assert row["messages"][1] == {"role": "assistant", "content": [{"type": "text", "text": item["caption"]}]}
 
-        track = FaceTrackResult.from_dict(json.loads(row["face_track"]))
+        track = read_face_track(json.loads(row["face_track"]))
         assert len(track.frames) == NUM_FRAMES
         assert bool(track.present.any()) == row["has_face"]
 
         # Decoding the embedded video at the track's frames gives the same pixels as the source file.
-        clip, loaded_track = dataset_builder.load_example_video(row["video"], row["face_track"])
+        clip, loaded_track = load_example_video(row["video"], row["face_track"])
         expected = load_video(str(video_root / item["video"]), frame_indices=[f.frame_index for f in track.frames])
         assert clip.frames.shape == expected.frames.shape
         assert np.array_equal(clip.frames, expected.frames)
@@ -130,20 +128,19 @@ def test_load_dataset_reads_back_rows_tracks_and_videos(built):
 
     # Fewer frames than tracked: a uniform subset of the track; more: a clear error.
     row = dataset[0]
-    clip, track = dataset_builder.load_example_video(row["video"], row["face_track"], num_frames=2)
+    clip, track = load_example_video(row["video"], row["face_track"], num_frames=2)
     assert len(clip.frames) == len(track.frames) == 2
     if with_expressions:  # the kept frames' measurements (events and caption re-derived from them)
         assert [frame.frame_index for frame in track.expression_report.timeline.frames] == track.frame_indices
     with pytest.raises(DatasetBuildError, match="rebuild"):
-        dataset_builder.load_example_video(row["video"], row["face_track"], num_frames=NUM_FRAMES + 1)
+        load_example_video(row["video"], row["face_track"], num_frames=NUM_FRAMES + 1)
 
 
 def test_main_face_is_on_the_face(built):
     """The single-face clip's main track covers most frames with boxes inside the image."""
-    from facetrack.processing.face_tracking import FaceTrackResult
 
-    rows = dataset_builder.load_built_dataset(built["out_dir"], split="train")
-    track = FaceTrackResult.from_dict(json.loads(rows[0]["face_track"]))
+    rows = load_built_dataset(built["out_dir"], split="train")
+    track = read_face_track(json.loads(rows[0]["face_track"]))
     boxes = [frame.box for frame in track.frames if frame.box is not None]
     assert len(boxes) >= NUM_FRAMES - 1
     for x1, y1, x2, y2 in boxes:
@@ -167,7 +164,7 @@ def test_dataset_card_yaml(built):
     assert video_feature["dtype"] == "video"
     [split_info] = metadata["dataset_info"]["splits"]
     assert split_info["name"] == "train" and split_info["num_examples"] == 4 and split_info["num_bytes"] > 0
-    assert EVALUATION_PROMPT in text
+    assert FEC_BENCH_PROMPT in text
 
 
 def test_second_split_is_added_beside_the_first(built, tmp_path):
@@ -188,7 +185,7 @@ def test_second_split_is_added_beside_the_first(built, tmp_path):
 
 
 def test_instruction_prompts_are_deterministic_and_varied():
-    assert INSTRUCTION_TEMPLATES[0] == EVALUATION_PROMPT
+    assert INSTRUCTION_TEMPLATES[0] == FEC_BENCH_PROMPT
     ids = [str(i) for i in range(200)]
     assert [instruction_for(i) for i in ids] == [instruction_for(i) for i in ids]
     used = {instruction_for(i) for i in ids}
@@ -246,7 +243,7 @@ def test_fec_bench_annotations_validate(fec_bench_annotations):
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, no_tracking):
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     annotations_path = tmp_path / "annotations.json"
     annotations_path.write_text(json.dumps({"not": "a list"}))
@@ -260,7 +257,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, no_tracking):
 
 def test_cli_build_then_push(tmp_path, capsys, monkeypatch):
     """`facetrack dataset build ... --push REPO` builds, prints a summary and uploads (upload monkeypatched)."""
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     (tmp_path / "videos").mkdir()
     write_zoom_clip(tmp_path / "videos" / "zoom.mp4", num_frames=6)
@@ -281,7 +278,7 @@ def test_cli_build_then_push(tmp_path, capsys, monkeypatch):
     assert code == 0
     printed = capsys.readouterr().out
     assert "test: 1/2 rows written" in printed and "expressions: not measured (--no-expressions)" in printed
-    row = dataset_builder.load_built_dataset(tmp_path / "out", split="test")[0]
+    row = load_built_dataset(tmp_path / "out", split="test")[0]
     assert json.loads(row["face_track"])["expressions"] == {}
     assert pushed == [(str(tmp_path / "out"), "me/faces", False)]
     assert len(list((tmp_path / "out" / "data").glob("test-*-00000-of-00001.parquet"))) == 1
@@ -403,15 +400,15 @@ def test_unreadable_and_truncated_videos_are_dropped_with_their_relative_path_on
 def test_large_videos_are_tracked_shrunk_and_boxes_stored_in_their_own_pixels(tmp_path):
     """A 2560 x 1440 clip is decoded at 1920 x 1080 for tracking; the stored track is in 2560 x 1440 pixels and its
     face box is where a full-size tracking run puts it."""
-    from facetrack.processing.face_tracking import FaceTracker
-    from facetrack.processing.video_io import load_video
+    from facetrack.faces.tracking import FaceTracker
+    from facetrack.video.decode import load_video
 
     root = tmp_path / "videos"
     root.mkdir()
     write_astronaut_clip(root / "big.mp4", motion="zoom_in", num_frames=4, fps=4, width=2560, height=1440)
     (tmp_path / "a.json").write_text(json.dumps([{"id": "big", "video": "big.mp4", "caption": "Large."}]))
     build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2)
-    row = dataset_builder.load_built_dataset(tmp_path / "out", split="train")[0]
+    row = load_built_dataset(tmp_path / "out", split="train")[0]
     track = json.loads(row["face_track"])
     assert (track["width"], track["height"]) == (2560, 1440)
     full = FaceTracker().track(load_video(root / "big.mp4", num_frames=2)).to_dict()
@@ -428,7 +425,7 @@ KILL_SCRIPT = r"""
 import json, os, signal, sys
 from pathlib import Path
 stage, annotations, root, out_dir = sys.argv[1:5]
-from facetrack import dataset_builder, dataset_release
+from facetrack.data import build as dataset_builder, release as dataset_release
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -478,7 +475,7 @@ def _release_state(out_dir: Path) -> dict:
     """Everything a release holds, with the build's own ids and file names taken out."""
     from datasets import Video, load_dataset
 
-    from facetrack.dataset_release import split_files
+    from facetrack.data.release import split_files
 
     rows = load_dataset(str(out_dir), split="train").cast_column("video", Video(decode=False)).to_list()
     report = json.loads((out_dir / "build_report.json").read_text())["train"]
@@ -548,7 +545,7 @@ def test_kill_9_at_each_stage_of_a_rebuild_then_rerun(crash_work, tmp_path, monk
 
 
 def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(tmp_path):
-    from facetrack.dataset_release import release_lock
+    from facetrack.data.release import release_lock
 
     root = tmp_path / "videos"
     root.mkdir()
@@ -564,11 +561,11 @@ def test_a_second_build_into_the_same_folder_is_refused_while_one_runs(tmp_path)
 def test_load_dataset_first_row_video_decodes(built):
     """The first line a `load_dataset` user runs: the Video column decodes (torchcodec + the system FFmpeg that
     scripts/setup.sh installs), to the same frames as the source file."""
+    import importlib.util
+
     from datasets import load_dataset
 
-    from facetrack.processing.video_io import load_video
-
-    import importlib.util
+    from facetrack.video.decode import load_video
 
     assert importlib.util.find_spec("torchcodec"), "torchcodec is a dependency (pyproject.toml): reinstall"
     try:
@@ -596,14 +593,14 @@ def test_without_the_expression_packages_tracks_are_stored_and_one_line_says_why
     write_zoom_clip(tmp_path / "videos" / "zoom.mp4", num_frames=6)
     (tmp_path / "a.json").write_text(json.dumps([{"id": "z", "video": "zoom.mp4", "caption": "A smile."}]))
     script = ("import sys\nsys.modules['mediapipe'] = None\nsys.modules['ai_edge_litert'] = None\n"
-              "from facetrack.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
+              "from facetrack.commands.cli import main\nraise SystemExit(main(sys.argv[1:]))\n")
     done = subprocess.run([sys.executable, "-c", script, "dataset", "build", str(tmp_path / "a.json"),
                            "--video-root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
                            "--num-frames", "2"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     notes = [line for line in (done.stdout + done.stderr).splitlines() if "pip install" in line]
     assert len(notes) == 1 and notes[0].startswith("expressions: not measured: the expression timeline needs")
-    row = dataset_builder.load_built_dataset(tmp_path / "out", split="train")[0]
+    row = load_built_dataset(tmp_path / "out", split="train")[0]
     track = json.loads(row["face_track"])
     assert track["expressions"] == {} and row["has_face"]
     report = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]

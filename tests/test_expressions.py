@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrack.processing.expression_config import ExpressionConfig
-from facetrack.processing.expression_events import ExpressionEvent, detect_events
-from facetrack.processing.expression_models import missing_expression_dependencies
-from facetrack.processing.expressions import (
+from facetrack.expressions.config import ExpressionConfig
+from facetrack.expressions.events import ExpressionEvent, detect_events
+from facetrack.expressions.models import missing_expression_dependencies
+from facetrack.expressions.measure import (
     BLENDSHAPE_NAMES, ExpressionTimeline, FrameExpression, head_pose_degrees,
 )
-from facetrack.processing.face_tracking import FaceTracker
-from facetrack.processing.video_io import load_video
+from facetrack.faces.tracking import FaceTracker
+from facetrack.video.decode import load_video
 
 LABELS = json.loads((Path(__file__).parent / "data" / "expression_labels.json").read_text())
 CLIPS = list(LABELS["clips"])
@@ -37,7 +37,7 @@ needs_models = pytest.mark.skipif(bool(missing_expression_dependencies()),
 def analyzer():
     if missing_expression_dependencies():
         pytest.skip(f"expression models not installed: {missing_expression_dependencies()}")
-    from facetrack.processing.expressions import ExpressionAnalyzer
+    from facetrack.expressions.measure import ExpressionAnalyzer
 
     with ExpressionAnalyzer() as expression_analyzer:
         yield expression_analyzer
@@ -49,7 +49,7 @@ def tracker():
 
 
 def _report(media_dir, analyzer, tracker, name, num_frames):
-    from facetrack.processing.expression_report import analyze_expressions
+    from facetrack.expressions.report import analyze_expressions
 
     clip = load_video(media_dir / name, num_frames=num_frames)
     return clip, analyze_expressions(clip, tracker.track(clip), analyzer=analyzer)
@@ -202,7 +202,7 @@ def test_measured_caption_scores_higher_tem_against_its_own_reference(every_fram
 # ---------------------------------------------------------------------------------------------- JSON and the API
 @needs_models
 def test_report_round_trips_through_json(media_dir, analyzer, tracker):
-    from facetrack.processing.expression_report import ExpressionReport, analyze_expressions
+    from facetrack.expressions.report import ExpressionReport, analyze_expressions
 
     clip, report = _report(media_dir, analyzer, tracker, "single_face.mp4", 16)
     data = json.loads(json.dumps(report.to_dict()))
@@ -237,7 +237,7 @@ def test_report_round_trips_through_json(media_dir, analyzer, tracker):
 def test_every_person_of_a_group_photo_is_measured_in_their_own_box(media_dir, analyzer, tracker):
     from PIL import Image
 
-    from facetrack.processing.expression_report import analyze_expressions
+    from facetrack.expressions.report import analyze_expressions
 
     photo = np.asarray(Image.open(media_dir / "multi_face.jpg").convert("RGB"))
     clip = load_video([photo] * 3, num_frames=None)
@@ -349,18 +349,18 @@ def test_head_pose_angles_and_signs():
 
 
 def test_face_crops_match_the_trackers_square_and_pad_with_zeros():
-    from facetrack.processing.expressions import face_crops
-    from facetrack.processing.face_tracking import crop_faces
+    from facetrack.expressions.measure import expression_model_crops
+    from facetrack.video.crops import crop_faces
 
     rng = np.random.default_rng(0)
     frame = (rng.random((360, 640, 3)) * 255).astype(np.uint8)
     frame = np.ascontiguousarray(np.repeat(np.repeat(frame[::8, ::8], 8, axis=0), 8, axis=1))  # 8 px blocks
     box = [300.0, 100.0, 420.0, 240.0]
-    crop, gray = face_crops(frame, box, 256, 0.25, 0.08)
+    crop, gray = expression_model_crops(frame, box, 256, 0.25, 0.08)
     reference = crop_faces(frame[None], [box], size=256, margin=0.25)[0]
     assert crop.shape == (256, 256, 3) and gray.shape == (64, 64) and gray.dtype == np.uint8
     assert np.abs(crop.astype(int) - reference.astype(int)).mean() < 12  # same square, bilinear vs area resampling
-    edge, _ = face_crops(frame, [0.0, 0.0, 100.0, 100.0], 256, 0.25, 0.08)
+    edge, _ = expression_model_crops(frame, [0.0, 0.0, 100.0, 100.0], 256, 0.25, 0.08)
     assert (edge[:40, :40] == 0).all() and edge[200:, 200:].any()  # outside the frame: zeros, as crop_faces
 
 
@@ -381,11 +381,11 @@ def test_without_the_optional_packages_one_line_says_what_to_install(tmp_path):
         sys.modules["mediapipe"] = None
         sys.modules["ai_edge_litert"] = None
         import numpy as np
-        from facetrack.processing.expression_report import analyze_expressions
-        from facetrack.processing.expressions import ExpressionAnalyzer
-        from facetrack.processing.expression_models import ExpressionDependencyError
-        from facetrack.processing.face_tracking import FaceTracker
-        from facetrack.processing.video_io import load_video
+        from facetrack.expressions.report import analyze_expressions
+        from facetrack.expressions.measure import ExpressionAnalyzer
+        from facetrack.expressions.models import ExpressionDependencyError
+        from facetrack.faces.tracking import FaceTracker
+        from facetrack.video.decode import load_video
         clip = load_video(np.zeros((2, 64, 64, 3), dtype=np.uint8), num_frames=None)
         FaceTracker().track(clip)
         try:

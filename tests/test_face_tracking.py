@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facetrack.processing.face_detection import FaceDetection, as_face_detector, get_face_detector
-from facetrack.processing.face_tracking import FaceTracker, FaceTrackResult, crop_faces
-from facetrack.processing.video_io import load_video
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.faces.detection import FaceDetection, as_face_detector, get_face_detector
+from facetrack.faces.tracking import FaceTracker
+from facetrack.video.crops import crop_faces
+from facetrack.video.decode import load_video
 
 # The five faces of multi_face.jpg (1000x667) as RetinaFace finds them at full resolution (x1, y1, x2, y2).
 # MAIN_FACE is the largest: the woman on the right; the built clip pans and zooms onto her.
@@ -108,13 +110,13 @@ def test_no_face_then_cut_to_face(shared_results):
 def test_result_json_round_trip(shared_results):
     _, result = shared_results("face_noface.mov")
     text = json.dumps(result.to_dict())
-    restored = FaceTrackResult.from_dict(json.loads(text))
+    restored = read_face_track(json.loads(text))
     assert restored == result
     assert restored.persons.keys() == result.persons.keys() and all(isinstance(k, int) for k in restored.persons)
     assert text.count('"version": 3') == 1
     np.testing.assert_array_equal(restored.present, result.present)
     with pytest.raises(ValueError, match="not a valid face-track result"):
-        FaceTrackResult.from_dict({"frames": [{"timestamp": 0.0}]})
+        read_face_track({"frames": [{"timestamp": 0.0}]})
 
 
 def test_crops_of_a_real_video(shared_results):
@@ -160,7 +162,7 @@ def test_known_faces_of_the_photo(multi_face_image):
 
 
 def test_main_character_in_a_multi_person_pan_zoom(tmp_path, multi_face_image, tracker):
-    from facetrack.overlay import write_video
+    from facetrack.analysis.overlay import write_video
 
     frames, main_boxes = render_pan_zoom(multi_face_image)
     path = write_video(frames, tmp_path / "pan_zoom.mp4", fps=8)
@@ -181,7 +183,7 @@ def test_main_character_in_a_multi_person_pan_zoom(tmp_path, multi_face_image, t
 
 
 def test_hidden_main_face_is_missing_then_keeps_its_id(tmp_path, multi_face_image, tracker):
-    from facetrack.overlay import write_video
+    from facetrack.analysis.overlay import write_video
 
     hidden = range(10, 14)
     frames, main_boxes = render_pan_zoom(multi_face_image, hide=hidden)
@@ -228,7 +230,7 @@ def test_fragments_after_a_gap_are_relinked_by_position_without_identity():
     # Person A is seen in frames 0-5, lost in 6-9, and comes back 60 px to the right (IoU 0 with where it was):
     # ByteTrack gives it a new track; without identity, the position re-link must join the fragments. Person B
     # stays small at the edge. (Scripted faces are black squares: identity=None tests the position rule itself.)
-    from facetrack.processing.bytetrack_adapter import ByteTrackAdapter
+    from facetrack.faces.bytetrack_adapter import ByteTrackAdapter
 
     a_before, a_after, b = (200, 100, 260, 170), (280, 110, 340, 180), (560, 20, 590, 55)
     script = [[a_before, b] if t < 6 else [b] if t < 10 else [a_after, b] for t in range(16)]
@@ -334,18 +336,18 @@ def test_detectors_by_name_and_any_object_with_detect(media_dir):
 def test_bytetrack_adapter_is_pinned_to_the_checked_trackers_version():
     from importlib.metadata import version
 
-    from facetrack.processing.bytetrack_adapter import TRACKERS_VERSION
+    from facetrack.faces.bytetrack_adapter import TRACKERS_VERSION
 
     installed = version("trackers")
     assert installed == TRACKERS_VERSION, (
-        f"trackers {installed} is installed but processing/bytetrack_adapter.py was checked against "
+        f"trackers {installed} is installed but facetrack/faces/bytetrack_adapter.py was checked against "
         f"{TRACKERS_VERSION}: re-check its use of tracker.tracks, tracklet.tracker_id and tracklet.get_state_bbox(), "
         f"then update TRACKERS_VERSION and the pin in requirements-nodeps.txt")
 
 
 def test_bytetrack_adapter_keeps_each_tracks_first_frame():
     # ByteTrack gives the detection that starts a track id -1; the adapter still puts it in that track.
-    from facetrack.processing.bytetrack_adapter import ByteTrackAdapter
+    from facetrack.faces.bytetrack_adapter import ByteTrackAdapter
 
     a, b = FaceDetection((100, 100, 160, 170), 0.9), FaceDetection((400, 50, 450, 110), 0.9)
     late = FaceDetection((250, 200, 300, 260), 0.9)

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from facetrack.cli import main
-from facetrack.fec_bench import (
+from facetrack.commands.cli import main
+from facetrack.evaluation.fec_bench import (
     PAPER_COLUMNS,
     PAPER_TABLE,
-    BenchmarkError,
-    caption_metrics,
     format_table,
     load_annotations,
     read_predictions,
 )
+from facetrack.evaluation.errors import BenchmarkError
+from facetrack.evaluation.caption_metrics import caption_metrics
 
 REFERENCES = [
     "At the beginning of the video, he raises his eyebrows. Towards the end of the video, he smiles and blinks.",
@@ -136,7 +136,7 @@ def test_eval_bad_input_is_one_line_exit_2(tmp_path, capsys):
 
 def test_eval_with_tiny_model_lists_missing_videos_and_resumes(media_dir, tmp_path, capsys):
     pytest.importorskip("facetrack.hub")
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "model", tokenizer="trained")
     annotations = tmp_path / "test.json"
@@ -196,7 +196,7 @@ def test_bleu_reads_the_same_tokens_as_cider_so_punctuation_does_not_count(share
     with or without punctuation, and the value equals sacrebleu's corpus BLEU on those tokens."""
     from sacrebleu.metrics import BLEU
 
-    from facetrack.caption_metrics import tokenize
+    from facetrack.evaluation.caption_metrics import tokenize
 
     references = [item["caption"] for item in json.loads((shared_dir / "data" / "dfec_test.json").read_text())[:40]]
     unrelated = references[1:] + references[:1]
@@ -222,7 +222,7 @@ FEW_CLIPS = [
 
 @pytest.fixture(scope="module")
 def tiny_llava_onevision(tmp_path_factory):
-    from facetrack.video_chat_models import build_tiny_llava_onevision
+    from facetrack.inference.video_chat_models import build_tiny_llava_onevision
 
     return build_tiny_llava_onevision(tmp_path_factory.mktemp("tiny-llava-ov"))
 
@@ -258,7 +258,7 @@ def test_llava_onevision_fallback_builds_what_the_model_expects(tiny_llava_onevi
     pixels are the frames resized and normalised."""
     import torch
 
-    from facetrack.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner
+    from facetrack.inference.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner
 
     captioner = TransformersVideoCaptioner.load(str(tiny_llava_onevision), device="cpu")
     if captioner.fallback is None:
@@ -321,7 +321,7 @@ def test_fallback_matches_the_processor_where_torchvision_imports(tiny_llava_one
     pytest.importorskip("torchvision")
     import torch
 
-    from facetrack.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner, sample_frames
+    from facetrack.inference.video_chat_models import LlavaOnevisionFallback, TransformersVideoCaptioner, sample_frames
 
     captioner = TransformersVideoCaptioner.load(str(tiny_llava_onevision), device="cpu")
     assert captioner.processor is not None and captioner.fallback is None

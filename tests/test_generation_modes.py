@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
-from facetrack.processing.face_tracking import FaceTrackResult
-from facetrack.processing.processing_facetrack import FaceTrackProcessor
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.model.generation_facetrack import FaceTrackInputError
+from facetrack.faces.track_result import FaceTrackResult
+from facetrack.model.processing_facetrack import FaceTrackProcessor
 
 FRAME_COUNTS = (2, 3, 4)
 NEW_TOKENS = 6

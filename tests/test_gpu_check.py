@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facetrack.convert_llava_onevision import convert_llava_onevision
+from facetrack.hub.convert_llava_onevision import convert_llava_onevision
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

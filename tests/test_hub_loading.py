@@ -1,30 +1,31 @@
-"""Hub folders: what `save_hub_folder` writes, loading it with `trust_remote_code=True` in a Python that cannot see
-this project, `build_from_pretrained_parts`, and the `facetrack export` command (upload faked)."""
+"""Hub folders: what `save_hub_folder` writes (the model's and the processor's code only), loading it with
+`trust_remote_code=True` in a fresh process, what a Python without facetrack-mm is told, folders written before the
+relayout (a flat copy of the whole pipeline) loading and generating as before, `build_from_pretrained_parts`, and the
+`facetrack export` command (upload faked)."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from facetrack import cli
-from facetrack.hub import (
-    build_from_pretrained_parts,
-    code_files,
-    save_hub_folder,
-    tiny_vision_model,
-    train_tiny_tokenizer,
-)
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
-from facetrack.processing.processing_facetrack import FaceTrackProcessor
+from facetrack.commands import cli
+from facetrack.hub.builders import build_from_pretrained_parts, tiny_vision_model
+from facetrack.hub.folder import code_files, save_hub_folder
+from facetrack.hub.tokenizers import train_tiny_tokenizer
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.model.processing_facetrack import FaceTrackProcessor
 
 
 def read_card_metadata(readme: str) -> dict:
@@ -32,16 +33,34 @@ def read_card_metadata(readme: str) -> dict:
     return yaml.safe_load(readme.split("---\n")[1])
 
 
+MODEL_CODE = {"configuration_facetrack.py", "modeling_facetrack.py", "vision_facetrack.py", "generation_facetrack.py",
+              "outputs_facetrack.py", "processing_facetrack.py", "video_processing_facetrack.py"}
+
+
+def imports_of(path: Path) -> list[tuple[ast.AST, bool]]:
+    """Every import of a file, with whether it sits inside a `try` block."""
+    found = []
+
+    def visit(node: ast.AST, in_try: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append((child, in_try))
+            visit(child, in_try or isinstance(child, ast.Try))
+
+    visit(ast.parse(path.read_text()), False)
+    return found
+
+
 def test_hub_folder_is_complete(tiny_model_dir):
     names = {path.name for path in tiny_model_dir.iterdir()}
     expected = {
         "config.json", "generation_config.json", "model.safetensors", "processor_config.json", "tokenizer.json",
         "tokenizer_config.json", "chat_template.jinja", "README.md",
-        "configuration_facetrack.py", "modeling_facetrack.py", "processing_facetrack.py",
-        "video_io.py", "face_detection.py", "face_tracking.py",
-    }
+    } | MODEL_CODE
     assert expected <= names, expected - names
-    assert {path.name for path in code_files()} <= names
+    assert {path.name for path in code_files()} == MODEL_CODE
+    python_files = sorted(name for name in names if name.endswith(".py"))
+    assert len(python_files) <= 8 and set(python_files) == MODEL_CODE, python_files
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["model_type"] == "facetrack"
     assert config["auto_map"]["AutoModelForImageTextToText"] == "modeling_facetrack.FaceTrackForConditionalGeneration"
@@ -49,32 +68,42 @@ def test_hub_folder_is_complete(tiny_model_dir):
     assert config["auto_map"]["AutoConfig"] == "configuration_facetrack.FaceTrackConfig"
     processor_config = json.loads((tiny_model_dir / "processor_config.json").read_text())
     assert processor_config["auto_map"] == {"AutoProcessor": "processing_facetrack.FaceTrackProcessor"}
-    metadata = read_card_metadata((tiny_model_dir / "README.md").read_text())
+    readme = (tiny_model_dir / "README.md").read_text()
+    metadata = read_card_metadata(readme)
     assert metadata["library_name"] == "transformers"
     assert metadata["pipeline_tag"] == "video-text-to-text"
     assert metadata["license"] == "apache-2.0"
     assert "custom_code" in metadata["tags"]
-    # Hub code imports only siblings (flat, relative) and third-party packages, never this project.
+    assert "pip install facetrack-mm" in readme.split("---\n", 2)[2][:600], "the card's first lines name the package"
+    # The model's files import only their siblings (flat, relative) and third-party packages; the processor's import
+    # the face pipeline from facetrack-mm inside a `try` that names the package (transformers skips such imports in
+    # its own check and the user gets that line).
     for path in code_files():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                assert node.level in (0, 1), f"{path.name}: only flat relative imports travel to the Hub"
-                assert node.level == 0 or (tiny_model_dir / f"{node.module}.py").is_file(), (path.name, node.module)
-                assert node.level == 1 or not (node.module or "").startswith("facetrack"), path.name
-            elif isinstance(node, ast.Import):
-                assert not any(alias.name.startswith("facetrack") for alias in node.names), path.name
+        for node, in_try in imports_of(path):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and (tiny_model_dir / f"{node.module}.py").is_file(), (path.name, node.module)
+            elif any(module.startswith("facetrack") for module in modules):
+                assert path.name.startswith(("processing_", "video_processing_")) and in_try, (path.name, modules)
+                assert "pip install facetrack-mm" in path.read_text()
 
 
-ISOLATED_LOAD = textwrap.dedent(
+def run_script(code: str, tmp_path: Path, isolated: bool) -> subprocess.CompletedProcess:
+    """Run `code` in a new Python. isolated: `-S` (no .pth files, so the editable facetrack install is invisible) with
+    site-packages appended by hand, as on a machine with transformers but without facetrack-mm."""
+    header = f"SITE_PACKAGES = {sysconfig.get_paths()['purelib']!r}\n"
+    if isolated:
+        header += "import sys\nsys.path.append(SITE_PACKAGES)\n"
+    script = tmp_path / f"script_{len(list(tmp_path.glob('script_*.py')))}.py"
+    script.write_text(header + code)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
+    return subprocess.run([sys.executable, *(["-S"] if isolated else []), str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+REMOTE_LOAD = textwrap.dedent(
     """
-    import sys
-    sys.path.append(SITE_PACKAGES)  # run with -S: no .pth files, so the editable `facetrack` finder is not installed
-    try:
-        import facetrack
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("facetrack is importable in the isolated interpreter: " + repr(facetrack))
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -97,29 +126,21 @@ ISOLATED_LOAD = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_loads_with_trust_remote_code_where_the_project_is_not_importable(tiny_model_dir, media_dir, tmp_path):
-    site_packages = sysconfig.get_paths()["purelib"]
-    video = str(media_dir / "single_face.mp4")
-    output = tmp_path / "isolated.pt"
-    script = tmp_path / "isolated_load.py"
-    script.write_text(
-        f"SITE_PACKAGES = {site_packages!r}\nFOLDER = {str(tiny_model_dir)!r}\nVIDEO = {video!r}\n"
-        f"OUTPUT = {str(output)!r}\n" + ISOLATED_LOAD
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), PYTHONNOUSERSITE="1")
-    result = subprocess.run(
-        [sys.executable, "-S", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+def load_remotely(folder: Path, video: str, tmp_path: Path, isolated: bool = False) -> dict:
+    output = tmp_path / f"remote_{folder.name}.pt"
+    code = f"FOLDER = {str(folder)!r}\nVIDEO = {video!r}\nOUTPUT = {str(output)!r}\n" + REMOTE_LOAD
+    result = run_script(code, tmp_path, isolated)
     assert result.returncode == 0, result.stderr[-3000:]
-    isolated = torch.load(output, weights_only=False)
-    assert isolated["model_module"].startswith("transformers_modules.")
-    assert isolated["processor_module"].startswith("transformers_modules.")
+    remote = torch.load(output, weights_only=False)
+    assert remote["model_module"].startswith("transformers_modules.")
+    assert remote["processor_module"].startswith("transformers_modules.")
+    return remote
 
-    # The same folder, loaded here with the installed classes, gives the same inputs, logits and greedy tokens.
-    model = FaceTrackForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
-    processor = FaceTrackProcessor.from_pretrained(tiny_model_dir)
+
+def assert_same_as_installed(folder: Path, video: str, remote: dict) -> None:
+    """The folder loaded here with the installed classes gives the same inputs, logits and greedy tokens."""
+    model = FaceTrackForConditionalGeneration.from_pretrained(folder).eval()
+    processor = FaceTrackProcessor.from_pretrained(folder)
     messages = [{"role": "user", "content": [
         {"type": "video", "path": video},
         {"type": "text", "text": "Describe the facial expression changes."},
@@ -127,14 +148,58 @@ def test_loads_with_trust_remote_code_where_the_project_is_not_importable(tiny_m
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            processor_kwargs={"num_frames": 4})
     for name in ("input_ids", "attention_mask", "face_mask", "video_num_frames"):
-        assert torch.equal(inputs[name], isolated["inputs"][name]), name
+        assert torch.equal(inputs[name], remote["inputs"][name]), name
     for name in ("pixel_values_videos", "pixel_values_faces"):
-        assert torch.allclose(inputs[name], isolated["inputs"][name], atol=1e-6), name
+        assert torch.allclose(inputs[name], remote["inputs"][name], atol=1e-6), name
     with torch.no_grad():
-        logits = model(**isolated["inputs"]).logits
-        generated = model.generate(**isolated["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
-    assert (logits - isolated["logits"]).abs().max() < 1e-5
-    assert torch.equal(generated, isolated["generated"])
+        logits = model(**remote["inputs"]).logits
+        generated = model.generate(**remote["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    assert (logits - remote["logits"]).abs().max() < 1e-5
+    assert torch.equal(generated, remote["generated"])
+
+
+@pytest.mark.slow
+def test_loads_with_trust_remote_code_in_a_fresh_process(tiny_model_dir, media_dir, tmp_path):
+    video = str(media_dir / "single_face.mp4")
+    assert_same_as_installed(tiny_model_dir, video, load_remotely(tiny_model_dir, video, tmp_path))
+
+
+def test_without_facetrack_the_model_loads_and_the_processor_names_the_package(tiny_model_dir, tmp_path):
+    result = run_script(textwrap.dedent(f"""
+        try:
+            import facetrack
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("facetrack is importable in the isolated interpreter: " + repr(facetrack))
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        model = AutoModelForImageTextToText.from_pretrained({str(tiny_model_dir)!r}, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules.")
+        try:
+            AutoProcessor.from_pretrained({str(tiny_model_dir)!r}, trust_remote_code=True)
+        except ImportError as error:
+            print("processor:", error)
+        """), tmp_path, isolated=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "processor: FaceTrack-MM's processor needs the facetrack-mm package: pip install facetrack-mm" in \
+        result.stdout
+
+
+@pytest.mark.slow
+def test_a_folder_written_before_the_relayout_loads_and_generates_as_before(tiny_model_dir, media_dir, tmp_path):
+    """Folders saved by version 0.1 carry a flat copy of the whole pipeline (26 files, tests/data/hub_code_0.1.tar.gz:
+    that release's modeling_facetrack/ and processing/). They still load, without facetrack-mm, and give the same
+    inputs, logits and greedy tokens as today's classes on the same weights."""
+    old = tmp_path / "facetrack-0.1"
+    shutil.copytree(tiny_model_dir, old)
+    for path in old.glob("*.py"):
+        path.unlink()
+    with tarfile.open(Path(__file__).parent / "data" / "hub_code_0.1.tar.gz") as archive:
+        archive.extractall(old, filter="data")
+    assert len(list(old.glob("*.py"))) == 26
+    video = str(media_dir / "single_face.mp4")
+    assert_same_as_installed(old, video, load_remotely(old, video, tmp_path, isolated=True))
 
 
 def test_build_from_pretrained_parts_keeps_the_pretrained_weights(tmp_path):

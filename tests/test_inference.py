@@ -1,4 +1,4 @@
-"""facetrack.inference (used by describe, eval, the quickstart and the Space) and `facetrack describe`."""
+"""facetrack.inference.captioner (used by describe, eval, the quickstart and the Space) and `facetrack describe`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from facetrack.cli import main
-from facetrack.inference import load_captioner
-from facetrack.processing.expression_models import missing_expression_dependencies
-from facetrack.processing.face_track_result import FaceTrackResult
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.commands.cli import main
+from facetrack.inference.captioner import load_captioner
+from facetrack.expressions.models import missing_expression_dependencies
 
 needs_models = pytest.mark.skipif(bool(missing_expression_dependencies()),
                                   reason=f"expression models not installed: {missing_expression_dependencies()}")
@@ -57,7 +57,7 @@ def test_describe_json_reports_caption_track_and_timestamps(tiny_model_dir, medi
     assert result["timestamps"] == sorted(result["timestamps"])
     assert sum(frame["box"] is not None for frame in result["face_track"]["frames"]) >= 3
     # Both captions: the model's, and the measured one (same frames), which the face track's expressions hold.
-    track = FaceTrackResult.from_dict(result["face_track"])
+    track = read_face_track(result["face_track"])
     if missing_expression_dependencies():
         assert result["measured_caption"] is None and track.expressions == {}
     else:
@@ -82,7 +82,7 @@ def test_describe_without_a_model_writes_the_measured_caption(media_dir, capsys)
     assert main(["describe", video, "--frames", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] is None and result["caption"] is None and result["measured_caption"] == printed[0]
-    track = FaceTrackResult.from_dict(result["face_track"])
+    track = read_face_track(result["face_track"])
     assert track.expression_report.caption == printed[0] and len(track.expression_report.timeline) == 8
     assert main(["describe", video, "--no-expressions"]) == 2
     assert "nothing to describe without --model" in capsys.readouterr().err
@@ -99,7 +99,7 @@ def test_describe_each_person_without_a_model_gives_one_measured_caption_each(pe
     assert main(["describe", str(built.path), "--frames", "8", "--each-person", "--json"]) == 0
     persons = json.loads(capsys.readouterr().out)["persons"]
     for entry, line in zip(persons, lines):
-        track = FaceTrackResult.from_dict(entry["face_track"])
+        track = read_face_track(entry["face_track"])
         report = track.expression_report  # each person's entry carries their own expressions
         assert track.person_id == report.person_id == entry["person_id"] and entry["caption"] is None
         assert [frame.box for frame in report.timeline.frames] == track.boxes

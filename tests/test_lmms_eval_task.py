@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facetrack.caption_metrics import caption_metrics
-from facetrack.fec_bench import load_tem_metric
+from facetrack.evaluation.caption_metrics import caption_metrics
+from facetrack.evaluation.tem.metric import load_tem_metric
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "lmms_eval_tasks" / "fec_bench"
 # lmms-eval 0.7.3's TaskConfig fields (lmms_eval/api/task.py) plus `include`, which its yaml loader resolves.

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.modeling_facetrack.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
-from facetrack.modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackInputError
-from facetrack.processing.face_tracking import FaceTrackResult
-from facetrack.processing.processing_facetrack import FaceTrackProcessor
+from facetrack.model.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
+from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
+from facetrack.model.generation_facetrack import FaceTrackInputError
+from facetrack.faces.track_result import FaceTrackResult
+from facetrack.model.processing_facetrack import FaceTrackProcessor
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 from person_clips import iou, person_in_box, score_main_track
 
-from facetrack.cli import main
-from facetrack.processing import face_identity
-from facetrack.processing.face_tracking import FaceTracker, FaceTrackResult, parse_target
-from facetrack.processing.video_io import load_video
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.commands.cli import main
+from facetrack.faces import identity as face_identity
+from facetrack.faces.tracking import FaceTracker
+from facetrack.faces.track_result import FaceTrackResult
+from facetrack.faces.selection import parse_target
+from facetrack.video.decode import load_video
 
 # (case, sampled frames): the cases.
 CASES = [
@@ -134,14 +137,14 @@ def test_small_faces_need_the_full_resolution_look(tracked, person_clips):
     sides = [np.sqrt((b[2] - b[0]) * (b[3] - b[1])) for p in result.persons.values() for b in p.boxes if b]
     assert 14 <= min(sides) and max(sides) <= 30  # faces of 16-27 px
     # The downscaled pass alone (the old behaviour) finds none of them in a 1280x720 frame.
-    from facetrack.processing.face_detection import get_face_detector
+    from facetrack.faces.detection import get_face_detector
 
     downscaled_only = get_face_detector("retinaface", full_resolution_retry=False)
     assert downscaled_only.detect(clip.frames[0]) == []
 
 
 def test_retry_runs_only_where_the_downscaled_pass_sees_no_or_tiny_faces(person_clips):
-    from facetrack.processing.face_detection import get_face_detector
+    from facetrack.faces.detection import get_face_detector
 
     detector = get_face_detector("retinaface")
     sizes = []
@@ -164,7 +167,7 @@ def test_json_round_trip_and_version_1_files_load(tracked):
     _, _, result = tracked("side_by_side_swap", 32)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["version"] == 3 and set(data["tracks"]) == set(data["persons"]) == {"1", "2"}
-    assert FaceTrackResult.from_dict(data) == result
+    assert read_face_track(data) == result
     # A version-1 file (position-only tracks, `main_track_id`, frames with `track_id`) still loads.
     version_1 = {
         "version": 1, "width": 640, "height": 360, "detector": "retinaface", "main_track_id": 2,
@@ -175,21 +178,21 @@ def test_json_round_trip_and_version_1_files_load(tracked):
         "tracks": {"2": [[10.0, 10.0, 50.0, 60.0], None, [10.0, 10.0, 50.0, 60.0]],
                    "3": [None, [300.0, 20.0, 330.0, 60.0], None]},
     }
-    old = FaceTrackResult.from_dict(version_1)
+    old = read_face_track(version_1)
     assert old.main_person_id == old.person_id == 2 and old.main_track_id == 2
     assert [f.person_id for f in old.frames] == [2, None, 2]
     assert old.persons[2].scores == [0.99, None, 0.99] and old.persons[3].scores == [None, None, None]
     assert old.tracks == {2: version_1["tracks"]["2"], 3: version_1["tracks"]["3"]}
-    assert old.to_dict()["version"] == 3 and FaceTrackResult.from_dict(old.to_dict()) == old
+    assert old.to_dict()["version"] == 3 and read_face_track(old.to_dict()) == old
     with pytest.raises(ValueError, match="person 2 has 3 boxes"):
-        FaceTrackResult.from_dict({**version_1, "frames": version_1["frames"][:2]})
+        read_face_track({**version_1, "frames": version_1["frames"][:2]})
 
 
 # --------------------------------------------------------------------------------------- without the identity model
 def test_without_identity_tracking_still_works_cut_aware_and_says_so_once(person_clips, tracker, monkeypatch):
     monkeypatch.setattr(face_identity, "_warned_missing", False)
     monkeypatch.setattr(face_identity, "identity_model_problem", lambda: "dlib is not installed")
-    import facetrack.processing.face_tracking as face_tracking
+    import facetrack.faces.tracking as face_tracking
 
     monkeypatch.setattr(face_tracking, "identity_model_problem", face_identity.identity_model_problem)
     with pytest.warns(UserWarning, match="face identity is off \\(dlib is not installed\\).*pip install dlib-bin"):
@@ -211,8 +214,8 @@ def test_without_identity_tracking_still_works_cut_aware_and_says_so_once(person
 
 def test_the_identity_model_loads_only_when_needed():
     code = (
-        "import sys; from facetrack.processing.face_tracking import FaceTracker; "
-        "from facetrack.processing.video_io import load_video; "
+        "import sys; from facetrack.faces.tracking import FaceTracker; "
+        "from facetrack.video.decode import load_video; "
         "t = FaceTracker(); r = t.track(load_video('tests/media/single_face.mp4', num_frames=6)); "
         "assert r.main_person_id is not None and r.identity['faces_embedded'] == 0; "
         "print('dlib' in sys.modules)"
@@ -257,13 +260,13 @@ def swap_json(person_clips, tmp_path_factory):
 def chosen_via_cli(built, tmp_path, *options: str) -> FaceTrackResult:
     out = tmp_path / "chosen.json"
     assert main(["track", str(built.path), "--frames", "32", "--out", str(out), *options]) == 0
-    return FaceTrackResult.from_dict(json.loads(out.read_text()))
+    return read_face_track(json.loads(out.read_text()))
 
 
 @pytest.mark.parametrize("how", ["person", "person-box", "person-image"])
 def test_cli_chooses_the_other_person_in_every_frame_they_are_visible(person_clips, swap_json, tmp_path, how, capsys):
     built = person_clips["side_by_side_swap"]
-    first = FaceTrackResult.from_dict(swap_json)
+    first = read_face_track(swap_json)
     b_id = b_id_of(first, built)
     assert b_id != first.main_person_id
     if how == "person":
@@ -309,14 +312,14 @@ def test_processor_target_follows_the_chosen_person(person_clips, tiny_model_dir
 
     built = person_clips["side_by_side_swap"]
     processor = AutoProcessor.from_pretrained(tiny_model_dir, trust_remote_code=True)
-    b_id = b_id_of(FaceTrackResult.from_dict(swap_json), built)
+    b_id = b_id_of(read_face_track(swap_json), built)
     messages = [{"role": "user", "content": [{"type": "video", "path": str(built.path)},
                                              {"type": "text", "text": "Describe her face."}]}]
     inputs = processor.apply_chat_template(
         messages, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True,
         processor_kwargs={"num_frames": 32, "target": b_id, "return_face_tracks": True},
     )
-    track = FaceTrackResult.from_dict(inputs["face_tracks"][0])
+    track = read_face_track(inputs["face_tracks"][0])
     assert track.person_id == b_id and not boxes_on(track, built, "B")
     assert inputs["face_mask"].all()  # B is visible in every frame
     # A photo works the same way, as does a per-video list; a precomputed track can be re-targeted too.
@@ -340,7 +343,7 @@ def test_describe_each_person_gives_one_caption_per_person(person_clips, tiny_mo
     assert [entry["person_id"] for entry in persons] == [1, 2]
     assert [entry["is_main"] for entry in persons] == [True, False]
     for entry in persons:
-        track = FaceTrackResult.from_dict(entry["face_track"])
+        track = read_face_track(entry["face_track"])
         who = "A" if entry["is_main"] else "B"
         assert track.person_id == entry["person_id"] and not boxes_on(track, built, who)
         assert isinstance(entry["caption"], str) and entry["share"] == 1.0
@@ -353,16 +356,16 @@ def test_describe_each_person_gives_one_caption_per_person(person_clips, tiny_mo
 
 def test_describe_person_follows_the_chosen_person(person_clips, tiny_model_dir, capsys, swap_json):
     built = person_clips["side_by_side_swap"]
-    b_id = b_id_of(FaceTrackResult.from_dict(swap_json), built)
+    b_id = b_id_of(read_face_track(swap_json), built)
     assert main(["describe", str(built.path), "--model", str(tiny_model_dir), "--frames", "8", "--max-new-tokens",
                  "4", "--person", str(b_id), "--json"]) == 0
     output = json.loads(capsys.readouterr().out)
     assert output["person_id"] == b_id
-    assert not boxes_on(FaceTrackResult.from_dict(output["face_track"]), built, "B")
+    assert not boxes_on(read_face_track(output["face_track"]), built, "B")
 
 
 def test_overlay_marks_the_chosen_person(tracked):
-    from facetrack.overlay import annotate_frames
+    from facetrack.analysis.overlay import annotate_frames
 
     built, clip, result = tracked("side_by_side_swap", 32)
     b_id = b_id_of(result, built)
@@ -382,7 +385,7 @@ class ScriptedFaces:
         self.script = script
 
     def detect(self, frame):
-        from facetrack.processing.face_detection import FaceDetection
+        from facetrack.faces.detection import FaceDetection
 
         return [FaceDetection(box=box, score=0.95) for box in self.script[int(frame[0, 0, 0])]]
 

@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from facetrack.processing.face_tracking import FaceTrackResult
-from facetrack.processing.processing_facetrack import (
-    FaceTrackProcessor,
-    FaceTrackProcessorError,
-    preprocess_frames,
-)
-from facetrack.processing.video_io import VideoDecodeError
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.model.processing_facetrack import FaceTrackProcessor
+from facetrack.model.video_processing_facetrack import FaceTrackProcessorError, preprocess_frames
+from facetrack.video.probe import VideoDecodeError
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +80,7 @@ def test_precomputed_face_tracks_decode_exactly_their_frames_without_detection(p
     assert torch.allclose(again["pixel_values_videos"], first["pixel_values_videos"])
     assert torch.allclose(again["pixel_values_faces"], first["pixel_values_faces"])
     # A FaceTrackResult works as well as its dict; and the frames decoded are exactly the track's frames.
-    result = FaceTrackResult.from_dict(track)
+    result = read_face_track(track)
     subset = result.select_frames(range(3))
     short = processor_without_detector(text="<video>", videos=[video], face_tracks=[subset])
     assert short["video_num_frames"].tolist() == [3]
@@ -286,8 +283,8 @@ def test_old_processor_config_with_padding_side_still_loads(tiny_model_dir, tmp_
 
 # ------------------------------------------------------------------------------------------------ expressions
 def test_expressions_are_off_by_default_and_returned_when_asked(processor, media_dir, monkeypatch):
-    from facetrack.processing import expressions
-    from facetrack.processing.expression_models import missing_expression_dependencies
+    from facetrack.expressions import measure as expressions
+    from facetrack.expressions.models import missing_expression_dependencies
 
     video = str(media_dir / "single_face.mp4")
     original_init = expressions.ExpressionAnalyzer.__init__
@@ -321,7 +318,7 @@ def test_a_remote_code_processor_takes_this_packages_clip_and_track(tiny_model_d
     package's objects (what the CLI and the Space hand on) are taken as they are, without decoding again."""
     from transformers import AutoProcessor
 
-    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.analysis.video_analysis import analyze_video
 
     remote = AutoProcessor.from_pretrained(tiny_model_dir, trust_remote_code=True)
     assert type(remote).__module__.startswith("transformers_modules")
@@ -338,8 +335,8 @@ def test_a_remote_code_processor_takes_this_packages_clip_and_track(tiny_model_d
 def test_the_processor_is_composed_of_a_tokenizer_and_a_video_processor(processor, media_dir):
     """The video processor's pixels are the ones the processor computed itself before it had one: frames and face
     crops (crop_faces around the track's boxes) resized and normalised by `preprocess_frames`."""
-    from facetrack.processing.face_tracking import crop_faces
-    from facetrack.processing.video_processing_facetrack import FaceTrackVideoProcessor
+    from facetrack.video.crops import crop_faces
+    from facetrack.model.video_processing_facetrack import FaceTrackVideoProcessor
 
     assert FaceTrackProcessor.get_attributes() == ["tokenizer", "video_processor"]
     video_processor = processor.video_processor
@@ -383,7 +380,7 @@ def test_folder_saved_before_the_video_processor_loads_with_the_same_outputs(pro
 
 
 def test_video_processor_settings_go_to_one_place(processor):
-    from facetrack.processing.video_processing_facetrack import FaceTrackVideoProcessor
+    from facetrack.model.video_processing_facetrack import FaceTrackVideoProcessor
 
     with pytest.raises(FaceTrackProcessorError, match="give image_size to the video processor, not beside it"):
         FaceTrackProcessor(processor.tokenizer, FaceTrackVideoProcessor(), image_size=64)

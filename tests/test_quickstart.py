@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facetrack.processing.expression_models import missing_expression_dependencies
+from facetrack.expressions.models import missing_expression_dependencies
 from facetrack.quickstart import STAGES, Quickstart, format_report
 
 

@@ -1,4 +1,4 @@
-"""The recipes that start from a converted LLaVA-OneVision (configs/paper_7b.yaml, configs/single_gpu_0p5b.yaml):
+"""The recipes that start from a converted LLaVA-OneVision (recipes paper_7b, single_gpu_0p5b):
 they parse, their max_length holds the converted token layout, and training really starts from a converted
 checkpoint (the single-GPU recipe, shrunk to CPU, on a tiny converted LLaVA-OneVision and real clips)."""
 
@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from facetrack import training
-from facetrack.convert_llava_onevision import convert_llava_onevision
+from facetrack.hub.convert_llava_onevision import convert_llava_onevision
+from facetrack.training import run as training
+from facetrack.training.config import parse_arguments
+from facetrack.training.parts import lora_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPES = {name: REPO_ROOT / "configs" / f"{name}.yaml" for name in ("paper_7b", "single_gpu_0p5b")}
+RECIPES = {name: REPO_ROOT / "facetrack" / "training" / "recipes" / f"{name}.yaml" for name in ("paper_7b", "single_gpu_0p5b")}
 CAPTION_TOKENS = 200  # FEC-Bench captions average ~119 words
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_parses_and_its_max_length_holds_the_converted_layout(name):
-    script_args, model_args, training_args = training.parse_arguments(["--config", str(RECIPES[name]), "--bf16",
+    script_args, model_args, training_args = parse_arguments(["--config", str(RECIPES[name]), "--bf16",
                                                                        "false"])
     assert model_args.model_name_or_path.startswith("models/facetrack-llava-ov-")
     assert not model_args.train_vision_tower and training_args.activation_checkpointing
@@ -31,19 +33,19 @@ def test_recipe_parses_and_its_max_length_holds_the_converted_layout(name):
 
 
 def test_single_gpu_recipe_full_and_lora():
-    script_args, model_args, training_args = training.parse_arguments(
+    script_args, model_args, training_args = parse_arguments(
         ["--config", str(RECIPES["single_gpu_0p5b"]), "--bf16", "false"])
     assert (script_args.num_frames, training_args.per_device_train_batch_size) == (16, 1)
     assert model_args.dtype == "float32" and not model_args.use_peft
-    _, lora_args, lora_training = training.parse_arguments(
+    _, lora_args, lora_training = parse_arguments(
         ["--config", str(RECIPES["single_gpu_0p5b"]), "--bf16", "false", "--use_peft", "true", "--dtype",
          "bfloat16", "--learning_rate", "2e-4", "--projector_lr", "2e-5"])
     assert lora_args.use_peft and lora_args.dtype == "bfloat16" and lora_training.learning_rate == 2e-4
-    assert training.lora_config(lora_args).r == 16
+    assert lora_config(lora_args).r == 16
 
 
 def test_training_starts_from_a_converted_llava_onevision(tiny_llava_onevision_dir, media_dir, tmp_path):
-    from facetrack.dataset_builder import build_dataset
+    from facetrack.data.build import build_dataset
 
     model_dir = convert_llava_onevision(tiny_llava_onevision_dir, tmp_path / "models" / "facetrack-llava-ov-tiny",
                                         face_tokens_per_frame=4)
@@ -54,7 +56,7 @@ def test_training_starts_from_a_converted_llava_onevision(tiny_llava_onevision_d
     (tmp_path / "train.json").write_text(json.dumps(annotations))
     build_dataset(tmp_path / "train.json", media_dir, tmp_path / "data", split="train", num_frames=4)
 
-    script_args, model_args, training_args = training.parse_arguments([
+    script_args, model_args, training_args = parse_arguments([
         "--config", str(RECIPES["single_gpu_0p5b"]), "--model_name_or_path", str(model_dir),
         "--dataset_name", str(tmp_path / "data"), "--dataset_eval_split", "", "--output_dir", str(tmp_path / "run"),
         "--num_frames", "2", "--max_length", "512", "--max_steps", "2", "--gradient_accumulation_steps", "1",

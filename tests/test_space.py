@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetrack.processing.expression_models import missing_expression_dependencies
+from facetrack.expressions.models import missing_expression_dependencies
 from video_files import encode_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,9 +104,9 @@ def space_caption():
 
 @pytest.fixture(scope="module")
 def tem_ui():
-    from facetrack.fec_tem import tem_scoring_ui
+    from facetrack.evaluation.tem import scoring_ui
 
-    return tem_scoring_ui()
+    return scoring_ui
 
 
 @pytest.fixture(scope="module")
@@ -212,16 +212,17 @@ def test_check_upload_refuses_huge_frames_truncated_and_missing_files_by_name(sp
 
 def test_an_upload_is_probed_once(space_config, space_tracking, media_dir, tmp_path, monkeypatch):
     """The upload check's probe of the file is handed on to decoding: the header is read once."""
-    from facetrack.processing import video_io
+    from facetrack.video import decode, probe
 
     probed = []
-    real_probe = video_io.probe_video
+    real_probe = probe.probe_video
 
     def counting_probe(path, *args, **kwargs):
         probed.append(Path(path).name)
         return real_probe(path, *args, **kwargs)
 
-    monkeypatch.setattr(video_io, "probe_video", counting_probe)
+    monkeypatch.setattr(probe, "probe_video", counting_probe)
+    monkeypatch.setattr(decode, "probe_video", counting_probe)
     config = space_config.DemoConfig(work_dir=tmp_path, num_frames=4)
     outputs = space_tracking.track_video(str(media_dir / "single_face.mp4"), config, None, lambda *a, **k: None)
     assert probed == ["single_face.mp4"]
@@ -349,7 +350,7 @@ def wait_for_stable_caption(page, timeout_s: float = 90, quiet_s: float = 3) -> 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-facetrack"))
 
@@ -364,7 +365,7 @@ def captioning_demo_url(space_app, tiny_model_dir) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def expected_track(media_dir):
     """What the analysis pipeline itself finds in the test clip with the demo's frame count and decode size."""
-    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.analysis.video_analysis import analyze_video
 
     analysis = analyze_video(media_dir / "single_face.mp4", num_frames=NUM_FRAMES, max_side=1920)
     clip, result = analysis.clip, analysis.track
@@ -390,8 +391,8 @@ def model_caption(space_caption, tiny_model_dir, media_dir, expected_track) -> s
 @pytest.mark.slow
 def test_the_caption_step_decodes_and_tracks_nothing_again(space_caption, tiny_model_dir, media_dir, expected_track,
                                                           model_caption, monkeypatch):
-    """Handed the page's analysis, the caption model's processor (remote code, its own module copies) neither
-    decodes, nor probes, nor detects: the clip and its track go straight to the pixels."""
+    """Handed the page's analysis, the caption model's processor (the folder's remote code, running the installed
+    face pipeline) neither decodes, nor probes, nor detects: the clip and its track go straight to the pixels."""
     model = space_caption.CaptionModel(str(tiny_model_dir), max_new_tokens=MAX_NEW_TOKENS)
     processor = model.captioner.processor
     package = type(processor).__module__.rsplit(".", 1)[0]
@@ -400,9 +401,9 @@ def test_the_caption_step_decodes_and_tracks_nothing_again(space_caption, tiny_m
     def no_decoding(*args, **kwargs):
         raise AssertionError("the caption step must not decode, probe or detect again")
 
-    for module, name in (("video_analysis", "load_video"), ("video_io", "probe_video"),
-                         ("video_processing_facetrack", "load_video")):
-        monkeypatch.setattr(sys.modules[f"{package}.{module}"], name, no_decoding)
+    for module, name in (("facetrack.analysis.video_analysis", "load_video"), ("facetrack.video.decode", "probe_video"),
+                         ("facetrack.video.probe", "probe_video"), (f"{package}.video_processing_facetrack", "load_video")):
+        monkeypatch.setattr(sys.modules[module], name, no_decoding)
     monkeypatch.setattr(processor, "_face_tracker", type("NoTracker", (), {"track": no_decoding})())
     *_, caption = model.stream(str(media_dir / "single_face.mp4"), expected_track["analysis"])
     assert caption == model_caption
@@ -570,9 +571,9 @@ def test_follow_person_redraws_from_the_stored_track(space_config, space_trackin
     no detection); the expression plot and the measured caption switch to them."""
     from person_clips import person_in_box
 
-    import facetrack.processing.video_analysis as video_analysis
-    from facetrack.processing.expression_report import analyze_expressions
-    from facetrack.processing.face_tracking import FaceTracker
+    import facetrack.analysis.video_analysis as video_analysis
+    from facetrack.expressions.report import analyze_expressions
+    from facetrack.faces.tracking import FaceTracker
 
     config = space_config.DemoConfig(num_frames=NUM_FRAMES, work_dir=tmp_path)
     built = person_clips["side_by_side_swap"]
@@ -614,8 +615,8 @@ def test_follow_person_redraws_from_the_stored_track(space_config, space_trackin
 
 def test_without_the_expression_packages_the_page_says_what_to_install(space_config, space_tracking, media_dir,
                                                                        tmp_path, monkeypatch):
-    import facetrack.processing.video_analysis as video_analysis
-    from facetrack.processing.expression_models import INSTALL_STEP, ExpressionDependencyError
+    import facetrack.analysis.video_analysis as video_analysis
+    from facetrack.expressions.models import INSTALL_STEP, ExpressionDependencyError
 
     def missing(*args, **kwargs):
         raise ExpressionDependencyError(f"the expression timeline needs mediapipe==1.2.3; install with: {INSTALL_STEP}")

@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from facetrack.cli import main
-from facetrack.processing.expression_models import missing_expression_dependencies
-from facetrack.processing.face_tracking import FaceTrackResult
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.commands.cli import main
+from facetrack.expressions.models import missing_expression_dependencies
 from video_files import encode_video
 
 
@@ -57,7 +57,7 @@ def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "main character: person" in printed
-    result = FaceTrackResult.from_dict(json.loads(out.read_text()))
+    result = read_face_track(json.loads(out.read_text()))
     strip = "".join("M" if present else "." for present in result.present)
     assert f"main face per frame: {strip}" in printed
     assert len(result.frames) == 8 and result.present.sum() >= 7
@@ -84,7 +84,7 @@ def test_track_writes_json_overlay_and_crops(media_dir, tmp_path, capsys):
 
 
 def test_no_expressions_skips_them(media_dir, tmp_path, capsys, monkeypatch):
-    import facetrack.processing.expressions as expressions
+    import facetrack.expressions.measure as expressions
 
     def no_models(*args, **kwargs):
         raise AssertionError("--no-expressions loaded the expression models")
@@ -102,7 +102,7 @@ BLOCK_EXPRESSION_PACKAGES = """
 import sys
 sys.modules["mediapipe"] = None      # as on a machine without the optional expression packages
 sys.modules["ai_edge_litert"] = None
-from facetrack.cli import main
+from facetrack.commands.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """
 
@@ -138,7 +138,7 @@ def test_video_without_faces_is_a_normal_result(media_dir, tmp_path, capsys):
 
 
 def test_render_overlay_for_the_demo(media_dir, tmp_path):
-    from facetrack.overlay import annotate_frames, render_overlay
+    from facetrack.analysis.overlay import annotate_frames, render_overlay
 
     result, path = render_overlay(media_dir / "single_face.mp4", tmp_path / "demo.mp4", num_frames=4)
     assert path.exists() and result.main_person_id is not None
@@ -152,7 +152,7 @@ def test_render_overlay_for_the_demo(media_dir, tmp_path):
 
 
 def test_write_video_pads_odd_sizes_for_h264(tmp_path):
-    from facetrack.overlay import write_video
+    from facetrack.analysis.overlay import write_video
 
     frames = np.full((3, 33, 47, 3), 200, dtype=np.uint8)
     path = write_video(frames, tmp_path / "odd.mp4", fps=5)
@@ -200,12 +200,12 @@ def test_track_refuses_unusual_inputs_in_one_line(unusual_inputs, case, capsys):
 
 @pytest.mark.parametrize("case", ["fifo", "directory", "truncated_faststart", "huge_frames", "missing"])
 def test_describe_checks_the_video_before_loading_the_model(unusual_inputs, case, capsys, monkeypatch):
-    import facetrack.inference
+    import facetrack.inference.captioner
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the video was checked")
 
-    monkeypatch.setattr(facetrack.inference, "load_captioner", no_model)
+    monkeypatch.setattr(facetrack.inference.captioner, "load_captioner", no_model)
     path, expected = unusual_inputs[case]
     assert main(["describe", str(path), "--model", "some/model"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -221,7 +221,7 @@ def test_track_reads_a_raw_h264_stream(tmp_path, capsys):
 
 def test_large_video_is_tracked_shrunk_and_reported_in_its_own_pixels(tmp_path, capsys):
     """Frames over 1920 px are decoded shrunk; the JSON's boxes, width and height are in the video's pixels."""
-    from facetrack.sample_media import write_astronaut_clip
+    from facetrack.data.sample_media import write_astronaut_clip
 
     path = write_astronaut_clip(tmp_path / "wide.mp4", motion="zoom_in", num_frames=3, fps=3, width=2560,
                                 height=1440)

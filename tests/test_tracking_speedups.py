@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from test_face_tracking import ScriptedDetector, iou, scripted_clip
 
-from facetrack.processing.face_detection import get_face_detector
-from facetrack.processing.face_tracking import FaceTracker, crop_faces
-from facetrack.processing.video_io import load_video
+from facetrack.faces.detection import get_face_detector
+from facetrack.faces.tracking import FaceTracker
+from facetrack.video.crops import crop_faces
+from facetrack.video.decode import load_video
 
 
 def test_detector_runs_once_per_distinct_source_frame_and_repeats_get_the_same_faces():
@@ -38,7 +39,7 @@ def test_detector_runs_once_per_distinct_source_frame_and_repeats_get_the_same_f
 
 
 def test_retinaface_detects_frames_side_by_side_with_the_same_faces_in_order(media_dir):
-    from facetrack.processing.face_detection import detect_frames
+    from facetrack.faces.detection import detect_frames
 
     frames = load_video(media_dir / "face_noface.mov", num_frames=6).frames  # faces, then none (the retry runs)
     one_by_one = [get_face_detector("retinaface").detect(frame) for frame in frames]
@@ -93,7 +94,7 @@ def test_decoding_hands_frames_over_before_the_next_one_is_decoded(media_dir):
 
 
 def test_analyze_video_detects_while_decoding_with_the_same_result_as_track_after_load(media_dir):
-    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.analysis.video_analysis import analyze_video
 
     tracker = FaceTracker("retinaface", identity=None)
     for video in ["single_face.mp4", "face_noface.mov"]:
@@ -107,7 +108,7 @@ def test_detection_stream_gives_each_frame_its_faces_and_keeps_other_detectors_o
     import threading
     import time
 
-    from facetrack.processing.face_detection import DetectionStream
+    from facetrack.faces.detection import DetectionStream
 
     script = [[(10 * t, 0, 10 * t + 20, 20)] for t in range(6)]
 
@@ -140,8 +141,8 @@ def test_detection_stream_gives_each_frame_its_faces_and_keeps_other_detectors_o
 def test_a_failing_detector_or_video_stops_the_stream_with_its_own_error(media_dir, bad_files):
     import threading
 
-    from facetrack.processing.video_analysis import analyze_video
-    from facetrack.processing.video_io import VideoDecodeError
+    from facetrack.analysis.video_analysis import analyze_video
+    from facetrack.video.probe import VideoDecodeError
 
     class Broken:
         name = "broken"

@@ -17,11 +17,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from facetrack import training
-from facetrack.training import FaceTrackDataCollator, ModelArguments, ScriptArguments, TrainingSetupError
+from facetrack.training import run as training
+from facetrack.training.checkpoints import checkpoint_problem, resolve_checkpoint
+from facetrack.training.collator import FaceTrackDataCollator
+from facetrack.training.config import (
+    ModelArguments,
+    ScriptArguments,
+    TrainingSetupError,
+    parse_arguments,
+)
+from facetrack.training.data import load_training_splits
+from facetrack.training.parts import (
+    FaceTrackSFTTrainer,
+    lora_config,
+    parameter_part,
+    set_trainable_parts,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_RECIPE = REPO_ROOT / "configs" / "tiny_cpu.yaml"
+TINY_RECIPE = REPO_ROOT / "facetrack" / "training" / "recipes" / "tiny_cpu.yaml"
 # One torch thread: the tiny model is overhead-bound, and a thread pool thrashes on a shared 2-core machine.
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -56,7 +70,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
     """Four small clips (two with a face, two without), built with `build_dataset` at 4 frames per clip."""
     from skimage import data
 
-    from facetrack.dataset_builder import build_dataset
+    from facetrack.data.build import build_dataset
 
     work = tmp_path_factory.mktemp("train_data")
     videos = work / "videos"
@@ -74,7 +88,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
     """A tiny random FaceTrack-MM Hub folder (512-token tokenizer), shared by the in-process runs."""
-    from facetrack.hub import build_tiny_model
+    from facetrack.hub.builders import build_tiny_model
 
     return Path(build_tiny_model(tmp_path_factory.mktemp("tiny_base") / "model", tokenizer="trained"))
 
@@ -171,7 +185,7 @@ def test_lora_trains_only_adapters_and_projectors_and_merges(tiny_dataset, tiny_
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     output_dir = tmp_path / "lora"
-    script_args, model_args, training_args = training.parse_arguments([
+    script_args, model_args, training_args = parse_arguments([
         "--config", str(TINY_RECIPE), "--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir),
         "--model_name_or_path", str(tiny_base), "--use_peft", "true", "--max_steps", "4", "--warmup_steps", "0",
         "--save_strategy", "no", "--logging_steps", "1",
@@ -195,7 +209,7 @@ def test_lora_trains_only_adapters_and_projectors_and_merges(tiny_dataset, tiny_
     # base + adapter == merged, on a real batch.
     adapted = PeftModel.from_pretrained(base, output_dir).eval()
     processor = AutoProcessor.from_pretrained(tiny_base, trust_remote_code=True)
-    train_rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    train_rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
     batch = FaceTrackDataCollator(processor)([train_rows[0], train_rows[1]])
     batch.pop("labels")
     with torch.no_grad():
@@ -208,7 +222,7 @@ def test_lora_trains_only_adapters_and_projectors_and_merges(tiny_dataset, tiny_
 @pytest.fixture(scope="module")
 def tiny_processor_and_rows(tiny_dataset, tiny_base):
     model, processor = training.load_model_and_processor(str(tiny_base), ModelArguments())
-    rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
     return model, processor, rows
 
 
@@ -293,7 +307,7 @@ def test_each_face_track_is_parsed_once(tiny_dataset, tiny_processor_and_rows, m
         return real_loads(text, *args, **kwargs)
 
     monkeypatch.setattr(json, "loads", counting_loads)
-    rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
     assert sorted(parsed) == sorted(stored)  # the check before training: each row once
     collator = FaceTrackDataCollator(processor, num_frames=2)
     for _ in range(3):  # three epochs
@@ -315,17 +329,17 @@ def test_trainable_parts_default_and_choices(tiny_base):
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_base, trust_remote_code=True)
-    counts = training.set_trainable_parts(model, ModelArguments())
+    counts = set_trainable_parts(model, ModelArguments())
     assert counts["vision"] == 0 and counts["projector"] > 0 and counts["language_model"] > 0
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith("model.vision_tower."))
-    counts = training.set_trainable_parts(model, ModelArguments(train_language_model=False, train_vision_tower=True))
+    counts = set_trainable_parts(model, ModelArguments(train_language_model=False, train_vision_tower=True))
     assert counts["language_model"] == 0 and counts["vision"] > 0
     with pytest.raises(TrainingSetupError, match="nothing to train"):
-        training.set_trainable_parts(
+        set_trainable_parts(
             model, ModelArguments(train_language_model=False, train_projectors=False)
         )
     with pytest.raises(TrainingSetupError, match="LoRA adapts the LLM only"):
-        training.lora_config(ModelArguments(use_peft=True, train_vision_tower=True))
+        lora_config(ModelArguments(use_peft=True, train_vision_tower=True))
 
 
 def test_parts_are_found_under_peft_names_too(tiny_base):
@@ -336,26 +350,26 @@ def test_parts_are_found_under_peft_names_too(tiny_base):
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_base, trust_remote_code=True)
     model_args = ModelArguments(use_peft=True)
-    plain = {name: training.parameter_part(name) for name, _ in model.named_parameters()}
+    plain = {name: parameter_part(name) for name, _ in model.named_parameters()}
     assert set(plain.values()) == {"vision", "projector", "language_model"}
-    training.set_trainable_parts(model, model_args)
-    wrapped = get_peft_model(model, training.lora_config(model_args))
-    trained = {name: training.parameter_part(name) for name, p in wrapped.named_parameters() if p.requires_grad}
+    set_trainable_parts(model, model_args)
+    wrapped = get_peft_model(model, lora_config(model_args))
+    trained = {name: parameter_part(name) for name, p in wrapped.named_parameters() if p.requires_grad}
     assert {part for name, part in trained.items() if "lora_" in name} == {"language_model"}
     assert {part for name, part in trained.items() if "modules_to_save" in name} == {"projector"}
     assert set(trained.values()) == {"language_model", "projector"}
     with pytest.raises(TrainingSetupError, match="belongs to no known FaceTrack-MM part"):
-        training.parameter_part("model.some_new_module.weight")
+        parameter_part("model.some_new_module.weight")
 
 
 def test_projector_learning_rate_gets_its_own_group(tiny_processor_and_rows, tiny_dataset, tmp_path):
     model, processor, rows = tiny_processor_and_rows
     from trl import SFTConfig
 
-    training.set_trainable_parts(model, ModelArguments())
+    set_trainable_parts(model, ModelArguments())
     args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, learning_rate=1e-4, report_to=[],
                      remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
-    trainer = training.FaceTrackSFTTrainer(
+    trainer = FaceTrackSFTTrainer(
         model=model, args=args, data_collator=FaceTrackDataCollator(processor), train_dataset=rows,
         processing_class=processor,
     )
@@ -373,9 +387,9 @@ def test_unknown_recipe_key_is_a_clear_error(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(TINY_RECIPE.read_text() + "\nlerning_rate: 0.1\n")
     with pytest.raises(TrainingSetupError, match="lerning_rate"):
-        training.parse_arguments(["--config", str(recipe)])
+        parse_arguments(["--config", str(recipe)])
     with pytest.raises(TrainingSetupError, match="recipe file not found"):
-        training.parse_arguments(["--config", str(tmp_path / "missing.yaml")])
+        parse_arguments(["--config", str(tmp_path / "missing.yaml")])
 
 
 def test_recipe_env_and_mapping_as_trl_reads_them(tmp_path, monkeypatch):
@@ -384,28 +398,28 @@ def test_recipe_env_and_mapping_as_trl_reads_them(tmp_path, monkeypatch):
     monkeypatch.setenv("FACETRACK_RECIPE_TEST", "no")  # (and back to unset after the test)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(TINY_RECIPE.read_text() + "\nenv:\n  FACETRACK_RECIPE_TEST: 'yes'\n")
-    training.parse_arguments(["--config", str(recipe)])
+    parse_arguments(["--config", str(recipe)])
     assert os.environ["FACETRACK_RECIPE_TEST"] == "yes"
     recipe.write_text("- max_steps: 3\n")
     with pytest.raises(TrainingSetupError, match="must be a YAML mapping"):
-        training.parse_arguments(["--config", str(recipe)])
+        parse_arguments(["--config", str(recipe)])
     recipe.write_text("lerning_rate: 0.1\nmax_stepz: 3\n")  # and no use_cpu: SFTConfig would refuse bf16 first
     with pytest.raises(TrainingSetupError, match=r"unknown key\(s\) in recipe .*: lerning_rate, max_stepz"):
-        training.parse_arguments(["--config", str(recipe)])
+        parse_arguments(["--config", str(recipe)])
 
 
 def test_recipes_parse(tmp_path):
-    script_args, model_args, training_args = training.parse_arguments(["--config", str(TINY_RECIPE)])
+    script_args, model_args, training_args = parse_arguments(["--config", str(TINY_RECIPE)])
     assert model_args.tiny_language_model == "random" and not model_args.train_vision_tower
     assert training_args.remove_unused_columns is False
     assert training_args.dataset_kwargs == {"skip_prepare_dataset": True}
     # Command-line flags override the recipe.
-    _, _, overridden = training.parse_arguments(["--config", str(TINY_RECIPE), "--learning_rate", "0.5"])
+    _, _, overridden = parse_arguments(["--config", str(TINY_RECIPE), "--learning_rate", "0.5"])
     assert overridden.learning_rate == 0.5
 
     # The paper recipe (bf16 needs a GPU, so it is switched off to parse it here).
-    paper = REPO_ROOT / "configs" / "paper_7b.yaml"
-    script_args, model_args, training_args = training.parse_arguments(["--config", str(paper), "--bf16", "false"])
+    paper = REPO_ROOT / "facetrack" / "training" / "recipes" / "paper_7b.yaml"
+    script_args, model_args, training_args = parse_arguments(["--config", str(paper), "--bf16", "false"])
     assert training_args.learning_rate == 2e-5 and training_args.lr_scheduler_type == "cosine"
     assert training_args.warmup_steps == 0.03 and not model_args.train_vision_tower
     assert training_args.activation_checkpointing and script_args.num_frames == 32
@@ -415,14 +429,14 @@ def test_accelerate_configs_load_and_keep_the_global_batch():
     import yaml
     from accelerate.commands.config.config_args import ClusterConfig
 
-    paper = yaml.safe_load((REPO_ROOT / "configs" / "paper_7b.yaml").read_text())
+    paper = yaml.safe_load((REPO_ROOT / "facetrack" / "training" / "recipes" / "paper_7b.yaml").read_text())
     expected = {
         "deepspeed_zero2.yaml": ("DEEPSPEED", 2),
         "deepspeed_zero3.yaml": ("DEEPSPEED", 3),
         "fsdp.yaml": ("FSDP", None),
     }
     for name, (distributed_type, zero_stage) in expected.items():
-        path = REPO_ROOT / "configs" / "accelerate" / name
+        path = REPO_ROOT / "facetrack" / "training" / "recipes" / "accelerate" / name
         config = ClusterConfig.from_yaml_file(str(path))
         assert config.distributed_type == distributed_type and config.mixed_precision == "bf16"
         if zero_stage is not None:
@@ -430,31 +444,31 @@ def test_accelerate_configs_load_and_keep_the_global_batch():
         per_process = paper["per_device_train_batch_size"] * paper["gradient_accumulation_steps"]
         global_batch = config.num_processes * per_process
         assert global_batch == 128
-        assert f"--config_file configs/accelerate/{name}" in path.read_text()  # the launch command is documented
+        assert f"--config_file facetrack/training/recipes/accelerate/{name}" in path.read_text()  # the launch command is documented
 
 
 def test_bad_dataset_and_model_choices(tiny_dataset, tiny_base, tmp_path):
     with pytest.raises(TrainingSetupError, match="dataset_name is required"):
-        training.load_training_splits(ScriptArguments())
+        load_training_splits(ScriptArguments())
     with pytest.raises(TrainingSetupError, match="cannot load dataset"):
-        training.load_training_splits(ScriptArguments(dataset_name=str(tmp_path / "nowhere")))
+        load_training_splits(ScriptArguments(dataset_name=str(tmp_path / "nowhere")))
     with pytest.raises(TrainingSetupError, match="no split 'validation'"):
-        training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), dataset_train_split="validation"))
+        load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), dataset_train_split="validation"))
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "rows.jsonl").write_text(json.dumps({"video": "a.mp4", "caption": "x"}) + "\n")
     with pytest.raises(TrainingSetupError, match="lacks column"):
-        training.load_training_splits(ScriptArguments(dataset_name=str(plain)))
+        load_training_splits(ScriptArguments(dataset_name=str(plain)))
     with pytest.raises(TrainingSetupError, match="face_tokens_per_frame=9"):
         training.load_model_and_processor(str(tiny_base), ModelArguments(face_tokens_per_frame=9))
     with pytest.raises(TrainingSetupError, match="model_name_or_path"):
         training.resolve_model_path(ModelArguments(), str(tmp_path / "out"))
     with pytest.raises(TrainingSetupError, match="no checkpoint"):
-        training.resolve_checkpoint("true", str(tmp_path))
+        resolve_checkpoint("true", str(tmp_path))
 
 
 def test_cli_train_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("not_a_key: 1\n")
@@ -464,7 +478,7 @@ def test_cli_train_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
 
 
 def test_recipe_problems_are_one_line_errors(tmp_path, capsys):
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("max_steps: [\n")
@@ -481,7 +495,7 @@ def test_recipe_problems_are_one_line_errors(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------------------- arguments, data rows
 def test_a_bad_flag_value_is_one_line_not_the_whole_usage(tmp_path, capsys):
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     assert main(["train", "--config", str(TINY_RECIPE), "--max_steps", "abc"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -507,9 +521,9 @@ def test_values_training_cannot_use_are_refused_by_name(tmp_path, override, mess
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(TINY_RECIPE.read_text() + f"\n{override}\n")
     with pytest.raises(TrainingSetupError) as caught:
-        training.parse_arguments(["--config", str(recipe)])
+        parse_arguments(["--config", str(recipe)])
     assert message in str(caught.value)
-    _, _, epochs = training.parse_arguments(["--config", str(TINY_RECIPE), "--max_steps", "-1"])
+    _, _, epochs = parse_arguments(["--config", str(TINY_RECIPE), "--max_steps", "-1"])
     assert epochs.max_steps == -1  # -1 (train num_train_epochs) stays valid
 
 
@@ -528,7 +542,7 @@ def test_bad_face_track_rows_fail_before_the_model_loads(tiny_dataset, tmp_path,
     monkeypatch.setattr(training, "load_model_and_processor", no_model)
     monkeypatch.setattr(training, "resolve_model_path", no_model)
     output_dir = tmp_path / "run"
-    from facetrack.cli import main
+    from facetrack.commands.cli import main
 
     capsys.readouterr()
     code = main(["train", "--config", str(TINY_RECIPE), "--dataset_name", str(tmp_path / "broken"),
@@ -540,7 +554,7 @@ def test_bad_face_track_rows_fail_before_the_model_loads(tiny_dataset, tmp_path,
     assert "Traceback" not in err
     assert not output_dir.exists()
     with pytest.raises(TrainingSetupError, match="num_frames=5 but its face track has 4 frames"):
-        training.load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), num_frames=5))
+        load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset), num_frames=5))
 
 
 # -------------------------------------------------------------------------------------------------- checkpoints
@@ -552,35 +566,35 @@ def test_checkpoint_completeness_check(tmp_path, tiny_base):
     shutil.copy(tiny_base / "model.safetensors", complete)
     shutil.copy(tiny_base / "config.json", complete)
     (complete / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
-    assert training.checkpoint_problem(complete) is None
+    assert checkpoint_problem(complete) is None
 
     only_config = tmp_path / "checkpoint-8"
     only_config.mkdir()
     shutil.copy(tiny_base / "config.json", only_config)
-    assert "no trainer_state.json" in training.checkpoint_problem(only_config)
+    assert "no trainer_state.json" in checkpoint_problem(only_config)
 
     cut_state = tmp_path / "checkpoint-12"
     shutil.copytree(complete, cut_state)
     (cut_state / "trainer_state.json").write_text('{"global_step": 12, "log_hist')
-    assert "trainer_state.json is cut short" in training.checkpoint_problem(cut_state)
+    assert "trainer_state.json is cut short" in checkpoint_problem(cut_state)
 
     cut_weights = tmp_path / "checkpoint-16"
     shutil.copytree(complete, cut_weights)
     (cut_weights / "trainer_state.json").write_text(json.dumps({"global_step": 16}))
     data = (complete / "model.safetensors").read_bytes()
     (cut_weights / "model.safetensors").write_bytes(data[: len(data) - 100])
-    assert "model.safetensors is cut short" in training.checkpoint_problem(cut_weights)
+    assert "model.safetensors is cut short" in checkpoint_problem(cut_weights)
 
     # 'true' picks checkpoint-4, moves the newer incomplete ones aside and says why.
-    assert training.resolve_checkpoint("true", str(tmp_path)) == str(complete)
+    assert resolve_checkpoint("true", str(tmp_path)) == str(complete)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint-4", "incomplete-checkpoint-12", "incomplete-checkpoint-16", "incomplete-checkpoint-8"]
     with pytest.raises(TrainingSetupError, match="incomplete: no trainer_state.json"):
-        training.resolve_checkpoint(str(tmp_path / "incomplete-checkpoint-8"), str(tmp_path))
+        resolve_checkpoint(str(tmp_path / "incomplete-checkpoint-8"), str(tmp_path))
     shutil.rmtree(complete)
     (tmp_path / "checkpoint-20").mkdir()
     with pytest.raises(TrainingSetupError, match="no complete checkpoint .*checkpoint-20 is incomplete"):
-        training.resolve_checkpoint("true", str(tmp_path))
+        resolve_checkpoint("true", str(tmp_path))
 
 
 KILL_TRAINING_SCRIPT = r"""
@@ -625,12 +639,12 @@ elif stage == "trainer_state_cut":  # checkpoint-4 written but for the end of it
             die()
     TrainerState.save_to_json = killing
 elif stage == "export":  # training finished, the final Hub folder half written
-    import facetrack.hub
+    import facetrack.hub.folder
     def killing(model, processor, output_dir, **kwargs):
         Path(output_dir, "README.md").write_text("half")
         die()
-    facetrack.hub.save_hub_folder = killing
-from facetrack.training import cli_main
+    facetrack.hub.folder.save_hub_folder = killing
+from facetrack.training.run import cli_main
 cli_main(args)
 print("NOT KILLED")
 """
@@ -653,7 +667,7 @@ def uninterrupted_weights(tiny_dataset, tiny_base, tmp_path_factory):
     """The final weights of a 6-step run never interrupted (checkpoints every 2 steps)."""
     threads = torch.get_num_threads()
     output_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    training.run_training(*training.parse_arguments(
+    training.run_training(*parse_arguments(
         _train_args(tiny_dataset, output_dir, "--model_name_or_path", str(tiny_base))))
     torch.set_num_threads(threads)
     return _final_weights(output_dir)
@@ -688,8 +702,8 @@ def test_kill_9_at_each_stage_of_training_then_rerun(
     rerun = _train_args(tiny_dataset, output_dir, *extra)
     if resumed_from is not None:
         rerun += ["--resume_from_checkpoint", "true"]
-    with caplog.at_level("WARNING", logger="facetrack.checkpoints"):
-        training.run_training(*training.parse_arguments(rerun))
+    with caplog.at_level("WARNING", logger="facetrack.training.checkpoints"):
+        training.run_training(*parse_arguments(rerun))
     if resumed_from is not None:
         said = "\n".join(record.getMessage() for record in caplog.records)
         assert f"resuming from {output_dir / resumed_from}, the last complete checkpoint" in said, said

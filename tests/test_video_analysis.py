@@ -9,12 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import facetrack.processing.video_analysis as video_analysis
-from facetrack.processing.expression_models import missing_expression_dependencies
-from facetrack.processing.face_track_result import FaceTrackResult
-from facetrack.processing.face_tracking import FaceTracker
-from facetrack.processing.video_analysis import analyze_video
-from facetrack.processing.video_io import load_video
+import facetrack.analysis.video_analysis as video_analysis
+from facetrack.analysis.video_analysis import read_face_track
+from facetrack.expressions.models import missing_expression_dependencies
+from facetrack.faces.tracking import FaceTracker
+from facetrack.analysis.video_analysis import analyze_video
+from facetrack.video.decode import load_video
 
 needs_models = pytest.mark.skipif(bool(missing_expression_dependencies()),
                                   reason=f"expression models not installed: {missing_expression_dependencies()}")
@@ -66,8 +66,8 @@ def test_one_pass_decodes_once_tracks_and_measures_the_followed_person(media_dir
 
 
 def test_expressions_off_never_load_the_models(media_dir, tracker, monkeypatch):
-    """Callers that do not ask (training, the processor by default, track_video, render_overlay) pay nothing."""
-    import facetrack.processing.expressions as expressions
+    """Callers that do not ask (training, the processor by default, render_overlay) pay nothing."""
+    import facetrack.expressions.measure as expressions
 
     def no_models(*args, **kwargs):
         raise AssertionError("the expression models were loaded although nobody asked for expressions")
@@ -76,10 +76,6 @@ def test_expressions_off_never_load_the_models(media_dir, tracker, monkeypatch):
     analysis = analyze_video(media_dir / "single_face.mp4", num_frames=4, tracker=tracker, expressions=False)
     assert analysis.expressions is None and analysis.track.expressions == {} and analysis.measured_caption is None
     assert analysis.source_track().to_dict()["expressions"] == {}
-    from facetrack.processing.face_tracking import track_video
-
-    clip, result = track_video(media_dir / "single_face.mp4", num_frames=4)
-    assert result.expressions == {} and len(clip) == 4
 
 
 @needs_models
@@ -92,7 +88,7 @@ def test_a_video_without_a_face_has_no_report_and_says_so(media_dir, tracker):
 
 @needs_models
 def test_each_person_and_for_person_measure_each_person_once(person_clips, tracker, monkeypatch):
-    from facetrack.processing import expression_report
+    from facetrack.expressions import report as expression_report
 
     built = person_clips["side_by_side_swap"]
     measured = count_calls(monkeypatch, video_analysis, "analyze_expressions")
@@ -169,22 +165,22 @@ def test_version_3_round_trips_with_expressions_and_versions_1_and_2_still_load(
     data = json.loads(json.dumps(single.track.to_dict()))
     assert data["version"] == 3 and list(data["expressions"]) == ["1"]
     assert data["expressions"]["1"]["person_id"] == 1 and len(data["expressions"]["1"]["timeline"]["frames"]) == 8
-    loaded = FaceTrackResult.from_dict(data)
+    loaded = read_face_track(data)
     assert loaded.to_dict() == data and loaded.expression_report.caption == single.expressions.caption
     # Version 2 (before expressions) and version 1 (one id per position-only track) read as before.
     version_2 = {key: value for key, value in data.items() if key != "expressions"} | {"version": 2}
-    old = FaceTrackResult.from_dict(version_2)
+    old = read_face_track(version_2)
     assert old.expressions == {} and old.boxes == loaded.boxes and old.to_dict()["version"] == 3
     version_1 = {"version": 1, "width": 640, "height": 360, "main_track_id": 1, "tracks": {"1": loaded.boxes},
                  "frames": [{"timestamp": f.timestamp, "frame_index": f.frame_index, "box": f.box, "score": f.score,
                              "track_id": f.person_id} for f in loaded.frames]}
-    assert FaceTrackResult.from_dict(version_1).boxes == loaded.boxes
+    assert read_face_track(version_1).boxes == loaded.boxes
     with pytest.raises(ValueError, match=r"unknown format version 4 \(this code reads 1, 2, 3\)"):
-        FaceTrackResult.from_dict(data | {"version": 4})
+        read_face_track(data | {"version": 4})
     cut = json.loads(json.dumps(data))
     cut["expressions"]["1"]["timeline"]["frames"] = cut["expressions"]["1"]["timeline"]["frames"][:5]
     with pytest.raises(ValueError, match="person 1's expression timeline has 5 frames, the track 8"):
-        FaceTrackResult.from_dict(cut)
+        read_face_track(cut)
 
 
 @needs_models
@@ -203,4 +199,4 @@ def test_scaled_to_maps_every_box_and_select_frames_keeps_the_timeline(single):
     kept = track.select_frames([0, 3, 7])
     assert len(kept.expression_report.timeline) == 3
     assert [f.box for f in kept.expression_report.timeline.frames] == kept.boxes
-    assert FaceTrackResult.from_dict(kept.to_dict()).to_dict() == kept.to_dict()
+    assert read_face_track(kept.to_dict()).to_dict() == kept.to_dict()

@@ -12,8 +12,9 @@ import pytest
 from test_video_io import SHARED_VIDEOS
 from video_files import BAD_CASES
 
-from facetrack.processing import video_io
-from facetrack.processing.video_io import VideoDecodeError, load_video, probe_video
+from facetrack.video import decode as video_io
+from facetrack.video.probe import VideoDecodeError, probe_video
+from facetrack.video.decode import load_video
 
 DECODERS = ["decord", "pyav"]
 
@@ -98,7 +99,7 @@ def test_bad_bytes_keep_stderr_clean(bad_files):
     # decord logs its failures from C++; from memory too, the probe refuses bad data before decord sees it.
     paths = [str(path) for case, (path, _) in bad_files.items() if path.is_file()]
     script = (
-        "import sys\nfrom pathlib import Path\nfrom facetrack.processing.video_io import VideoDecodeError, load_video\n"
+        "import sys\nfrom pathlib import Path\nfrom facetrack.video.decode import VideoDecodeError, load_video\n"
         "for path in sys.argv[1:]:\n"
         "    try:\n        load_video(Path(path).read_bytes(), num_frames=4)\n        print('decoded')\n"
         "    except VideoDecodeError:\n        print('raised VideoDecodeError')\n"
@@ -109,7 +110,7 @@ def test_bad_bytes_keep_stderr_clean(bad_files):
 
 
 def test_probe_reads_bytes_and_file_objects(media_dir):
-    from facetrack.processing.video_io import VideoTooLargeError
+    from facetrack.video.probe import VideoTooLargeError
 
     path = media_dir / "single_face.mp4"
     from_path = probe_video(path, count_frames=True)

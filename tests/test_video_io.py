@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 from video_files import BAD_CASES, encode_video, write_rotated_phone_video, write_video
 
-from facetrack.processing import video_io
-from facetrack.processing.video_io import VideoClip, VideoDecodeError, load_video
+from facetrack.video import decode as video_io
+from facetrack.video.decode import VideoClip, load_video
+from facetrack.video.probe import VideoDecodeError
 
 SHARED_VIDEOS = {  # name: (frames, width, height)
     "single_face.mp4": (72, 640, 360),
@@ -217,7 +218,7 @@ def _run_on_each(function: str, paths: list[str]):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from facetrack.processing.video_io import VideoDecodeError, VideoInfo, _load_with_decord, load_video\n"
+        "from facetrack.video.decode import VideoDecodeError, VideoInfo, _load_with_decord, load_video\n"
         "unknown = VideoInfo('', '', '', 0, 0, None, None, None)  # decord gets no header facts\n"
         "for path in sys.argv[1:]:\n"
         "    try:\n"
@@ -248,7 +249,7 @@ def test_decord_does_not_abort_on_bad_files_and_load_video_keeps_stderr_clean(ba
 
 # ---------------------------------------------------------------------------------- size limits, truncation, raw
 def test_huge_frames_are_refused_from_the_header_before_decoding(huge_video, monkeypatch):
-    from facetrack.processing.video_io import VideoTooLargeError, probe_video
+    from facetrack.video.probe import VideoTooLargeError, probe_video
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a decoder was started on a file over the pixel limit")
@@ -269,7 +270,7 @@ def test_huge_frames_are_refused_from_the_header_before_decoding(huge_video, mon
 
 
 def test_pixel_limit_default_covers_4k_and_applies_to_small_limits(tmp_path):
-    from facetrack.processing.video_io import DEFAULT_MAX_PIXELS, VideoTooLargeError
+    from facetrack.video.probe import DEFAULT_MAX_PIXELS, VideoTooLargeError
 
     assert DEFAULT_MAX_PIXELS >= 3840 * 2160 and DEFAULT_MAX_PIXELS >= 4096 * 2160
     path = write_video(tmp_path / "small.mp4", numbered_frames(3))  # 96 x 64 = 6144 pixels
@@ -348,7 +349,7 @@ def test_truncated_faststart_file_is_refused_not_shortened(faststart_clip, tmp_p
                                                            packets_kept):
     # Cut at a packet boundary: the demuxer ends cleanly, and before this check both decoders returned a
     # 0.1 s clip of frames [0, 1, 1, 2] for 4 frames asked.
-    from facetrack.processing.video_io import VideoTruncatedError, probe_video
+    from facetrack.video.probe import VideoTruncatedError, probe_video
 
     path = _cut_after_packet(faststart_clip, tmp_path / f"cut{packets_kept}.mp4", packets_kept)
     if decoder == "pyav":
@@ -365,7 +366,7 @@ def test_truncated_faststart_file_is_refused_not_shortened(faststart_clip, tmp_p
 
 
 def test_complete_files_pass_the_truncation_check(media_dir, faststart_clip):
-    from facetrack.processing.video_io import probe_video
+    from facetrack.video.probe import probe_video
 
     for name, (total, width, height) in SHARED_VIDEOS.items():
         info = probe_video(media_dir / name, count_frames=True)
@@ -393,7 +394,7 @@ def test_raw_h264_elementary_stream_is_read(tmp_path, monkeypatch, decoder):
 def test_not_a_regular_file_is_named_for_what_it_is(tmp_path):
     import os
 
-    from facetrack.processing.video_io import probe_video
+    from facetrack.video.probe import probe_video
 
     fifo = tmp_path / "pipe.mp4"
     os.mkfifo(fifo)
@@ -413,12 +414,12 @@ def test_not_a_regular_file_is_named_for_what_it_is(tmp_path):
 def test_decode_errors_survive_pickling_for_worker_processes(tmp_path):
     import pickle
 
-    from facetrack.processing.video_io import VideoTruncatedError
+    from facetrack.video.probe import VideoTruncatedError
 
     error = pickle.loads(pickle.dumps(VideoTruncatedError("the file is truncated: ...", tmp_path / "a.mp4")))
     assert isinstance(error, VideoTruncatedError) and error.path == str(tmp_path / "a.mp4")
     assert str(error) == f"{tmp_path / 'a.mp4'}: the file is truncated: ..."
-    from facetrack.processing.video_io import VideoTooLargeError
+    from facetrack.video.probe import VideoTooLargeError
 
     error = pickle.loads(pickle.dumps(VideoTooLargeError("too large", "b.mp4", width=8192, height=8192, limit=5)))
     assert (error.width, error.height, error.limit, str(error)) == (8192, 8192, 5, "b.mp4: too large")

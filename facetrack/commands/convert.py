@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_llava_onevision(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from facetrack.commands.cli import UserError
 
     for name, value in (("--face-tokens", args.face_tokens), ("--global-tokens", args.global_tokens)):
         if value is not None and value < 0:
@@ -50,7 +50,7 @@ def run_llava_onevision(args: argparse.Namespace) -> int:
     if args.num_frames < 1:
         raise UserError(f"--num-frames must be at least 1, got {args.num_frames}")
 
-    from ..convert_llava_onevision import convert_llava_onevision
+    from facetrack.hub.convert_llava_onevision import convert_llava_onevision
 
     hub_kwargs = {"revision": args.revision} if args.revision else {}
     out = convert_llava_onevision(

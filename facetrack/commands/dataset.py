@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--split", default="train", help="split name of these annotations (train, test, ...)")
     build.add_argument("--num-frames", type=int, default=32, help="frames sampled per clip for the face track")
     build.add_argument("--num-proc", type=int, default=1, help="worker processes for decoding + face tracking")
-    build.add_argument("--detector", default="retinaface", help="face detector name (see facetrack.processing)")
+    build.add_argument("--detector", default="retinaface", help="face detector name (see facetrack.faces.detection)")
     build.add_argument("--license", default="other", help="license identifier written in the dataset card")
     build.add_argument("--max-shard-size", default="500MB", help="largest parquet shard (videos included)")
     build.add_argument("--no-expressions", action="store_true",
@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from facetrack.cli import UserError
-    from facetrack.dataset_builder import DatasetBuildError, build_dataset, push_dataset
+    from facetrack.commands.cli import UserError
+    from facetrack.data.build import DatasetBuildError, build_dataset, push_dataset
 
     try:
         report = build_dataset(

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from facetrack.person_options import add_person_arguments, target_from_args
+from facetrack.commands.person_options import add_person_arguments, target_from_args
 
 DECODE_MAX_SIDE = 1920  # as `facetrack track`: the frames are shrunk to this before tracking (boxes in video pixels)
 DEFAULT_MEASURED_FRAMES = 32  # frames sampled without a model (with one: the processor's count)
@@ -46,12 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
-    from ..inference import DEFAULT_PROMPT, load_captioner
-    from ..processing.expression_models import ExpressionDependencyError, check_expression_dependencies
-    from ..processing.face_tracking import FaceTracker
-    from ..processing.video_analysis import analyze_video
-    from ..processing.video_io import probe_video
+    from facetrack.commands.cli import UserError
+    from facetrack.data.schema import FEC_BENCH_PROMPT
+    from facetrack.inference.captioner import load_captioner
+    from facetrack.expressions.models import ExpressionDependencyError, check_expression_dependencies
+    from facetrack.faces.tracking import FaceTracker
+    from facetrack.analysis.video_analysis import analyze_video
+    from facetrack.video.probe import probe_video
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                              target=target, expressions=expressions)
     if analysis.expression_problem:  # with a model: its caption still comes, the measured one cannot
         print(f"note: no measured caption: {analysis.expression_problem}", file=sys.stderr)
-    prompt = (args.prompt or DEFAULT_PROMPT) if captioner else None
+    prompt = (args.prompt or FEC_BENCH_PROMPT) if captioner else None
     if args.each_person:
         return describe_each_person(captioner, analysis, args, prompt)
 

@@ -60,14 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_any_captioner(args: argparse.Namespace):
     """(captioner, generation record): an endpoint, a FaceTrack-MM model or another transformers video chat model."""
-    from facetrack.video_chat_models import OpenAIVideoCaptioner, TransformersVideoCaptioner, model_type_of
+    from facetrack.inference.video_chat_models import OpenAIVideoCaptioner, TransformersVideoCaptioner, model_type_of
 
     if args.api_base_url:
         captioner = OpenAIVideoCaptioner(args.api_base_url, args.model, api_key=os.environ.get(args.api_key_env),
                                          image_detail=args.image_detail)
         record = {"backend": "openai-compatible", "model": args.model, "base_url": args.api_base_url}
     elif model_type_of(args.model) == "facetrack":
-        from facetrack.inference import load_captioner
+        from facetrack.inference.captioner import load_captioner
 
         captioner = load_captioner(args.model, device=args.device, dtype=args.dtype)
         record = {"backend": "facetrack", "model": args.model}
@@ -85,16 +85,16 @@ def load_any_captioner(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from facetrack.cli import UserError
-    from facetrack.fec_bench import (
-        BenchmarkError,
+    from facetrack.commands.cli import UserError
+    from facetrack.evaluation.errors import BenchmarkError
+    from facetrack.evaluation.fec_bench import (
         evaluate_benchmark,
-        generate_predictions,
         load_annotations,
         read_predictions,
         split_missing_videos,
     )
-    from facetrack.inference import DEFAULT_PROMPT
+    from facetrack.evaluation.generation import generate_predictions
+    from facetrack.data.schema import FEC_BENCH_PROMPT
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             model_name = f"{args.api_base_url}#{args.model}" if args.api_base_url else args.model
             predictions, unreadable = generate_predictions(
                 captioner, present, args.video_root, out_dir / "predictions.jsonl", model_name=model_name,
-                batch_size=args.batch_size, num_frames=args.num_frames, prompt=args.prompt or DEFAULT_PROMPT,
+                batch_size=args.batch_size, num_frames=args.num_frames, prompt=args.prompt or FEC_BENCH_PROMPT,
                 max_new_tokens=args.max_new_tokens,
                 progress=lambda done, total: print(f"captioned {done}/{total}", file=sys.stderr),
             )

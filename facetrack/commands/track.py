@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from facetrack.person_options import add_person_arguments, target_from_args
+from facetrack.commands.person_options import add_person_arguments, target_from_args
 
 DECODE_MAX_SIDE = 1920  # longest side of the frames tracked, overlaid and cropped (the JSON is in source pixels)
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from facetrack.cli import UserError
+    from facetrack.commands.cli import UserError
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--crop-size must be at least 8, got {args.crop_size}")
 
     target = target_from_args(args)
-    from facetrack.processing.face_tracking import FaceTracker
-    from facetrack.processing.video_analysis import analyze_video
+    from facetrack.faces.tracking import FaceTracker
+    from facetrack.analysis.video_analysis import analyze_video
 
     # Frames over 1920 px are decoded shrunk (the detector works at 640 px; a 4K clip's 32 frames would take 2 GB);
     # the JSON gives boxes in the video's own pixels, and a --person-box is read in those too.
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(analysis.source_track().to_dict(), indent=1))
         print(f"wrote {out}")
     if args.render:
-        from facetrack.overlay import write_overlay_video
+        from facetrack.analysis.overlay import write_overlay_video
 
         print(f"wrote {write_overlay_video(clip.frames, result, args.render)}")
     if args.crops:

@@ -11,11 +11,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="instruction-tune FaceTrack-MM with TRL's SFTTrainer (same as python train_sft.py)",
         description=(
             "Instruction-tune FaceTrack-MM on a dataset built by `facetrack dataset build`: "
-            "facetrack train --config configs/tiny_cpu.yaml [--key value ...]. `facetrack train --help` lists every "
+            "facetrack train --config tiny_cpu [--key value ...]. `facetrack train --help` lists every "
             "recipe key (script, model and TRL SFTConfig arguments)."
         ),
         # Every argument, --config and --help included, belongs to the recipe parser (TRL's TrlParser in
-        # facetrack.training); a prefix other than "-" makes argparse hand them over untouched.
+        # facetrack.training.run); a prefix other than "-" makes argparse hand them over untouched.
         prefix_chars="+",
         add_help=False,
     )
@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facetrack.cli import UserError
-    from facetrack.training import TrainingSetupError, main
+    from facetrack.commands.cli import UserError
+    from facetrack.training.config import TrainingSetupError
+    from facetrack.training.run import main
 
     try:
         return main(list(args.recipe_args))

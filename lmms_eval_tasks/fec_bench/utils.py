@@ -10,7 +10,7 @@ Where things are found:
 - videos: $FEC_BENCH_VIDEO_ROOT / doc["video"];
 - the TEM metric: $FEC_BENCH_TEM_METRIC (an `evaluate` module folder), else the installed facetrack-mm package's
   (`facetrack.evaluation.tem`);
-- CIDEr, ROUGE-L, BLEU-4: facetrack.caption_metrics (pip install the facetrack-mm package).
+- CIDEr, ROUGE-L, BLEU-4: facetrack.evaluation.caption_metrics (pip install the facetrack-mm package).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _tem_scores(predictions: tuple[str, ...], references: tuple[str, ...]) -> di
 @functools.lru_cache(maxsize=4)
 def _caption_scores(predictions: tuple[str, ...], references: tuple[str, ...]) -> dict:
     try:
-        from facetrack.caption_metrics import caption_metrics
+        from facetrack.evaluation.caption_metrics import caption_metrics
     except ImportError as error:
         raise ImportError("FEC-Bench: CIDEr / ROUGE-L / BLEU-4 need the facetrack-mm package (pip install -e "
                           "path/to/facetrack); remove them from fec_bench.yaml to run TEM and AutoDQ only") from error

@@ -1,0 +1,71 @@
+"""The model card (README.md with Hub metadata) of a FaceTrack-MM model repo."""
+
+from __future__ import annotations
+
+from facetrack.model.configuration_facetrack import FaceTrackConfig
+
+
+def model_card(
+    config: FaceTrackConfig,
+    model_name: str = "FaceTrack-MM",
+    license: str = "apache-2.0",
+    base_models: list[str] | None = None,
+) -> str:
+    """README.md with YAML metadata. `pipeline_tag: video-text-to-text` is the Hub task for video LLMs
+    (transformers 5 ships only an `image-text-to-text` pipeline, which passes images, not videos)."""
+    import yaml
+
+    metadata = {
+        "library_name": "transformers",
+        "pipeline_tag": "video-text-to-text",
+        "license": license,
+        "language": ["en"],
+        "tags": ["facetrack-mm", "video", "facial-expression", "face-tracking", "multimodal", "custom_code"],
+    }
+    if base_models:
+        metadata["base_model"] = list(base_models)
+    tokens_per_frame = config.global_tokens_per_frame + config.face_tokens_per_frame
+    order = "after" if config.projector_before_pooling else "before"
+    pooling = f"{config.video_pooling} pooling ({order} the projector)"
+    newline = "one learned newline token ends each video" if config.video_newline else "no newline token"
+    header = yaml.safe_dump(metadata, sort_keys=False).strip()
+    return f"""---
+{header}
+---
+
+# {model_name}
+
+```bash
+pip install facetrack-mm   # the processor's face pipeline: decoding, face tracking, expressions
+```
+
+A video multimodal LLM that follows the main character's face through a video and describes how their facial
+expression changes (an open implementation of FaceTrack-MM, "Facial Dynamics in Video: Instruction Tuning for Improved
+Facial Expression Perception and Contextual Awareness", arXiv 2501.07978).
+
+- Vision encoder: `{config.vision_config.model_type}` ({config.vision_config.image_size} px,
+  patch {config.vision_config.patch_size}), features from layer {config.vision_feature_layer}.
+- Language model: `{config.text_config.model_type}` (width {config.text_config.hidden_size},
+  {config.text_config.num_hidden_layers} layers).
+- Per frame: {config.global_tokens_per_frame} global tokens + {config.face_tokens_per_frame} face tokens
+  (= {tokens_per_frame}); frames without the main face use a learned "no face" embedding:
+  {config.use_no_face_embedding}.
+- Frames are pooled to the global grid by {pooling}; {newline}.
+
+## Usage
+
+```python
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+model = AutoModelForImageTextToText.from_pretrained("REPO_OR_FOLDER", trust_remote_code=True)
+processor = AutoProcessor.from_pretrained("REPO_OR_FOLDER", trust_remote_code=True)
+messages = [{{"role": "user", "content": [
+    {{"type": "video", "path": "clip.mp4"}},
+    {{"type": "text", "text": "Describe how the main character's facial expression changes."}},
+]}}]
+inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                       processor_kwargs={{"num_frames": 8}})
+output = model.generate(**inputs, max_new_tokens=128)
+print(processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+```
+"""

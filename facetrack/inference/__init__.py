@@ -1,0 +1,1 @@
+"""Captioning videos with a FaceTrack-MM model, or with another video chat model (transformers or an OpenAI-compatible endpoint)."""

@@ -1,0 +1,1 @@
+"""Instruction tuning with TRL's SFTTrainer (`run.py` reads top to bottom); the shipped recipes are in `recipes/`."""

@@ -1,0 +1,112 @@
+"""`FaceTrackDataCollator`: rows of a training split -> FaceTrack-MM inputs with labels (TRL 1.16 has no video
+collator: the trainer runs with `remove_unused_columns=False` and `dataset_kwargs={"skip_prepare_dataset": True}`,
+and this collator owns decoding, tokenisation, label masking and truncation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facetrack.training.config import TrainingSetupError
+from facetrack.training.data import row_video, subsample_track, track_frame_indices
+
+
+class FaceTrackDataCollator:
+    """Rows of a training split (`training_data.load_training_splits`) -> model inputs with labels.
+
+    Each row's video (`{"bytes", "path"}`) is decoded from its bytes at the frames of its face track (parsed once,
+    when the split was loaded); the processor crops the faces at the track's boxes and expands `<video>`. With
+    `face_source="detect"` the processor detects and tracks the faces itself, on as many uniformly sampled frames as
+    the track has. Labels are -100 everywhere but on the assistant's answer (the caption and its end-of-turn token):
+    the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
+    against the end of each sequence, so any chat template that ends the prompt on a token boundary works.
+    Sequences longer than `max_length` lose the end of their answer; a prompt (video tokens included) longer than it
+    is an error.
+    """
+
+    def __init__(
+        self,
+        processor,
+        num_frames: int | None = None,
+        max_length: int | None = None,
+        face_source: str = "precomputed",
+    ):
+        if face_source not in ("precomputed", "detect"):
+            raise TrainingSetupError(f"face_source must be 'precomputed' or 'detect', got {face_source!r}")
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.num_frames = num_frames
+        self.max_length = max_length
+        self.face_source = face_source
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        from facetrack.data.build import DatasetBuildError
+        from facetrack.video.decode import load_video
+
+        texts, answers, videos, tracks = [], [], [], []
+        for example in examples:
+            full, answer = self._texts(example["messages"])
+            track = example["face_track"]
+            if not isinstance(track, dict):
+                raise TrainingSetupError(
+                    f"row {example.get('id')!r}: face_track is a {type(track).__name__}, not a parsed track: give "
+                    "the collator rows of training_data.load_training_splits / training_split"
+                )
+            if self.num_frames is not None and self.num_frames != len(track["frames"]):
+                try:
+                    track = subsample_track(track, self.num_frames)
+                except DatasetBuildError as error:
+                    raise TrainingSetupError(f"row {example.get('id')!r}: {error}") from error
+            if self.face_source == "precomputed":
+                clip = load_video(row_video(example["video"]), num_frames=None, frame_indices=track_frame_indices(track))
+            else:
+                # The same frames the dataset build sampled (uniformly, this many), so both modes see the same pixels.
+                clip = load_video(row_video(example["video"]), num_frames=len(track["frames"]))
+            texts.append(full)
+            answers.append(answer)
+            videos.append(clip)
+            tracks.append(track)
+
+        face_tracks = tracks if self.face_source == "precomputed" else None
+        batch = self.processor(text=texts, videos=videos, face_tracks=face_tracks, padding=True, padding_side="right")
+        batch["labels"] = self._labels(batch["input_ids"], batch["attention_mask"], answers)
+        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
+            self._truncate(batch)
+        return dict(batch)
+
+    def _texts(self, messages: list[dict]) -> tuple[str, str]:
+        """(full conversation text, answer text appended after the generation prompt)."""
+        if not messages or messages[-1]["role"] != "assistant":
+            raise TrainingSetupError("each row's messages must end with the assistant's answer")
+        prompt = self.processor.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+        full = self.processor.apply_chat_template(messages, tokenize=False)
+        if not full.startswith(prompt):
+            raise TrainingSetupError(
+                "the chat template renders the conversation without its generation prompt as a prefix; the answer "
+                "tokens cannot be located for label masking"
+            )
+        return full, full[len(prompt) :]
+
+    def _labels(self, input_ids, attention_mask, answers: list[str]):
+        labels = input_ids.new_full(input_ids.shape, -100)
+        for row, answer in enumerate(answers):
+            answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            positions = attention_mask[row].nonzero().flatten()  # real tokens, whatever the padding side
+            answer_positions = positions[len(positions) - len(answer_ids) :]
+            if len(answer_ids) >= len(positions) or input_ids[row, answer_positions].tolist() != answer_ids:
+                raise TrainingSetupError(
+                    "the answer tokenised alone does not match the end of the tokenised conversation; the chat "
+                    "template must end the generation prompt on a token boundary (e.g. a newline or special token)"
+                )
+            labels[row, answer_positions] = input_ids[row, answer_positions]
+        return labels
+
+    def _truncate(self, batch) -> None:
+        # Batches are padded on the right (padding_side="right" above), so cutting the end only loses answer tokens.
+        prompt_lengths = (batch["labels"] == -100).logical_and(batch["attention_mask"].bool()).sum(1)
+        if int(prompt_lengths.max()) >= self.max_length:
+            raise TrainingSetupError(
+                f"max_length={self.max_length} is shorter than a prompt of {int(prompt_lengths.max())} tokens (video "
+                "and face tokens included): raise max_length or lower num_frames"
+            )
+        for key in ("input_ids", "attention_mask", "labels"):
+            batch[key] = batch[key][:, : self.max_length]

@@ -1,0 +1,104 @@
+"""Instruction tuning of FaceTrack-MM with TRL's `SFTTrainer`: `python train_sft.py --config recipe.yaml` or
+`facetrack train --config recipe.yaml` (any recipe key can also be given or overridden as a `--flag`).
+
+The run reads top to bottom like TRL's `examples/scripts/sft_vlm.py`: parse, data, model, trainer, train, save. The
+data comes before the model so that a bad row is reported before anything heavy loads. Each step's own module:
+
+- `training_config`: the recipe's arguments (`ScriptArguments`, `ModelArguments`, TRL's `SFTConfig`), parsed by
+  `TrlParser` and checked;
+- `checkpoints`: the last *complete* checkpoint to resume from (Trainer's own choice takes the last one, complete
+  or not);
+- `training_data`: the dataset's splits, every row checked and its face track parsed once;
+- `training_model`: the model folder to start from (or a tiny one built for the run), loaded with its processor;
+- `training_parts`: which parts train (vision tower frozen by default, projectors, the LLM fully or through LoRA)
+  and the projectors' own learning rate;
+- `training_collator`: each row's video decoded from its bytes at its face track's frames, label masking;
+- `training_export`: the final Hub-layout folder with the recipe in its model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from facetrack.training.checkpoints import resolve_checkpoint
+from facetrack.training.collator import FaceTrackDataCollator
+from facetrack.training.config import (
+    ModelArguments,
+    ScriptArguments,
+    TrainingSetupError,
+    parse_arguments,
+)
+from facetrack.training.data import load_training_splits
+from facetrack.training.export import export_final_model, recipe_record
+from facetrack.training.model import load_model_and_processor, resolve_model_path
+from facetrack.training.parts import FaceTrackSFTTrainer, lora_config, set_trainable_parts
+
+logger = logging.getLogger(__name__)
+
+
+def run_training(script_args: ScriptArguments, model_args: ModelArguments, training_args) -> dict[str, Any]:
+    """Train and export; returns {"trainer", "train_result", "final_dir"} (for scripts and benchmarks)."""
+    if script_args.cpu_threads is not None:
+        import torch
+
+        torch.set_num_threads(script_args.cpu_threads)
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+
+    ################
+    # Data
+    ################
+    train_dataset, eval_dataset = load_training_splits(script_args)
+
+    ################
+    # Model
+    ################
+    model_path = resolve_model_path(model_args, training_args.output_dir)
+    model, processor = load_model_and_processor(model_path, model_args)
+    counts = set_trainable_parts(model, model_args)
+    logger.info("trainable parameters per part (before LoRA): %s", counts)
+
+    ################
+    # Training
+    ################
+    trainer = FaceTrackSFTTrainer(
+        model=model,
+        args=training_args,
+        data_collator=FaceTrackDataCollator(
+            processor,
+            num_frames=script_args.num_frames,
+            max_length=training_args.max_length,
+            face_source=script_args.face_source,
+        ),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=processor,
+        peft_config=lora_config(model_args) if model_args.use_peft else None,
+        projector_lr=model_args.projector_lr,
+    )
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+
+    ################
+    # Save
+    ################
+    recipe = recipe_record(script_args, model_args, training_args)
+    final_dir = export_final_model(trainer, processor, model_args, recipe, model_path, training_args.output_dir)
+    logger.info("final model written to %s", final_dir)
+    return {"trainer": trainer, "train_result": train_result, "final_dir": final_dir}
+
+
+def main(argv: list[str] | None = None) -> int:
+    script_args, model_args, training_args = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    run_training(script_args, model_args, training_args)
+    return 0
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """`python train_sft.py ...`: setup errors print as one line (exit 2), no traceback."""
+    try:
+        return main(argv)
+    except TrainingSetupError as error:
+        print(f"train_sft.py: error: {error}", file=sys.stderr)
+        return 2
