@@ -34,7 +34,7 @@ from .training_config import (  # noqa: F401
 )
 from .training_data import load_training_splits
 from .training_export import export_final_model, recipe_record
-from .training_model import load_model_and_processor, resolve_model_path
+from .training_model import load_model_and_processor, resolve_model_path, tiny_model_dir
 from .training_parts import FaceTrackSFTTrainer, lora_config, parameter_part, set_trainable_parts  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
 
         torch.set_num_threads(script_args.cpu_threads)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    tiny_model_dir(model_args, training_args.output_dir)  # a place that holds others' files is refused before work
 
     ################
     # Data
