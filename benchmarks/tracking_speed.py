@@ -98,7 +98,9 @@ def time_version(path: Path, num_frames: int, video_io, face_tracking, tracker, 
     times = {"decode": decoded - start, "detect": detected - decoded, "track": tracked - detected,
              "crop": cropped - tracked, "total": cropped - start}
     row = {name: seconds * 1000 for name, seconds in times.items()}
-    row.update(identity=result.identity["ms"], decode_only=decode_ms, detector_only=detector_ms,
+    # (older revisions kept the embeddings' ms in the result itself)
+    identity_ms = tracker.timings["identity"] if hasattr(tracker, "timings") else result.identity["ms"]
+    row.update(identity=identity_ms, decode_only=decode_ms, detector_only=detector_ms,
                limit=decode_ms + detector_ms)
     return row
 

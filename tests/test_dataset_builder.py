@@ -605,3 +605,236 @@ def test_without_the_expression_packages_tracks_are_stored_and_one_line_says_why
     assert track["expressions"] == {} and row["has_face"]
     report = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]
     assert report["expressions"] == notes[0].removeprefix("expressions: ")
+
+
+# ------------------------------------------------------------------------- nothing lost, nothing let in (issue 23)
+def _tiny_root(tmp_path: Path, names=("a",)) -> Path:
+    root = tmp_path / "videos"
+    root.mkdir()
+    for name in names:
+        write_zoom_clip(root / f"{name}.mp4", num_frames=4, size=96)
+    return root
+
+
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_build_never_replaces_or_deletes_what_it_did_not_write(tmp_path, monkeypatch, capsys):
+    """A user's own card and train split (another tool's) are refused by name before any tracking; `--overwrite`
+    replaces the card only and every file facetrack did not write stays, byte for byte."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    from facetrack.commands.cli import main
+
+    root = _tiny_root(tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps([{"id": "a", "video": "a.mp4", "caption": "A smile."}]))
+    out_dir = tmp_path / "theirs"
+    (out_dir / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["their row"]}), out_dir / "data" / "train-00000-of-00001.parquet")
+    (out_dir / "README.md").write_text("---\nlicense: mit\n---\n# Their own dataset card\n")
+    before = _folder_bytes(out_dir)
+
+    tracked = []
+    original = dataset_builder._track_all
+    monkeypatch.setattr(dataset_builder, "_track_all", lambda *a, **k: tracked.append(1) or original(*a, **k))
+    with pytest.raises(DatasetBuildError, match=r"theirs/README.md was not written by `facetrack dataset build`.*"
+                                                r"--overwrite"):
+        build_dataset(tmp_path / "a.json", root, out_dir, split="test", num_frames=2, expressions=False)
+    assert _folder_bytes(out_dir) == before and not tracked  # refused before any work, nothing touched
+
+    argv = ["dataset", "build", str(tmp_path / "a.json"), "--video-root", str(root), "--out", str(out_dir),
+            "--split", "test", "--num-frames", "2", "--no-expressions"]
+    assert main(argv) == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and "README.md" in error_lines[0] and "--overwrite" in error_lines[0]
+    assert _folder_bytes(out_dir) == before
+
+    assert main(argv + ["--overwrite"]) == 0
+    after = _folder_bytes(out_dir)
+    assert after["data/train-00000-of-00001.parquet"] == before["data/train-00000-of-00001.parquet"]  # kept
+    assert after["README.md"] != before["README.md"]
+    assert load_dataset(str(out_dir), split="test")["id"] == ["a"]
+
+    # A facetrack card edited by hand afterwards is the user's too: refused again.
+    (out_dir / "README.md").write_text((out_dir / "README.md").read_text() + "\nMy own notes.\n")
+    with pytest.raises(DatasetBuildError, match="README.md was not written by .*or was changed since"):
+        build_dataset(tmp_path / "a.json", root, out_dir, split="test", num_frames=2, expressions=False)
+    assert "My own notes." in (out_dir / "README.md").read_text()
+
+
+def test_another_tools_files_are_kept_and_facetrack_splits_stay_beside_a_new_one(tmp_path):
+    from datasets import load_dataset
+
+    root = _tiny_root(tmp_path, ("a", "b"))
+    (tmp_path / "train.json").write_text(json.dumps([{"id": "a", "video": "a.mp4", "caption": "Train."}]))
+    (tmp_path / "test.json").write_text(json.dumps([{"id": "b", "video": "b.mp4", "caption": "Test."}]))
+    out_dir = tmp_path / "release"
+    (out_dir / "data").mkdir(parents=True)
+    (out_dir / "data" / "notes.parquet").write_bytes(b"another tool's file")
+    (out_dir / "keep.txt").write_text("mine")
+    build_dataset(tmp_path / "train.json", root, out_dir, split="train", num_frames=2, expressions=False)
+    build_dataset(tmp_path / "test.json", root, out_dir, split="test", num_frames=2, expressions=False)
+    build_dataset(tmp_path / "train.json", root, out_dir, split="train", num_frames=2, expressions=False)  # again
+    assert (out_dir / "data" / "notes.parquet").read_bytes() == b"another tool's file"
+    assert (out_dir / "keep.txt").read_text() == "mine"
+    dataset_dict = load_dataset(str(out_dir))
+    assert dataset_dict["train"]["id"] == ["a"] and dataset_dict["test"]["id"] == ["b"]
+    # Only the live shards of facetrack's two splits are left of what it wrote.
+    shards = sorted(p.name for p in (out_dir / "data").glob("*.parquet") if p.name != "notes.parquet")
+    assert len(shards) == 2 and shards[0].startswith("test-") and shards[1].startswith("train-")
+
+    # A release of a facetrack from before the record (.facetrack-release.json) is adopted: its card lists exactly
+    # the shards its report says facetrack wrote.
+    (out_dir / ".facetrack-release.json").unlink()
+    build_dataset(tmp_path / "train.json", root, out_dir, split="train", num_frames=2, expressions=False)
+    assert sorted(p.name for p in (out_dir / "data").glob("*.parquet") if p.name != "notes.parquet")[0] == shards[0]
+    assert len(list((out_dir / "data").glob("train-*.parquet"))) == 1
+    assert load_dataset(str(out_dir))["test"]["id"] == ["b"]
+
+
+def test_a_clip_swapped_for_a_symlink_out_of_the_root_during_the_build_is_never_released(tmp_path, monkeypatch):
+    """The path is checked first, the bytes are read later: a clip (or a folder on its path) swapped for a symbolic
+    link to a file outside the root in between is caught where the bytes are read; a clip rewritten after it was
+    tracked is not released either."""
+    root = _tiny_root(tmp_path, ("keep", "swap", "changed"))
+    (root / "sub").mkdir()
+    write_zoom_clip(root / "sub" / "inner.mp4", num_frames=4, size=96)
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    secret = outside / "secret.mp4"
+    write_astronaut_clip(secret, motion="pan_left", num_frames=5, fps=5, width=80, height=80)
+    shutil.copy(secret, outside / "sub" / "inner.mp4")
+    (tmp_path / "a.json").write_text(json.dumps([
+        {"id": "keep", "video": "keep.mp4", "caption": "Kept."},
+        {"id": "swap", "video": "swap.mp4", "caption": "Swapped for a link."},
+        {"id": "dir", "video": "sub/inner.mp4", "caption": "Its folder swapped for a link."},
+        {"id": "changed", "video": "changed.mp4", "caption": "Rewritten."},
+    ]))
+    original = dataset_builder._track_all
+
+    def track_then_swap(*args, **kwargs):  # between the check (and the tracking) and the shard writing
+        outcomes = original(*args, **kwargs)
+        (root / "swap.mp4").unlink()
+        (root / "swap.mp4").symlink_to(secret)
+        shutil.rmtree(root / "sub")
+        (root / "sub").symlink_to(outside / "sub")
+        write_zoom_clip(root / "changed.mp4", num_frames=5, size=96)
+        return outcomes
+
+    monkeypatch.setattr(dataset_builder, "_track_all", track_then_swap)
+    out_dir = tmp_path / "out"
+    report = build_dataset(tmp_path / "a.json", root, out_dir, num_frames=2, expressions=False)
+    dropped = {entry["id"]: entry for entry in report.dropped}
+    assert {key: entry["status"] for key, entry in dropped.items()} == {
+        "swap": "outside_root", "dir": "outside_root", "changed": "changed"}
+    assert report.num_written == 1
+    secret_bytes = secret.read_bytes()
+    for file in out_dir.rglob("*"):
+        if file.is_file():
+            assert secret_bytes not in file.read_bytes() and str(tmp_path).encode() not in file.read_bytes(), file
+    rows = load_built_dataset(out_dir, split="train")
+    assert rows["id"] == ["keep"] and rows[0]["video"]["bytes"] == (root / "keep.mp4").read_bytes()
+    saved = json.loads((out_dir / "build_report.json").read_text())["train"]
+    assert saved["num_written"] == 1 and {entry["id"] for entry in saved["dropped"]} == {"swap", "dir", "changed"}
+
+
+def test_a_symlink_loop_or_a_nul_byte_in_one_path_is_reported_and_skipped(tmp_path):
+    root = _tiny_root(tmp_path)
+    (root / "loop.mp4").symlink_to(root / "loop.mp4")
+    (root / "ping.mp4").symlink_to(root / "pong.mp4")
+    (root / "pong.mp4").symlink_to(root / "ping.mp4")
+    (tmp_path / "a.json").write_text(json.dumps([
+        {"id": "a", "video": "a.mp4", "caption": "Fine."},
+        {"id": "loop", "video": "loop.mp4", "caption": "A link to itself."},
+        {"id": "pingpong", "video": "ping.mp4", "caption": "Two links to each other."},
+        {"id": "nul", "video": "a.mp4\u0000.txt", "caption": "A NUL byte."},
+    ]))
+    report = build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2, expressions=False)
+    assert report.num_written == 1
+    saved = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]
+    dropped = {entry["id"]: entry for entry in saved["dropped"]}
+    assert {key: entry["status"] for key, entry in dropped.items()} == {
+        "loop": "unreadable", "pingpong": "unreadable", "nul": "invalid_path"}
+    assert "symbolic link loop" in dropped["loop"]["reason"] and "NUL byte" in dropped["nul"]["reason"]
+    assert all(str(tmp_path) not in entry["reason"] for entry in saved["dropped"])
+
+
+def test_text_that_cannot_be_stored_is_reported_by_id_before_any_tracking(tmp_path, monkeypatch):
+    root = _tiny_root(tmp_path, ("a", "b"))
+    # Valid JSON, but a lone surrogate cannot be written as UTF-8 (Arrow, parquet).
+    (tmp_path / "a.json").write_text(
+        '[{"id": "a", "video": "a.mp4", "caption": "Fine."},'
+        ' {"id": "bad", "video": "b.mp4", "caption": "A lone \\ud800 surrogate."},'
+        ' {"id": "bad\\udfff", "video": "b.mp4", "caption": "In the id."}]'
+    )
+    tracked = []
+    original = dataset_builder._track_all
+
+    def recording(video_paths, **kwargs):
+        tracked.extend(relative for _, relative in video_paths)
+        return original(video_paths, **kwargs)
+
+    monkeypatch.setattr(dataset_builder, "_track_all", recording)
+    report = build_dataset(tmp_path / "a.json", root, tmp_path / "out", num_frames=2, expressions=False)
+    assert tracked == ["a.mp4"]  # the bad items never reached the tracker
+    assert report.num_input == 3 and report.num_written == 1
+    saved = json.loads((tmp_path / "out" / "build_report.json").read_text())["train"]
+    dropped = {entry["id"]: entry for entry in saved["dropped"]}
+    assert set(dropped) == {"bad", "bad\\udfff"} and {e["status"] for e in dropped.values()} == {"invalid_text"}
+    assert "its caption is not valid text" in dropped["bad"]["reason"] and "\\ud800" in dropped["bad"]["reason"]
+    with pytest.raises(DatasetBuildError, match=r"item 1 \(id 'bad'\): its caption is not valid text"):
+        read_annotations(tmp_path / "a.json")  # without a list to report them in, such items are refused
+
+
+def test_deeply_nested_json_and_huge_ids_are_one_line_errors_naming_file_and_item(tmp_path, no_tracking, capsys):
+    from facetrack.commands.cli import main
+
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DatasetBuildError, match=r"nested.json is nested too deeply"):
+        build_dataset(nested, tmp_path, tmp_path / "out")
+    huge = tmp_path / "huge.json"
+    huge.write_text('[{"id": 1, "video": "a.mp4", "caption": "x"}, {"id": ' + "7" * 5000
+                    + ', "video": "b.mp4", "caption": "y"}]')
+    with pytest.raises(DatasetBuildError, match=r"huge.json: 1 invalid item\(s\): item 1 has an id of 5000 digits"):
+        build_dataset(huge, tmp_path, tmp_path / "out")
+    (tmp_path / "odd.json").write_text(json.dumps([{"id": [1], "video": "a.mp4", "caption": "x"},
+                                                   {"id": "x" * 300, "video": "b.mp4", "caption": "y"},
+                                                   {"id": True, "video": "c.mp4", "caption": "z"}]))
+    with pytest.raises(DatasetBuildError, match=r"item 0 has an id of type list.*item 1 has an id of 300 characters"
+                                                r".*item 2 has an id of type bool"):
+        build_dataset(tmp_path / "odd.json", tmp_path, tmp_path / "out")
+    for path in (nested, huge):
+        assert main(["dataset", "build", str(path), "--video-root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and path.name in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+
+
+def test_the_same_input_and_settings_give_byte_identical_shards(tmp_path, monkeypatch):
+    """No wall-clock time inside a stored face track: two builds (here the face embeddings take a different time
+    each run, as they do) write the same parquet bytes."""
+    from facetrack.faces import tracking as face_tracking
+
+    root = _tiny_root(tmp_path, ("a", "b"))
+    (tmp_path / "a.json").write_text(json.dumps([{"id": n, "video": f"{n}.mp4", "caption": n} for n in "ab"]))
+    calls = []
+    embed = face_tracking.embed_fragments
+
+    def slower_each_run(*args, **kwargs):
+        report = embed(*args, **kwargs)
+        calls.append(1)
+        report.milliseconds += 100.0 * len(calls)
+        return report
+
+    monkeypatch.setattr(face_tracking, "embed_fragments", slower_each_run)
+    shards = []
+    for name in ("one", "two"):
+        build_dataset(tmp_path / "a.json", root, tmp_path / name, num_frames=2)
+        (shard,) = (tmp_path / name / "data").glob("*.parquet")
+        shards.append(shard.read_bytes())
+    assert len(calls) == 4
+    assert shards[0] == shards[1]

@@ -718,3 +718,121 @@ def test_kill_9_at_each_stage_of_training_then_rerun(
     for name, tensor in uninterrupted_weights.items():
         assert torch.equal(weights[name], tensor), name
     assert (output_dir / "README.md").read_text() != "half"
+
+
+# ------------------------------------------------------------------------- nothing lost, nothing let in (issue 23)
+def test_a_tiny_model_dir_holding_other_files_is_refused_and_kept(tiny_dataset, tmp_path, capsys):
+    """`--tiny_model_dir DIR` that is not a complete model folder is never deleted nor built over: one line naming
+    DIR, exit 2, before the data or a model loads; an empty folder is built into."""
+    from facetrack.commands.cli import main
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("my notes")
+    (theirs / "config.json").write_text("{}")
+    with pytest.raises(TrainingSetupError, match=f"tiny_model_dir {theirs} exists but is not a complete model"):
+        training.resolve_model_path(ModelArguments(tiny_language_model="random", tiny_model_dir=str(theirs)),
+                                    str(tmp_path / "run"))
+    assert main(["train", "--config", str(TINY_RECIPE), "--dataset_name", str(tmp_path / "no_dataset_yet"),
+                 "--output_dir", str(tmp_path / "run"), "--tiny_model_dir", str(theirs)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(theirs) in err[0] and "not a complete model folder" in err[0], err
+    assert sorted(p.name for p in theirs.iterdir()) == ["config.json", "notes.txt"]
+    assert (theirs / "notes.txt").read_text() == "my notes"
+    assert not (tmp_path / "run").exists()
+
+    # A partial folder of another tool next to it (no facetrack marker) is left alone too.
+    stranger = tmp_path / ".empty.partial-999999999"
+    stranger.mkdir()
+    (stranger / "keep.txt").write_text("not facetrack's")
+    (tmp_path / "empty").mkdir()
+    folder = training.resolve_model_path(
+        ModelArguments(tiny_language_model="random", tiny_tokenizer="trained", tiny_model_dir=str(tmp_path / "empty")),
+        str(tmp_path / "run"))
+    assert folder == str(tmp_path / "empty") and (tmp_path / "empty" / "model.safetensors").is_file()
+    assert (stranger / "keep.txt").read_text() == "not facetrack's"
+    assert [p.name for p in tmp_path.glob(".empty.partial-*")] == [stranger.name]  # its own was renamed into place
+
+
+def _rows_with_video(tiny_dataset: Path, folder: Path, video: dict) -> Path:
+    """A copy of the tiny dataset's rows in `folder`, row 1's video replaced."""
+    import pyarrow.parquet as pq
+    from datasets import Video, load_dataset
+
+    rows = load_dataset(str(tiny_dataset), split="train").cast_column("video", Video(decode=False))
+    changed = rows.map(lambda row, index: {"video": video if index == 1 else row["video"]}, with_indices=True,
+                       features=rows.features)
+    (folder / "data").mkdir(parents=True)
+    # Written by pyarrow as it is: datasets' own to_parquet would embed the file the path names.
+    pq.write_table(changed.with_format("arrow")[:], folder / "data" / "train-00000-of-00001.parquet")
+    return folder
+
+
+def test_a_row_video_path_outside_the_dataset_folder_is_never_opened(tiny_dataset, tiny_processor_and_rows,
+                                                                      tmp_path, monkeypatch):
+    import builtins
+
+    from datasets import Video, load_dataset
+
+    _, processor, _ = tiny_processor_and_rows
+    opened = []
+    real_open = builtins.open
+    real_os_open = os.open
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def recording_os_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_os_open(path, *args, **kwargs)
+
+    passwd = _rows_with_video(tiny_dataset, tmp_path / "passwd", {"bytes": None, "path": "/etc/passwd"})
+    climbing = _rows_with_video(tiny_dataset, tmp_path / "climbing", {"bytes": None, "path": "../../etc/passwd"})
+    monkeypatch.setattr(builtins, "open", recording_open)
+    monkeypatch.setattr(os, "open", recording_os_open)
+    for folder in (passwd, climbing):
+        with pytest.raises(TrainingSetupError, match=r"row 1 \(id 'astronaut_pan'\): its video has no embedded bytes"):
+            training.load_training_splits(ScriptArguments(dataset_name=str(folder)))
+    row = load_dataset(str(passwd), split="train").cast_column("video", Video(decode=False))[1]
+    row["face_track"] = json.loads(row["face_track"])
+    with pytest.raises(TrainingSetupError, match=r"row 'astronaut_pan': its video has no embedded bytes"):
+        FaceTrackDataCollator(processor)([row])
+    assert not [path for path in opened if path.endswith("etc/passwd")]
+
+    # A relative path inside the dataset's own folder is read from there (checked where it is read).
+    inside = tmp_path / "inside"
+    _rows_with_video(tiny_dataset, inside, {"bytes": None, "path": "videos/astronaut_pan.mp4"})
+    (inside / "videos").mkdir()
+    source = tiny_dataset.parent / "videos" / "astronaut_pan.mp4"
+    (inside / "videos" / "astronaut_pan.mp4").write_bytes(source.read_bytes())
+    rows, _ = training.load_training_splits(ScriptArguments(dataset_name=str(inside)))
+    assert rows[1]["video"]["bytes"] == source.read_bytes()
+    assert FaceTrackDataCollator(processor)([rows[1]])["video_num_frames"].tolist() == [4]
+
+
+def test_an_empty_parquet_split_is_one_line_naming_split_and_file(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+
+    from facetrack.commands.cli import main
+
+    folder = tmp_path / "with_empty_test"
+    (folder / "data").mkdir(parents=True)
+    rows = load_dataset(str(tiny_dataset), split="train")
+    rows.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    pq.write_table(rows.data.table.slice(0, 0), folder / "data" / "test-00000-of-00001.parquet")
+    with pytest.raises(TrainingSetupError, match=r"split 'test': data/test-00000-of-00001.parquet holds no rows"):
+        training.load_training_splits(ScriptArguments(dataset_name=str(folder)))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(training, "resolve_model_path", no_model)
+    capsys.readouterr()
+    assert main(["train", "--config", str(TINY_RECIPE), "--dataset_name", str(folder), "--output_dir",
+                 str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "test-00000-of-00001.parquet holds no rows" in errors[0], err
+    assert "Traceback" not in err

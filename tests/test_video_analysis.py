@@ -59,7 +59,8 @@ def test_one_pass_decodes_once_tracks_and_measures_the_followed_person(media_dir
     assert report.person_id == 1 and len(report.timeline) == 8 and report.timeline.measured.sum() >= 7
     assert [frame.box for frame in report.timeline.frames] == track.boxes  # measured in the followed boxes
     assert analysis.measured_caption == report.caption and report.caption.startswith("Measured description")
-    assert set(analysis.timings) == {"decode", "track", "expressions"}
+    assert set(analysis.timings) == {"decode", "track", "identity", "expressions"}
+    assert "ms" not in track.identity  # wall-clock times live in the timings only: the track is reproducible
     crops = analysis.crops(64)
     assert crops.shape == (8, 64, 64, 3) and crops[track.present].any()
     assert analysis.source_track() is track  # 640 x 360 decoded at full size: already the video's pixels

@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("annotations", help="annotation JSON file: a list of {id, video, caption}")
     build.add_argument("--video-root", required=True, help="folder the annotation video paths are relative to")
-    build.add_argument("--out", required=True, help="output dataset folder (created; a split is replaced if rebuilt)")
+    build.add_argument("--out", required=True, help="output dataset folder (created; a split is replaced if rebuilt, "
+                       "facetrack's other splits are kept)")
+    build.add_argument("--overwrite", action="store_true",
+                       help="replace a README.md / build_report.json in --out that facetrack did not write (default: "
+                       "refuse); files facetrack did not write are never deleted")
     build.add_argument("--split", default="train", help="split name of these annotations (train, test, ...)")
     build.add_argument("--num-frames", type=int, default=32, help="frames sampled per clip for the face track")
     build.add_argument("--num-proc", type=int, default=1, help="worker processes for decoding + face tracking")
@@ -56,6 +60,7 @@ def run_build(args: argparse.Namespace) -> int:
             license=args.license,
             max_shard_size=args.max_shard_size,
             expressions=not args.no_expressions,
+            overwrite=args.overwrite,
         )
     except DatasetBuildError as error:
         raise UserError(str(error)) from error

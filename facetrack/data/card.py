@@ -110,7 +110,8 @@ used on FEC-Bench.
 
 ## Build report
 `build_report.json` lists, per split, the rows dropped because their video was missing, could not be decoded (or
-was truncated), or lay outside the video root, and the rows kept without a face.
+was truncated), lay outside the video root or changed during the build, or because their path or text could not be
+stored (a NUL byte, a lone surrogate), and the rows kept without a face.
 
 ## License
 The captions follow the license of the annotation source; the videos come from their source datasets (CAER,

@@ -13,7 +13,7 @@ load.
                    "factors": {"1": {"frames": 19, "presence": 0.59, "size": 1.0, "centrality": 0.97, "score": 0.576},
                                ...},
                    "target": null or {"kind": "person" | "box" | "image", "query": "...", "person": 2, "how": "..."}},
-     "identity": {"embedder": "dlib-resnet-v1" or null, "faces_embedded": 5, "ms": 430.0, "note": ""},
+     "identity": {"embedder": "dlib-resnet-v1" or null, "faces_embedded": 5, "fragments": 7, "note": ""},
      "shot_cuts": [1.52, 3.04],       # time (s) of the first sampled frame of every new shot
      "frames": [{"timestamp": 0.0, "frame_index": 0, "box": [x1, y1, x2, y2] or null, "score": 0.99 or null,
                  "person_id": 1 or null, "interpolated": false}, ...],

@@ -116,6 +116,9 @@ class FaceTracker:
         else:
             raise TypeError(f"identity must be 'dlib', None or an object with embed(frame, box); got {type(identity).__name__}")
         self.identity_name = None if self.identity_problem else getattr(self._embedder, "name", DlibFaceEmbedder.name)
+        # Wall-clock ms of the last `track` call's steps ({"identity": ms}): kept here, never in the result, so the
+        # same clip and settings always give the same result (a dataset release is byte-reproducible).
+        self.timings: dict[str, float] = {}
 
     @property
     def embedder(self) -> FaceEmbedder | None:
@@ -164,7 +167,8 @@ class FaceTracker:
         note = f"face identity is off ({self.identity_problem}): fragments joined by position only" \
             if self.identity_problem else ""
         identity = {"embedder": self.identity_name, "faces_embedded": report.embedded,
-                    "ms": round(report.milliseconds, 1), "fragments": len(fragments), "note": note}
+                    "fragments": len(fragments), "note": note}
+        self.timings = {"identity": report.milliseconds}
         result = FaceTrackResult(
             frames=[TrackedFrame(float(ts), int(index), None, None, None)
                     for ts, index in zip(clip.timestamps, clip.frame_indices)],

@@ -56,11 +56,19 @@ class FaceTrackDataCollator:
                     track = subsample_track(track, self.num_frames)
                 except DatasetBuildError as error:
                     raise TrainingSetupError(f"row {example.get('id')!r}: {error}") from error
+            video = example["video"]
+            if not isinstance(video, dict):  # a row's video is {"bytes", "path"}: never a path to open as it is
+                raise TrainingSetupError(f"row {example.get('id')!r}: video is a {type(video).__name__}, not a "
+                                         "{'bytes', 'path'} dict: give the collator rows of training_split")
+            try:
+                video = row_video(video)  # its bytes (a path-only row was read inside the dataset's folder)
+            except DatasetBuildError as error:
+                raise TrainingSetupError(f"row {example.get('id')!r}: {error}") from None
             if self.face_source == "precomputed":
-                clip = load_video(row_video(example["video"]), num_frames=None, frame_indices=track_frame_indices(track))
+                clip = load_video(video, num_frames=None, frame_indices=track_frame_indices(track))
             else:
                 # The same frames the dataset build sampled (uniformly, this many), so both modes see the same pixels.
-                clip = load_video(row_video(example["video"]), num_frames=len(track["frames"]))
+                clip = load_video(video, num_frames=len(track["frames"]))
             texts.append(full)
             answers.append(answer)
             videos.append(clip)

@@ -32,7 +32,7 @@ from facetrack.training.config import (
 )
 from facetrack.training.data import load_training_splits
 from facetrack.training.export import export_final_model, recipe_record
-from facetrack.training.model import load_model_and_processor, resolve_model_path
+from facetrack.training.model import load_model_and_processor, resolve_model_path, tiny_model_dir
 from facetrack.training.parts import FaceTrackSFTTrainer, lora_config, set_trainable_parts
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
 
         torch.set_num_threads(script_args.cpu_threads)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    tiny_model_dir(model_args, training_args.output_dir)  # a place that holds others' files is refused before work
 
     ################
     # Data
