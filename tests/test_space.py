@@ -239,6 +239,18 @@ def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
         space_config.check_upload(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
 
 
+def test_an_mkv_at_one_frame_per_second_is_tracked_not_called_truncated(space_config, space_tracking, tmp_path):
+    """H.264 in mkv at 1 fps without B-frames (`ffmpeg -r 1 -bf 0`): decord times none of its frames; it was refused
+    as "truncated: its header says 10.00 s but the data ends after 0.00 s"."""
+    from video_files import ffmpeg_encode
+
+    path = ffmpeg_encode(tmp_path / "slides.mkv", np.zeros((10, 64, 64, 3), dtype=np.uint8), "1")
+    config = space_config.DemoConfig(num_frames=4, work_dir=tmp_path)
+    assert space_config.check_upload(path, config)[1] == pytest.approx(10.0)
+    outputs = space_tracking.track_video(str(path), config, None, lambda *a, **k: None)
+    assert outputs.analysis.clip.timestamps == [0.0, 3.0, 6.0, 9.0]
+
+
 def test_examples_fall_back_to_the_repository_test_clips(space_config, tmp_path, monkeypatch):
     monkeypatch.setattr(space_config, "EXAMPLE_MEDIA_DIRS",
                         (tmp_path / "no_shared_here", REPO_ROOT / "tests" / "media"))
