@@ -282,3 +282,9 @@ def test_track_reads_an_mkv_at_one_frame_per_second(tmp_path, capsys):
     path = ffmpeg_encode(tmp_path / "slow.mkv", np.zeros((10, 64, 64, 3), np.uint8), "1")
     assert main(["track", str(path), "--frames", "4", "--no-expressions"]) == 0
     assert f"{path}: 4 frames sampled (64x64, 10.0 s" in capsys.readouterr().out
+
+
+def test_describe_refuses_a_token_budget_below_1(media_dir, capsys):
+    assert main(["describe", str(media_dir / "single_face.mp4"), "--max-new-tokens", "0"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["facetrack describe: error: --max-new-tokens must be at least 1, got 0"]
