@@ -1,9 +1,17 @@
 """The Space's tracking step and its views: one pass of the analysis pipeline per upload (decode once, track, measure),
 then the page's views of that one `VideoAnalysis` (overlay video, face crops, presence plot, summary, people,
-expression plot, measured caption); picking another person redraws from the same analysis."""
+expression plot, measured caption); picking another person redraws from the same analysis.
+
+Files: every view that is a file (the overlay video, the crop and people images) is written into the request's own
+folder (`new_output_dir`), under a name unique to that request, each under a temporary name first and renamed into
+place when complete. Nothing is ever rewritten, so no request can cut short a file another request is still
+downloading (gallery images handed to Gradio as arrays were rewritten in its content-addressed cache by every
+request of the same clip)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +29,10 @@ MEASURED_CAPTION_LABEL = (
 @dataclass
 class TrackingOutputs:
     annotated_video: str
-    crops: list[tuple[np.ndarray, str]]  # (face crop, caption with its timestamp), the followed person only
+    crops: list[tuple[str, str]]  # (face crop PNG, caption with its timestamp), the followed person only
     presence: pd.DataFrame  # time_s, face_height_pct, track: one row per person per sampled frame
     summary: str
-    people: list[tuple[np.ndarray, str]]  # one face per person (their biggest, surest), to pick whom to follow
+    people: list[tuple[str, str]]  # one face PNG per person (their biggest, surest), to pick whom to follow
     expression_plot: object | None  # matplotlib Figure of the followed person's expression timeline (None: none)
     measured_caption: str  # the followed person's measured caption, or why there is none
     analysis: object  # the VideoAnalysis (decoded clip + track objects): handed on to the caption step and gallery
@@ -70,6 +78,27 @@ def track_summary(result, clip, elapsed_s: float) -> str:
     return "\n\n".join(lines)
 
 
+def write_complete(path: Path, write) -> Path:
+    """`write(temporary_path)` writes the file; it is then renamed to `path` in one step, so whoever opens `path`
+    (Gradio copying it into its cache, a browser downloading it) sees the whole file or none."""
+    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(descriptor)
+    try:
+        write(Path(staging))
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_image(image: np.ndarray, path: Path) -> str:
+    """An RGB array as a PNG at `path`, written completely before it appears there."""
+    from PIL import Image
+
+    return str(write_complete(path, lambda staging: Image.fromarray(image).save(staging, format="PNG")))
+
+
 def people_gallery(clip, result) -> list[tuple[np.ndarray, str]]:
     """One face crop per person, in id order, labelled with their id (and "main" for the main character)."""
     from facetrack.video.crops import crop_faces
@@ -98,20 +127,26 @@ def render_tracking(analysis, config: DemoConfig, elapsed_s: float, progress) ->
 
     clip, result = analysis.clip, analysis.track
     progress(0.85, desc="Drawing the face boxes")
-    annotated = write_overlay_video(clip.frames, result, new_output_dir(config) / "tracked.mp4")
+    folder = new_output_dir(config)  # this request's own: its files are never written by another request
+    request = folder.name.removeprefix("request-")  # in every file name too (Gradio caches by content + name)
+    annotated = write_complete(folder / f"tracked-{request}.mp4",
+                               lambda staging: write_overlay_video(clip.frames, result, staging))
     present = np.asarray(result.present, dtype=bool)
     crops = analysis.crops(size=CROP_SIZE)
     crop_items = [
-        (crops[i], f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
+        (write_image(crops[i], folder / f"face-{i:03d}-{request}.png"),
+         f"{clip.timestamps[i]:.2f} s" + (" (interpolated)" if result.frames[i].interpolated else ""))
         for i in np.flatnonzero(present)
     ]
+    people = [(write_image(image, folder / f"person-{n:02d}-{request}.png"), label)
+              for n, (image, label) in enumerate(people_gallery(clip, result))]
     report = analysis.expressions
     return TrackingOutputs(
         annotated_video=str(annotated),
         crops=crop_items,
         presence=presence_table(result, clip.timestamps),
         summary=track_summary(result, clip, elapsed_s),
-        people=people_gallery(clip, result),
+        people=people,
         expression_plot=None if report is None else expression_figure(report),
         measured_caption=measured_caption_text(analysis),
         analysis=analysis,

@@ -240,6 +240,18 @@ def test_raw_h264_upload_is_read_and_its_length_counted(space_config, tmp_path):
         space_config.check_upload(path, space_config.DemoConfig(max_duration_s=2.0, work_dir=tmp_path))
 
 
+def test_an_mkv_at_one_frame_per_second_is_tracked_not_called_truncated(space_config, space_tracking, tmp_path):
+    """H.264 in mkv at 1 fps without B-frames (`ffmpeg -r 1 -bf 0`): decord times none of its frames; it was refused
+    as "truncated: its header says 10.00 s but the data ends after 0.00 s"."""
+    from video_files import ffmpeg_encode
+
+    path = ffmpeg_encode(tmp_path / "slides.mkv", np.zeros((10, 64, 64, 3), dtype=np.uint8), "1")
+    config = space_config.DemoConfig(num_frames=4, work_dir=tmp_path)
+    assert space_config.check_upload(path, config)[1] == pytest.approx(10.0)
+    outputs = space_tracking.track_video(str(path), config, None, lambda *a, **k: None)
+    assert outputs.analysis.clip.timestamps == [0.0, 3.0, 6.0, 9.0]
+
+
 def test_examples_fall_back_to_the_repository_test_clips(space_config, tmp_path, monkeypatch):
     monkeypatch.setattr(space_config, "EXAMPLE_MEDIA_DIRS",
                         (tmp_path / "no_shared_here", REPO_ROOT / "tests" / "media"))
@@ -669,3 +681,84 @@ def test_browser_people_gallery_picks_whom_to_follow(space_app, browser, person_
         ARTIFACTS_DIR.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS_DIR / "space-people.png"), full_page=True)
         page.close()
+
+
+# ------------------------------------------------------------------------------------------- under load (issue 23)
+def _request_files(outputs) -> list[Path]:
+    return [Path(outputs.annotated_video), *(Path(path) for path, _ in outputs.crops),
+            *(Path(path) for path, _ in outputs.people)]
+
+
+def test_each_request_writes_its_own_files_and_never_rewrites_them(space_config, space_tracking, media_dir, tmp_path):
+    """The overlay, crop and people images of a request are files of its own (a folder and names no other request
+    uses), complete when they appear; drawing the same analysis again writes new files and leaves these alone."""
+    from PIL import Image
+
+    config = space_config.DemoConfig(num_frames=4, work_dir=tmp_path)
+    first = space_tracking.track_video(str(media_dir / "single_face.mp4"), config, None, lambda *a, **k: None)
+    files = _request_files(first)
+    assert len(first.crops) >= 3 and len(first.people) == 1
+    assert all(path.is_file() for path in files) and len({path.parent for path in files}) == 1
+    folder = files[0].parent
+    assert folder.parent == tmp_path and folder.name.startswith("request-")
+    assert all(folder.name.removeprefix("request-") in path.name for path in files)  # unique names, not just folders
+    for path, _ in first.crops + first.people:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (space_config.CROP_SIZE, space_config.CROP_SIZE)
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files}
+    again = space_tracking.follow_person(first.analysis, first.analysis.track.main_person_id, config,
+                                         lambda *a, **k: None)
+    assert not set(_request_files(again)) & set(files)
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in files} == before
+    assert not [path for path in tmp_path.rglob(".*") if path.is_file()]  # no half-written files left behind
+
+
+@pytest.mark.slow
+def test_concurrent_track_calls_all_come_back_complete(space_app, media_dir, tmp_path, monkeypatch):
+    """16 /track calls of the same clip at once, through gradio_client: every reply comes back whole (each image
+    decodes, the overlay video has its frames) and the same. Writes are slowed down, as on a busy disk, so that a
+    file rewritten in place while another request downloads it is seen: gallery images returned as arrays were
+    rewritten in Gradio's content-addressed cache by every request, and a download came back cut short."""
+    import hashlib
+    import pathlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    def slow_write_bytes(self, data):
+        with open(self, "wb") as file:
+            file.write(data[: len(data) // 2])
+            file.flush()
+            time.sleep(0.2)
+            file.write(data[len(data) // 2 :])
+        return len(data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", slow_write_bytes)
+    demo = space_app.build_demo(model_path="", num_frames=4, concurrency_limit=4)
+    with serving(demo) as url:
+        def call(i: int):
+            client = Client(url, verbose=False, download_files=str(tmp_path / f"client-{i}"))
+            return client.predict(handle_file(str(media_dir / "single_face.mp4")), api_name="/track")
+
+        with ThreadPoolExecutor(16) as pool:
+            replies = list(pool.map(call, range(16)))
+
+    def image_path(item) -> str:
+        image = item["image"]
+        return image["path"] if isinstance(image, dict) else image
+
+    contents = set()
+    for video, crops, _, summary, people, _, _ in replies:
+        assert "Main character: person" in summary
+        with av.open(video) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 4
+        images = [image_path(item) for item in [*crops, *people]]
+        assert len(crops) >= 3 and len(people) == 1
+        for path in images:
+            with Image.open(path) as image:
+                image.load()  # raises on a file cut short
+        contents.add(tuple(hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in [video, *images]))
+    assert len(contents) == 1  # every reply holds the same, whole files

@@ -247,3 +247,44 @@ def test_large_video_is_tracked_shrunk_and_reported_in_its_own_pixels(tmp_path, 
     reason = capsys.readouterr().out
     assert f"person 1 is the face at box {x1:g},{y1:g},{x2:g},{y2:g} at {time:g} s" in reason
     assert "IoU 1.00" in reason
+
+
+# ------------------------------------------------------------------------- what is asked for (issue 23)
+@pytest.mark.parametrize("arguments,expected", [
+    (["--fps", "inf"], "--fps must be a finite number of frames per second > 0, got inf"),
+    (["--fps", "nan"], "--fps must be a finite number of frames per second > 0, got nan"),
+    (["--fps", "0"], "--fps must be a finite number"),
+    (["--fps", "-2"], "--fps must be a finite number"),
+    (["--frames", "-3"], "--frames must be at least 1, got -3"),
+    (["--frames", "100000"], "100000 frames asked for, over the limit of 4096 decoded frames"),
+    (["--frames", "6000"], "raise the limit with FACETRACK_MAX_VIDEO_FRAMES"),
+])
+def test_numbers_out_of_bounds_exit_2_with_one_line(media_dir, capsys, arguments, expected):
+    # --fps inf was "Maximum allowed size exceeded"; --frames 100000 a numpy traceback; 6000 took 4.2 GB.
+    assert main(["track", str(media_dir / "single_face.mp4"), *arguments]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facetrack track: error: ") and expected in lines[0], lines
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_fps_above_the_source_rate_is_capped_by_frames(media_dir, capsys):
+    # --fps 1e9 --frames 8 on a 2.4 s clip was killed at 23.5 GB.
+    assert main(["track", str(media_dir / "single_face.mp4"), "--fps", "1e9", "--frames", "8",
+                 "--no-expressions"]) == 0
+    assert "8 frames sampled (640x360, 2.4 s" in capsys.readouterr().out
+
+
+def test_track_reads_an_mkv_at_one_frame_per_second(tmp_path, capsys):
+    # H.264 in mkv at 1 fps without B-frames was "truncated: its header says 10.00 s but the data ends after 0.00 s".
+    from video_files import ffmpeg_encode
+
+    path = ffmpeg_encode(tmp_path / "slow.mkv", np.zeros((10, 64, 64, 3), np.uint8), "1")
+    assert main(["track", str(path), "--frames", "4", "--no-expressions"]) == 0
+    assert f"{path}: 4 frames sampled (64x64, 10.0 s" in capsys.readouterr().out
+
+
+def test_describe_refuses_a_token_budget_below_1(media_dir, capsys):
+    assert main(["describe", str(media_dir / "single_face.mp4"), "--max-new-tokens", "0"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["facetrack describe: error: --max-new-tokens must be at least 1, got 0"]

@@ -48,6 +48,24 @@ def encode_video(
     return path
 
 
+def ffmpeg_encode(path: Path, frames: np.ndarray, rate: str, *options: str) -> Path:
+    """`frames` (T, H, W, 3) uint8 RGB encoded by the ffmpeg command line (piped in as raw video) at `rate` frames
+    per second ("1", "1/2", ...): H.264 without B-frames unless `options` say otherwise, in the container `path`'s
+    suffix names. As users make files (`ffmpeg -i in.mp4 -r 1 -bf 0 out.mkv`), not through PyAV's muxer."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        import pytest
+
+        pytest.skip("the ffmpeg command line is not installed")
+    height, width = frames.shape[1:3]
+    command = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", rate, "-i", "-", "-c:v", "libx264", "-bf", "0", "-pix_fmt", "yuv420p", *options, str(path)]
+    subprocess.run(command, input=np.ascontiguousarray(frames, dtype=np.uint8).tobytes(), check=True, timeout=60)
+    return path
+
+
 def write_rotated_phone_video(folder: Path) -> Path:
     """A 64 x 32 landscape clip of 3 frames with a white stripe on the left, stored with a 90 degree display matrix
     as phones store portrait video: shown upright it is 32 x 64 with the stripe on top."""

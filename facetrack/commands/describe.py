@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
+    if args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if not 0.0 <= args.min_share <= 1.0:
         raise UserError(f"--min-share must be between 0 and 1, got {args.min_share}")
     if args.model is None and args.no_expressions:

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frames", type=int, default=32, metavar="N",
                         help="number of frames sampled uniformly over the video (default 32; with --fps: at most N)")
     parser.add_argument("--fps", type=float, default=None, metavar="F",
-                        help="sample F frames per second instead of a fixed count")
+                        help="sample F frames per second instead of a fixed count (at most every frame once)")
     parser.add_argument("--detector", default="retinaface", metavar="NAME",
                         help="face detector: retinaface (default) or yunet")
     parser.add_argument("--interpolate-gap", type=int, default=0, metavar="K",
@@ -43,14 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import math
     from pathlib import Path
 
     from facetrack.commands.cli import UserError
 
     if args.frames is not None and args.frames < 1:
         raise UserError(f"--frames must be at least 1, got {args.frames}")
-    if args.fps is not None and not args.fps > 0:
-        raise UserError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):  # nan, inf: refused here too
+        raise UserError(f"--fps must be a finite number of frames per second > 0, got {args.fps}")
     if args.interpolate_gap < 0:
         raise UserError(f"--interpolate-gap must be >= 0, got {args.interpolate_gap}")
     if args.crop_size < 8:

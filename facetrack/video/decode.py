@@ -9,8 +9,10 @@ and returns a `VideoClip`.
 Sampling (exactly one rule applies, in this order):
 - `frame_indices`: decode exactly these frames (indices into the source video, or into the given frame list).
 - `fps`: one frame every `1 / fps` seconds of presentation time (starting at the first frame), each mapped to the
-  frame showing at that moment, so variable-frame-rate files sample evenly in time. If `num_frames` is also given it
-  caps the count (the fps-sampled indices are uniformly thinned down to `num_frames`).
+  frame showing at that moment, so variable-frame-rate files sample evenly in time. Never more frames than the video
+  has: a rate above the video's own (more sample times than frames) gives every frame once. If `num_frames` is also
+  given it caps the count (the fps-sampled indices are uniformly thinned down to `num_frames`). `fps` must be a
+  finite number > 0.
 - `num_frames`: `num_frames` indices spread uniformly from the first to the last frame
   (`round(linspace(0, n - 1, num_frames))`). A clip shorter than `num_frames` repeats frames, so the result always
   has `num_frames` frames (models expect a fixed count).
@@ -25,12 +27,22 @@ Size: files are probed first (`video_probe.probe_video`, the header only), and f
 (`max_pixels`, default 4096 x 2160, `$FACETRACK_MAX_VIDEO_PIXELS`) are refused before anything is decoded.
 `max_side` decodes frames shrunk so their longer side is at most that many pixels (aspect kept, never enlarged):
 enough for face detection, which runs downscaled anyway, at a fraction of the memory; `VideoClip.source_width` /
-`source_height` keep the file's own size, to map boxes back.
+`source_height` keep the file's own size, to map boxes back. A stream whose frame size changes midway (clips of two
+sizes joined) is read with every frame scaled to the stream's size as its header gives it (`probe_video`'s; decord
+scales to the same).
+
+Memory: a request decodes at most `max_frames` frames (default 4096, `$FACETRACK_MAX_VIDEO_FRAMES`) and
+`max_bytes` bytes of frames (frames x height x width x 3 after `max_side`; default 4 GiB,
+`$FACETRACK_MAX_VIDEO_BYTES`); both are checked once the frames to decode are chosen (timestamps are read without
+decoding) and before any is decoded, for files and in-memory frames alike: `VideoRequestTooLargeError` names the
+limit and how to raise it.
 
 Bad files: the probe turns missing, empty, non-regular (FIFO, directory), non-video, still-image, audio-only and
 oversized files into a clear `VideoDecodeError` before decord (which logs to stderr and raises bare RuntimeErrors
 on them) is touched. Any decord failure on a file that passed the probe falls back to PyAV. A file that holds fewer
-frames than its header lists is truncated: `VideoTruncatedError`, from either decoder (rule in `video_probe`).
+frames than its header lists is truncated: `VideoTruncatedError`, from either decoder (rule in `video_probe`). Where
+decord gives no usable timestamps (H.264 in Matroska at a low frame rate without B-frames: every one is FFmpeg's
+"no timestamp"), PyAV reads the file. In-memory float frames with NaN or infinite values are refused (they would turn black).
 
 (Over 400 lines on purpose: the two decoders must agree frame for frame, index for index and second for second,
 so they stay side by side with the sampling rules they share; the header checks are `video_probe`'s.)
@@ -39,6 +51,8 @@ so they stay side by side with the sampling rules they share; the header checks 
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -49,13 +63,17 @@ import numpy as np
 
 from facetrack.video.frame_work import first_positions
 from facetrack.video.probe import (
+    DecodeLimits,
     VideoBytes,
     VideoDecodeError,
     VideoInfo,
+    VideoRequestTooLargeError,
     VideoTooLargeError,
     VideoTruncatedError,
     check_complete,
     check_pixels,
+    decode_limits,
+    max_pixels_limit,
     open_source,
     probe_video,
     video_source,
@@ -103,17 +121,30 @@ def uniform_indices(total_frames: int, num_frames: int) -> list[int]:
     return [int(i) for i in np.round(np.linspace(0, total_frames - 1, num_frames))]
 
 
+def check_fps(fps) -> float:
+    """`fps` as a float, or a ValueError: it must be a finite number > 0."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or not fps > 0:
+        raise ValueError(f"fps must be a finite number of frames per second > 0, got {fps!r}")
+    return float(fps)
+
+
 def fps_indices(frame_times: Sequence[float], fps: float, max_frames: int | None = None) -> list[int]:
-    """Indices of the frames shown at t0, t0 + 1/fps, ... (frame_times: sorted start time of every frame)."""
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    """Indices of the frames shown at t0, t0 + 1/fps, ... (frame_times: sorted start time of every frame); every
+    frame once when that would be more samples than frames."""
+    fps = check_fps(fps)
     times = np.asarray(frame_times, dtype=np.float64)
     last_frame_length = float(times[-1] - times[-2]) if len(times) > 1 else 0.0
     end = times[-1] + last_frame_length
-    targets = np.arange(times[0], end - 1e-9, 1.0 / fps) if end > times[0] else np.array([times[0]])
-    # The frame showing at time t is the last one that started at or before t.
-    indices = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(times) - 1)
-    indices = [int(i) for i in indices]
+    span = end - 1e-9 - times[0]
+    if span > 0 and span * fps > len(times):
+        # More sample times than frames (a rate above the video's own): each frame once, never a frame per sample
+        # time (fps=1e9 over 2.4 s would be 2.4e9 indices).
+        indices = list(range(len(times)))
+    else:
+        targets = np.arange(times[0], end - 1e-9, 1.0 / fps) if span > 0 else np.array([times[0]])
+        # The frame showing at time t is the last one that started at or before t.
+        indices = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, len(times) - 1)
+        indices = [int(i) for i in indices]
     if max_frames is not None and len(indices) > max_frames:
         indices = [indices[i] for i in uniform_indices(len(indices), max_frames)]
     return indices
@@ -162,10 +193,20 @@ def decode_size(info: VideoInfo, max_side: int | None) -> tuple[int, int] | None
     return max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2)
 
 
+def _usable_timestamps(starts_ends: np.ndarray) -> bool:
+    """Whether decord's (start, end) table holds real times: finite, within a year of 0 (FFmpeg's "no timestamp"
+    comes out as ~9.2e15 s) and, for more than one frame, not all at the same instant."""
+    starts_ends = np.asarray(starts_ends, dtype=np.float64)
+    if starts_ends.size == 0 or not np.all(np.isfinite(starts_ends)) or np.abs(starts_ends).max() > 86400 * 365:
+        return False
+    return len(starts_ends) < 2 or bool(np.ptp(starts_ends[:, 0]) > 0)
+
+
 def _load_with_decord(
     path: Path, info: VideoInfo, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
-    size: tuple[int, int] | None, on_frame: FrameCallback | None = None,
+    size: tuple[int, int] | None, on_frame: FrameCallback | None = None, limits: DecodeLimits | None = None,
 ) -> VideoClip:
+    limits = limits or decode_limits()
     decord = _import_decord()
     if decord is None:
         raise ImportError("decord is not installed")
@@ -177,6 +218,11 @@ def _load_with_decord(
     if total < 1:
         raise VideoDecodeError("the video has zero frames", path)
     starts_ends = reader.get_frame_timestamp(list(range(total)))  # (total, 2) seconds, presentation order
+    if not _usable_timestamps(starts_ends):
+        # H.264 in Matroska at a low frame rate without B-frames (`ffmpeg -r 1 -bf 0 out.mkv`): decord lists every
+        # frame at FFmpeg's "no timestamp" (2^63 time base units), which would read as a 0-second, truncated file.
+        # PyAV reads the packets' own times.
+        raise VideoDecodeError("decord read no usable timestamps", path)
     check_complete(info, total, float(starts_ends[-1, 1] - starts_ends[0, 0]))
     # Files with an edit list can carry pre-roll packets before time 0, which the decoder drops. decord still counts
     # them: its timestamp table lists them first, and its last `hidden` frames merely repeat the final picture.
@@ -188,6 +234,7 @@ def _load_with_decord(
     starts_ends = starts_ends[hidden:]
     frame_times = starts_ends[:, 0] - starts_ends[0, 0]
     indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
+    limits.check(len(indices), info.width, info.height, path)  # decord decodes at the file's own size here
     frames = _decode_into_array(reader, indices, on_frame)
     source_fps = float(reader.get_avg_fps()) or None
     duration = float(starts_ends[-1, 1] - starts_ends[0, 0])
@@ -221,9 +268,12 @@ def _decode_into_array(reader, indices: Sequence[int], on_frame: FrameCallback |
 
 
 def _to_rgb(frame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An RGB array of `frame`, upright, at `size` (width, height in coded orientation; None: as it is)."""
     # Phone videos store portrait as landscape + a display rotation; decord applies it, so do we.
     turns = round(frame.rotation / 90) % 4
-    if size is not None:  # shrink in FFmpeg's scaler (coded orientation), then convert to RGB
+    if size is not None and (frame.width, frame.height) != tuple(size):
+        # Shrink (max_side), or bring a frame of a stream whose size changes midway to the stream's size, in
+        # FFmpeg's scaler (coded orientation), then convert to RGB.
         frame = frame.reformat(width=size[0], height=size[1], interpolation="AREA")
     return np.rot90(frame.to_ndarray(format="rgb24"), k=turns)
 
@@ -317,10 +367,13 @@ def _read_packet_times(path: Path, info: VideoInfo, container, stream) -> tuple[
 
 def _load_with_pyav(
     path: Path, info: VideoInfo, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
-    size: tuple[int, int] | None,
+    size: tuple[int, int] | None, limits: DecodeLimits | None = None,
 ) -> VideoClip:
     import av
 
+    limits = limits or decode_limits()
+    if size is None and info.width and info.height:
+        size = (info.width, info.height)  # every frame at the header's size (a stream may change size midway)
     with av.open(open_source(path)) as container:
         stream = container.streams.video[0]
         time_base = float(stream.time_base) if stream.time_base else 0.0
@@ -336,6 +389,7 @@ def _load_with_pyav(
         else:
             frame_times = [(p - pts[0]) * time_base for p in pts]
         indices = _choose_indices(frame_times, num_frames, fps, frame_indices, str(path))
+        limits.check(len(indices), *(size or (None, None)), path)
         wanted = set(indices)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = _decode_threads()
@@ -352,6 +406,10 @@ def _load_with_pyav(
         raise VideoDecodeError(
             f"could not decode frames {missing[:5]} of {len(pts)}; the file is probably truncated or corrupt", path
         )
+    sizes = sorted({decoded[i].shape[:2] for i in wanted})
+    if len(sizes) > 1:  # only where the header gives no size to scale every frame to
+        raise VideoDecodeError(f"its frame size changes midway ({', '.join(f'{w}x{h}' for h, w in sizes)}) and "
+                               "its header gives no size to bring the frames to", path)
     last_frame_length = (1.0 / average_rate) if average_rate else 0.0
     duration = frame_times[-1] + last_frame_length
     return VideoClip(
@@ -367,6 +425,7 @@ def _load_with_pyav(
 def _load_file(
     path: Path | VideoBytes, num_frames: int | None, fps: float | None, frame_indices: Sequence[int] | None,
     max_side: int | None, max_pixels: int | None, info: VideoInfo | None = None, on_frame: FrameCallback | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoClip:
     import av
 
@@ -380,8 +439,8 @@ def _load_file(
     # display rotation its resized output is garbled, and elsewhere it was no faster (benchmarks/README.md).
     if size is None and _import_decord() is not None:
         try:
-            clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size, on_frame)
-        except (VideoTruncatedError, VideoTooLargeError):
+            clip = _load_with_decord(path, info, num_frames, fps, frame_indices, size, on_frame, limits)
+        except (VideoTruncatedError, VideoTooLargeError, VideoRequestTooLargeError):
             raise  # PyAV would read the same file the same way
         except VideoDecodeError as error:
             logger.debug("decord: %s; trying PyAV", error)
@@ -394,7 +453,7 @@ def _load_file(
             logger.debug("decord could not read %s (%s: %s); trying PyAV", path, type(error).__name__, first_line)
     if clip is None:
         try:
-            clip = _load_with_pyav(path, info, num_frames, fps, frame_indices, size)
+            clip = _load_with_pyav(path, info, num_frames, fps, frame_indices, size, limits)
         except VideoDecodeError:
             raise
         except (av.error.FFmpegError, RuntimeError) as error:  # (PyAV's errors are also ValueErrors: catch first)
@@ -436,6 +495,10 @@ def _frames_to_array(video) -> np.ndarray:
     if frames.shape[0] == 0:
         raise VideoDecodeError("the frame array is empty: a video needs at least one frame")
     if frames.dtype != np.uint8:
+        if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+            bad = int(np.count_nonzero(~np.isfinite(frames)))
+            raise VideoDecodeError(f"the frames hold non-finite pixel values (NaN or infinity) in {bad} of "
+                                   f"{frames.size} values: pixels must be finite numbers")
         if np.issubdtype(frames.dtype, np.floating) and frames.size and frames.max() <= 1.0:
             frames = frames * 255.0  # floats in [0, 1]
         frames = np.clip(np.round(frames), 0, 255).astype(np.uint8)
@@ -451,6 +514,8 @@ def load_video(
     max_pixels: int | None = None,
     video_info: VideoInfo | None = None,
     on_frame: FrameCallback | None = None,
+    max_frames: int | None = None,
+    max_bytes: int | None = None,
 ) -> VideoClip:
     """Decode and sample a video (path, bytes or binary file object, list of PIL images/arrays, or (T, H, W, 3)
     array); see the module docstring.
@@ -465,9 +530,25 @@ def load_video(
     decord before a failure that PyAV then reads is not handed over again (the two decoders give the same pixels).
     In-memory frames have no clock: their timestamps are their positions (frame i at i seconds) and `fps`
     sampling is refused.
+    max_frames / max_bytes: the most frames, and bytes of decoded frames (frames x height x width x 3), this call may
+    produce, checked before anything is decoded (None: $FACETRACK_MAX_VIDEO_FRAMES / $FACETRACK_MAX_VIDEO_BYTES, else
+    4096 frames / 4 GiB; 0: no limit); over either, `VideoRequestTooLargeError`.
     """
-    if num_frames is not None and num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1 or None, got {num_frames}")
+    if num_frames is not None and (isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral)
+                                   or num_frames < 1):
+        raise ValueError(f"num_frames must be a whole number >= 1 or None, got {num_frames!r}")
+    if fps is not None:
+        fps = check_fps(fps)
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, numbers.Real)
+                                 or not math.isfinite(max_side) or max_side < 2):
+        raise ValueError(f"max_side must be a number of pixels >= 2 or None, got {max_side!r}")
+    max_pixels_limit(max_pixels)  # a bad limit is the caller's error, never reported as the file's
+    limits = decode_limits(max_frames, max_bytes)
+    source = str(video) if isinstance(video, (str, os.PathLike)) else None
+    if frame_indices is not None:
+        limits.check(len(frame_indices), source=source)
+    elif fps is None and num_frames is not None:
+        limits.check(num_frames, source=source)  # before any index list of that length is made
     if video_info is not None and not isinstance(video, (str, os.PathLike)):
         raise ValueError("video_info (a probe_video result) goes with a video file path only")
     handed_over: set[int] = set()
@@ -480,20 +561,22 @@ def load_video(
             on_frame(index, view)
 
     clip = _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info,
-                 hand_over if on_frame is not None else None)
+                 hand_over if on_frame is not None else None, limits)
     if on_frame is not None:
         for index, position in first_positions(clip.frame_indices).items():
             hand_over(index, clip.frames[position])
     return clip
 
 
-def _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info, on_frame) -> VideoClip:
+def _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info, on_frame,
+          limits: DecodeLimits) -> VideoClip:
     if isinstance(video, (str, os.PathLike)):
         return _load_file(Path(video), num_frames, fps, frame_indices, max_side, max_pixels, video_info,
-                          on_frame)
+                          on_frame, limits)
     if isinstance(video, (bytes, bytearray, memoryview)) or hasattr(video, "read"):  # a file in memory
         in_memory = video_source(video)
-        clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels, on_frame=on_frame)
+        clip = _load_file(in_memory, num_frames, fps, frame_indices, max_side, max_pixels, on_frame=on_frame,
+                          limits=limits)
         clip.source = in_memory.name
         return clip
     if isinstance(video, VideoClip):
@@ -502,6 +585,7 @@ def _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_inf
         raise ValueError("fps sampling needs a video file (in-memory frames carry no frame rate); use num_frames")
     frames = _frames_to_array(video)
     indices = _choose_indices(list(range(len(frames))), num_frames, None, frame_indices, "frames")
+    limits.check(len(indices), frames.shape[2], frames.shape[1])
     return VideoClip(
         frames=np.ascontiguousarray(frames[indices]),
         timestamps=[float(i) for i in indices],

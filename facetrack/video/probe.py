@@ -11,6 +11,8 @@ from memory, with the same checks and errors (named by the file object's `name`,
   and a 2-second clip of them fits in 200 KB, so the size is checked before anything is decoded. The limit is
   `max_pixels`, else `$FACETRACK_MAX_VIDEO_PIXELS`, else `DEFAULT_MAX_PIXELS` = 4096 x 2160 (DCI 4K, which covers
   UHD 3840 x 2160 in either orientation); 0 turns it off.
+- `max_pixels` itself must be a whole number >= 0 (0 = no limit): a bad value is a `ValueError` naming the argument,
+  raised before the file is opened (never reported as a problem of the file).
 - `VideoTruncatedError` (with `count_frames=True`, which reads every packet without decoding any): the data ends
   before the frames the header lists. `check_complete` applies the same rule to what a decoder read, so every
   reader of a file (track, describe, the Space, the dataset builder, the processor) refuses a truncated file the same
@@ -19,11 +21,18 @@ from memory, with the same checks and errors (named by the file object's `name`,
 Truncation rule: where the header counts the frames (mp4/mov sample tables), more than `max(1, 1 %)` of them
 missing is truncation; where it only gives a duration (mkv/webm), a readable span shorter than the header's by more
 than `max(0.5 s, 10 %)`. A raw elementary stream (.h264) has no header to compare with.
+
+Decoding limits (`decode_limits`, applied by `video_io.load_video` once it knows how many frames a request decodes
+and at what size, before decoding any): at most `max_frames` frames (default 4096, `$FACETRACK_MAX_VIDEO_FRAMES`)
+and `max_bytes` bytes of decoded RGB frames, frames x height x width x 3 (default 4 GiB,
+`$FACETRACK_MAX_VIDEO_BYTES`); 0 turns a limit off. Over either: `VideoRequestTooLargeError`, naming the limit and
+how to change it.
 """
 
 from __future__ import annotations
 
 import io
+import numbers
 import os
 import stat
 from dataclasses import dataclass
@@ -31,6 +40,10 @@ from pathlib import Path
 
 DEFAULT_MAX_PIXELS = 4096 * 2160
 MAX_PIXELS_ENV = "FACETRACK_MAX_VIDEO_PIXELS"
+DEFAULT_MAX_FRAMES = 4096  # decoded frames per request (512 frames is the most the benchmarks and models use)
+MAX_FRAMES_ENV = "FACETRACK_MAX_VIDEO_FRAMES"
+DEFAULT_MAX_BYTES = 4 * 1024**3  # decoded RGB bytes per request (512 frames of 720p: 1.4 GB)
+MAX_BYTES_ENV = "FACETRACK_MAX_VIDEO_BYTES"
 
 # Demuxers FFmpeg uses for single pictures (jpeg_pipe, png_pipe, ...); an animated GIF is a video if it has frames.
 _STILL_IMAGE_FORMATS = ("image2", "_pipe")
@@ -63,6 +76,10 @@ class VideoTooLargeError(VideoDecodeError):
 
 class VideoTruncatedError(VideoDecodeError):
     """The file holds fewer frames than its header lists: it was cut short (an interrupted download or copy)."""
+
+
+class VideoRequestTooLargeError(VideoDecodeError):
+    """More frames, or more decoded bytes, asked for than the decoding limits allow (checked before decoding)."""
 
 
 @dataclass
@@ -116,17 +133,68 @@ def open_source(source: Path | VideoBytes):
     return io.BytesIO(source.data) if isinstance(source, VideoBytes) else str(source)
 
 
+def _limit(value, argument: str, env: str, default: int, unit: str) -> int | None:
+    """A limit in force: `value`, else $`env`, else `default`; None = off (0). A bad value is a ValueError naming the
+    argument or the environment variable."""
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        try:
+            value = int(raw) if raw else default
+        except ValueError:
+            raise ValueError(f"{env}={raw!r} is not a whole number of {unit} (0 = no limit)") from None
+        if value < 0:
+            raise ValueError(f"{env}={raw!r} must be >= 0 {unit} (0 = no limit)")
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{argument} must be a whole number of {unit} (0 = no limit), got {value!r}")
+    if value < 0:
+        raise ValueError(f"{argument} must be >= 0 (0 = no limit), got {value}")
+    return int(value) or None
+
+
 def max_pixels_limit(max_pixels: int | None = None) -> int | None:
     """The pixel limit in force: `max_pixels`, else $FACETRACK_MAX_VIDEO_PIXELS, else DEFAULT_MAX_PIXELS; None = off."""
-    if max_pixels is None:
-        raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-        try:
-            max_pixels = int(raw) if raw else DEFAULT_MAX_PIXELS
-        except ValueError as error:
-            raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels (0 = no limit)") from error
-    if max_pixels < 0:
-        raise ValueError(f"max_pixels must be >= 0 (0 = no limit), got {max_pixels}")
-    return max_pixels or None
+    return _limit(max_pixels, "max_pixels", MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS, "pixels")
+
+
+def _size_text(num_bytes: float) -> str:
+    return f"{num_bytes / 1024**3:.2f} GiB" if num_bytes >= 1024**3 else f"{num_bytes / 1024**2:.1f} MiB"
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """How much one decoding request may produce (module docstring); None = no limit."""
+
+    max_frames: int | None
+    max_bytes: int | None
+
+    def check(self, count: int, width: int | None = None, height: int | None = None, source=None) -> None:
+        """Raise `VideoRequestTooLargeError` when `count` frames (of `width` x `height` RGB, when known) are over a
+        limit."""
+        if self.max_frames is not None and count > self.max_frames:
+            raise VideoRequestTooLargeError(
+                f"{count} frames asked for, over the limit of {self.max_frames} decoded frames; ask for fewer "
+                f"(num_frames / --frames, or a lower fps), or raise the limit with {MAX_FRAMES_ENV} / max_frames "
+                "(0 = no limit)",
+                source,
+            )
+        if self.max_bytes is not None and width and height:
+            needed = count * int(width) * int(height) * 3
+            if needed > self.max_bytes:
+                raise VideoRequestTooLargeError(
+                    f"{count} frames of {width}x{height} take {_size_text(needed)} decoded, over the limit of "
+                    f"{_size_text(self.max_bytes)} ({self.max_bytes} bytes); ask for fewer or smaller frames "
+                    f"(num_frames / --frames, max_side), or raise the limit with {MAX_BYTES_ENV} / max_bytes "
+                    "(0 = no limit)",
+                    source,
+                )
+
+
+def decode_limits(max_frames: int | None = None, max_bytes: int | None = None) -> DecodeLimits:
+    """The decoding limits in force: the arguments, else $FACETRACK_MAX_VIDEO_FRAMES / $FACETRACK_MAX_VIDEO_BYTES,
+    else DEFAULT_MAX_FRAMES / DEFAULT_MAX_BYTES; 0 turns one off."""
+    return DecodeLimits(_limit(max_frames, "max_frames", MAX_FRAMES_ENV, DEFAULT_MAX_FRAMES, "frames"),
+                        _limit(max_bytes, "max_bytes", MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "bytes"))
 
 
 def check_regular_file(path: Path) -> None:
@@ -244,6 +312,7 @@ def probe_video(
     `VideoTruncatedError`) naming the file and the problem."""
     import av
 
+    max_pixels_limit(max_pixels)  # a bad limit is the caller's error, not the file's: raised before the file is read
     path = video_source(video)
     if isinstance(path, VideoBytes):
         if not path.data:
