@@ -31,7 +31,7 @@ def judge_scores(predictions: list[str], references: list[str], judge_model: str
                  judge_api_key: str | None = None, question: str = FEC_BENCH_PROMPT, cache_dir: str | None = None) -> dict:
     """Mean 0-5 judge score per criterion (the paper's Correctness/Detail/Context/Temporal columns), from an LLM at an
     OpenAI-compatible endpoint (or a local chat model path); answers are cached on disk like TEM's LLM backends."""
-    from facetrack.evaluation.tem.llm import make_llm_client
+    from facetrack.inference.llm import make_llm_client
 
     client = make_llm_client(judge_model, judge_base_url, judge_api_key, cache_dir, max_tokens=32)
     scores: dict = {}

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from facetrack.evaluation.tem.events import Event, parse_json_list
-from facetrack.evaluation.tem.llm import LLMClient, LLMError
+from facetrack.inference.llm import LLMClient, LLMError
 from facetrack.evaluation.tem.relations import CONTRADICTION, ENTAILMENT, NEUTRAL, Relations
 
 AUTODQ_MAX_TRIES = 10  # Tarsier's max_retry

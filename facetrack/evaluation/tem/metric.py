@@ -14,7 +14,7 @@ import datasets
 import evaluate
 
 from facetrack.evaluation.tem.events import Event, RuleEventExtractor
-from facetrack.evaluation.tem.llm import make_llm_client
+from facetrack.inference.llm import make_llm_client
 from facetrack.evaluation.tem.llm_backends import (
     AutoDQEventExtractor,
     AutoDQJudge,
