@@ -1,4 +1,4 @@
-"""Text LLM clients (TEM's LLM extractor and judge, the FEC-Bench judge, caption rewriting), with a disk cache so reruns are exact and free.
+"""Text LLM clients (TEM's LLM backends, the FEC-Bench judge, caption rewriting), with a disk cache: reruns are exact.
 
 - `OpenAICompatibleClient`: any server speaking the OpenAI chat-completions API (vLLM, llama.cpp server, Ollama,
   TGI, OpenAI itself), called with plain `requests`.
