@@ -166,6 +166,7 @@ class Quickstart:
         return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
 
     def stage_train(self, records: dict) -> dict:
+        from facetrack.training.checkpoints import checkpoints_dir
         from facetrack.training.config import recipe_path
         from facetrack.training.run import main as train_main
 
@@ -183,9 +184,10 @@ class Quickstart:
             # A 135M-parameter LLM: real matrix sizes, so all cores help; a real LM memorises at a far lower lr.
             argv += ["--tiny_tokenizer", "smollm2", "--learning_rate", "5e-4", "--per_device_train_batch_size", "2",
                      "--cpu_threads", str(os.cpu_count() or 1)]
-        argv += ["--resume_from_checkpoint", "true"] if any(output_dir.glob("checkpoint-*")) else []
+        checkpoints = Path(checkpoints_dir(str(output_dir)))  # beside the model folder, never inside it
+        argv += ["--resume_from_checkpoint", "true"] if any(checkpoints.glob("checkpoint-*")) else []
         train_main(argv)
-        losses = _losses(output_dir)
+        losses = _losses(checkpoints)
         return {"model_dir": str(output_dir), "first_loss": losses[0] if losses else None,
                 "last_loss": losses[-1] if losses else None, "argv": argv}
 

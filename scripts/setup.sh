@@ -49,5 +49,27 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
         echo "note: ${apt_packages[*]} not installed (needs root + apt-get); decoding datasets' Video column / METEOR / the browser test will not work"
     fi
 fi
+# transformers' own common tests (ModelTesterMixin, ProcessorTesterMixin, ...), which tests/test_transformers_common.py
+# runs against a tiny FaceTrack-MM: the wheel has none; the sdist of the installed version ships tests/test_*.py
+# (not tests/generation/, tests/utils/ or tests/exporters/, see README.md). Extracted into
+# $VENV/transformers-tests/<version>/tests, never into the repository.
+if [ "${1:-}" = "--test" ]; then
+    pip_install parameterized  # transformers' test files import it
+    transformers_version=$("$VENV/bin/python" -c "import transformers; print(transformers.__version__)")
+    transformers_tests="$VENV/transformers-tests/$transformers_version"
+    if [ ! -f "$transformers_tests/tests/test_modeling_common.py" ]; then
+        sdist_dir=$(mktemp -d)
+        if "$VENV/bin/python" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
+                "transformers==$transformers_version" -d "$sdist_dir" >/dev/null 2>&1; then
+            mkdir -p "$transformers_tests"
+            tar -xzf "$sdist_dir/transformers-$transformers_version.tar.gz" -C "$transformers_tests" \
+                --strip-components=1 "transformers-$transformers_version/tests"
+            touch "$transformers_tests/tests/__init__.py"  # a package in transformers' repository; the sdist drops the empty file
+        else
+            echo "warning: could not download the transformers $transformers_version sdist; tests/test_transformers_common.py will skip"
+        fi
+        rm -rf "$sdist_dir"
+    fi
+fi
 touch "$VENV/.installed"
 echo "FaceTrack-MM environment ready in $VENV"

@@ -211,17 +211,19 @@ def test_call_signature_keeps_only_runtime_inputs_explicit(processor):
 
     parameters = inspect.signature(FaceTrackProcessor.__call__).parameters
     explicit = [name for name, parameter in parameters.items() if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
-    assert explicit == ["self", "text", "videos", "face_tracks"]
+    assert explicit == ["self", "text", "videos"]
     assert all(parameters[name].default is None for name in explicit[1:])
     assert FaceTrackProcessor.valid_processor_kwargs.__name__ == "FaceTrackProcessorKwargs"
+    # Precomputed tracks are per-video data given at call time, as transformers' `video_metadata` is.
+    assert "face_tracks" in FaceTrackProcessor.valid_processor_kwargs.__annotations__["videos_kwargs"].__annotations__
 
 
 def test_bad_options_are_named(processor):
     frames = synthetic_frames(3)
     with pytest.raises(FaceTrackProcessorError, match=r"videos_kwargs\['fsp'\]"):
         processor(text="<video>", videos=[frames], videos_kwargs={"fsp": 2})
-    with pytest.raises(FaceTrackProcessorError, match="unexpected argument\\(s\\): size"):
-        processor(text="<video>", videos=[frames], size={"height": 64, "width": 64})
+    with pytest.raises(FaceTrackProcessorError, match="cannot honour do_center_crop=True"):
+        processor(text="<video>", videos=[frames], do_center_crop=True)
     with pytest.raises(ValueError, match="num_frames was passed two times"):
         processor(text="<video>", videos=[frames], num_frames=2, videos_kwargs={"num_frames": 3})
     with pytest.raises(FaceTrackProcessorError, match="takes videos, not images"):
@@ -350,7 +352,7 @@ def test_the_processor_is_composed_of_a_tokenizer_and_a_video_processor(processo
     assert torch.equal(inputs["pixel_values_videos"], preprocess_frames(clip.frames, 32))
     crops = crop_faces(clip.frames, boxes, size=32, margin=video_processor.face_crop_margin)
     assert torch.equal(inputs["pixel_values_faces"], preprocess_frames(crops, 32))
-    alone = video_processor(clip.frames, face_boxes=boxes)
+    alone = video_processor(clip.frames, face_boxes=[boxes], do_sample_frames=False)
     assert torch.equal(alone["pixel_values_videos"], inputs["pixel_values_videos"])
     assert torch.equal(alone["pixel_values_faces"], inputs["pixel_values_faces"])
 
@@ -386,3 +388,33 @@ def test_video_processor_settings_go_to_one_place(processor):
         FaceTrackProcessor(processor.tokenizer, FaceTrackVideoProcessor(), image_size=64)
     with pytest.raises(TypeError, match="video_processor must be a FaceTrackVideoProcessor"):
         FaceTrackProcessor(processor.tokenizer, video_processor={"image_size": 64})
+
+
+def test_a_decoded_video_in_a_chat_message_is_one_video(processor):
+    """Frames given in the message (an array, channels first as transformers' tests give them, or a tensor) are one
+    video: one placeholder expanded, `video_num_frames` = [its frame count], its frames back to back."""
+    frames = synthetic_frames(4, seed=5)
+    for video in (frames, frames.transpose(0, 3, 1, 2), torch.from_numpy(frames)):
+        message = [{"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": "Hi"}]}]
+        inputs = processor.apply_chat_template(message, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                               processor_kwargs={"num_frames": 2})
+        assert inputs["video_num_frames"].tolist() == [2]
+        assert inputs["pixel_values_videos"].shape[0] == 2
+        assert int((inputs["input_ids"] == processor.video_token_id).sum()) == 2 * processor.global_tokens_per_frame
+
+
+def test_standard_video_options_are_applied(processor):
+    """The standard `VideosKwargs` reach the pixels: rescaling, normalisation and size as transformers defines them."""
+    frames = synthetic_frames(2, seed=6)
+    plain = processor(text="<video>", videos=[frames], do_sample_frames=False, do_normalize=False)
+    assert 0.0 <= float(plain["pixel_values_videos"].min()) and float(plain["pixel_values_videos"].max()) <= 1.0
+    raw = processor(text="<video>", videos=[frames], do_sample_frames=False, do_rescale=False, do_normalize=False,
+                    do_resize=False)
+    assert torch.equal(raw["pixel_values_videos"], torch.from_numpy(frames).permute(0, 3, 1, 2).float())
+    negative = processor(text="<video>", videos=[frames], do_sample_frames=False, rescale_factor=-1.0)
+    assert float(negative["pixel_values_videos"].max()) < 0
+    resized = processor.video_processor(frames, size={"height": 16, "width": 16}, do_sample_frames=False)
+    assert resized["pixel_values_videos"].shape == (2, 3, 16, 16) and resized["video_num_frames"].tolist() == [2]
+    with pytest.raises(FaceTrackProcessorError, match="cannot honour data_format='channels_last'"):
+        processor.video_processor(frames, data_format="channels_last")
+    assert '"image_size": 32' in processor.video_processor.to_json_string()

@@ -93,6 +93,11 @@ def tiny_base(tmp_path_factory) -> Path:
     return Path(build_tiny_model(tmp_path_factory.mktemp("tiny_base") / "model", tokenizer="trained"))
 
 
+def checkpoints_of(output_dir: Path) -> Path:
+    """Where a run with this --output_dir keeps its checkpoints: beside the model folder, never inside it."""
+    return output_dir.parent / f"{output_dir.name}-checkpoints"
+
+
 def run_train_sft(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "train_sft.py"), "--config", str(TINY_RECIPE), *args],
@@ -111,7 +116,7 @@ def interrupted_then_resumed_run(tiny_dataset, tmp_path_factory) -> dict:
     common = ["--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir)]
     first = run_train_sft(*common, "--max_steps", "25")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert (output_dir / "checkpoint-25" / "trainer_state.json").is_file()
+    assert (checkpoints_of(output_dir) / "checkpoint-25" / "trainer_state.json").is_file()
     second = run_train_sft(*common, "--max_steps", "50", "--resume_from_checkpoint", "true")
     assert second.returncode == 0, second.stderr[-3000:]
     return {"output_dir": output_dir, "first": first, "second": second}
@@ -125,7 +130,7 @@ def test_resume_continues_from_the_checkpoint(interrupted_then_resumed_run):
     assert len(logged_losses(second.stdout)) == 5
     # ... and from the checkpoint's weights: its first loss is far below the first run's first loss.
     assert logged_losses(second.stdout)[0] < logged_losses(interrupted_then_resumed_run["first"].stdout)[0] / 2
-    state = json.loads((output_dir / "checkpoint-50" / "trainer_state.json").read_text())
+    state = json.loads((checkpoints_of(output_dir) / "checkpoint-50" / "trainer_state.json").read_text())
     assert state["global_step"] == 50
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == list(range(5, 55, 5))
 
@@ -133,7 +138,7 @@ def test_resume_continues_from_the_checkpoint(interrupted_then_resumed_run):
 @pytest.mark.slow
 def test_tiny_recipe_memorises_and_reloads_in_a_fresh_process(interrupted_then_resumed_run, tiny_dataset):
     output_dir = interrupted_then_resumed_run["output_dir"]
-    state = json.loads((output_dir / "checkpoint-50" / "trainer_state.json").read_text())
+    state = json.loads((checkpoints_of(output_dir) / "checkpoint-50" / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert losses[-1] <= losses[0] / 2, losses
 
@@ -141,6 +146,7 @@ def test_tiny_recipe_memorises_and_reloads_in_a_fresh_process(interrupted_then_r
     for name in ("config.json", "model.safetensors", "modeling_facetrack.py", "processing_facetrack.py",
                  "processor_config.json", "chat_template.jinja", "README.md"):
         assert (output_dir / name).is_file(), name
+    assert not any(output_dir.rglob("checkpoint-*")), "checkpoints go beside the model folder, not inside it"
     card = (output_dir / "README.md").read_text()
     assert "learning_rate: 0.003" in card and "max_steps: 50" in card and "tiny_language_model: random" in card
 
@@ -706,9 +712,10 @@ def test_kill_9_at_each_stage_of_training_then_rerun(
         training.run_training(*parse_arguments(rerun))
     if resumed_from is not None:
         said = "\n".join(record.getMessage() for record in caplog.records)
-        assert f"resuming from {output_dir / resumed_from}, the last complete checkpoint" in said, said
+        assert f"resuming from {checkpoints_of(output_dir) / resumed_from}, the last complete checkpoint" in said, said
         if incomplete:
-            assert f"{incomplete} is incomplete" in said and (output_dir / f"incomplete-{incomplete}").is_dir()
+            assert f"{incomplete} is incomplete" in said
+            assert (checkpoints_of(output_dir) / f"incomplete-{incomplete}").is_dir()
     else:
         assert (tmp_path / "base" / "model.safetensors").is_file()
         assert not list(tmp_path.glob(".base.partial-*"))
@@ -718,6 +725,7 @@ def test_kill_9_at_each_stage_of_training_then_rerun(
     for name, tensor in uninterrupted_weights.items():
         assert torch.equal(weights[name], tensor), name
     assert (output_dir / "README.md").read_text() != "half"
+    assert not list(output_dir.glob("*checkpoint-*")), "checkpoints go beside the model folder, not inside it"
 
 
 # ------------------------------------------------------------------------- nothing lost, nothing let in (issue 23)

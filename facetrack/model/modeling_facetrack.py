@@ -61,6 +61,16 @@ class FaceTrackPreTrainedModel(PreTrainedModel):
     # The number of visual tokens depends on the data (face presence), so no full-graph compile.
     _can_compile_fullgraph = False
 
+    def initialize_weights(self):
+        # SigLIP initialises its attention and MLP weights from their parent modules, which hold no parameter of their
+        # own; for a custom-code model (ours) transformers skips such modules, so weights initialised on load (a
+        # missing key, `from_pretrained(None, config=..., state_dict={})`) would differ from `__init__`'s. The
+        # library's sub-models therefore run their own initialisation first; what is left is `_init_weights`'.
+        for submodel in self.modules():
+            if isinstance(submodel, PreTrainedModel) and not submodel.is_custom_code():
+                submodel.initialize_weights()
+        super().initialize_weights()
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)

@@ -13,10 +13,12 @@ With `use_no_face_embedding=False` frames without the main face get no `<face>` 
 more `<video>` follows each video's last frame (LLaVA-OneVision's layout); with `face_tokens_per_frame=0` there are no
 face tokens and no face tracking at all; `timestamp_template=None` renders no timestamps.
 
-Call-time options follow transformers' `ProcessingKwargs` (`FaceTrackProcessorKwargs`): flat (`num_frames=8`,
-`padding_side="right"`) or structured (`text_kwargs={...}`, `videos_kwargs={...}`); `videos_kwargs` takes the
-standard `VideosKwargs` keys this processor uses (`num_frames`, `fps`, `do_sample_frames`, `image_mean`,
-`image_std`) plus FaceTrack's own (`FaceTrackVideosKwargs`).
+The call is `ProcessorMixin.__call__` (placeholder expansion, `return_text_replacement_offsets`, tensor
+conversion): this class provides its two hooks, `_process_videos` (tracking, then the video processor's pixels) and
+`replace_video_token` (the token layout, written once in `video_prompt`). Call-time options follow transformers'
+`ProcessingKwargs` (`FaceTrackProcessorKwargs`): flat (`num_frames=8`, `padding_side="right"`) or structured
+(`text_kwargs={...}`, `videos_kwargs={...}`); `videos_kwargs` takes the standard `VideosKwargs` plus FaceTrack's own
+(`FaceTrackVideosKwargs`: `face_tracks`, `target`, `return_face_tracks`, `return_expressions`).
 
 Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_videos` `(total_frames, 3, S, S)`,
 `pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `video_num_frames`
@@ -27,9 +29,6 @@ precomputed track that holds them).
 
 Decoding, tracking and expressions are `video_analysis.analyze_video`, the pipeline every caller shares.
 
-(Over 400 lines on purpose: one class, whose call, tracking step and token layout share its settings, and what it
-accepts; its pixels are video_processing_facetrack.py.)
-
 This file is copied into Hub model repos beside the model's files; the face pipeline it uses (decoding, tracking,
 expressions) comes from the installed `facetrack-mm` package, which the model card's first lines name.
 """
@@ -37,10 +36,8 @@ expressions) comes from the installed `facetrack-mm` package, which the model ca
 # No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
 from collections.abc import Sequence
 
-import torch
-
 from transformers import BatchFeature
-from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack, VideosKwargs
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_processing_facetrack import (
@@ -89,19 +86,13 @@ class FaceTrackProcessorKwargs(ProcessingKwargs, total=False):
     videos_kwargs: FaceTrackVideosKwargs
 
 
-# The standard `VideosKwargs` this processor acts on (FaceTrack's own keys are always accepted); any other video
-# option (`size`, `do_resize`, ...) is refused by name: the frames are sized for the vision encoder.
-USED_STANDARD_VIDEO_KWARGS = ("num_frames", "fps", "do_sample_frames", "image_mean", "image_std", "return_tensors")
-
-
 def check_processor_kwargs(kwargs: dict) -> None:
     """Raise `FaceTrackProcessorError` naming every option the processor would not use (transformers' merge only
     logs a warning for unknown keys and drops them)."""
     annotations = FaceTrackProcessorKwargs.__annotations__
     text_keys = set(annotations["text_kwargs"].__annotations__)
-    own_video_keys = set(FaceTrackVideosKwargs.__annotations__) - set(VideosKwargs.__annotations__)
-    video_keys = set(USED_STANDARD_VIDEO_KWARGS) | own_video_keys
-    flat = set(annotations) | text_keys | video_keys | {"common_kwargs"}
+    video_keys = set(FaceTrackVideosKwargs.__annotations__)
+    flat = set(annotations) | text_keys | video_keys | {"common_kwargs", "sanitize_control_tokens"}
     unknown = sorted(key for key in kwargs if key not in flat)
     for modality, allowed in (("text_kwargs", text_keys), ("videos_kwargs", video_keys)):
         unknown += [f"{modality}[{key!r}]" for key in (kwargs.get(modality) or {}) if key not in allowed]
@@ -160,6 +151,8 @@ class FaceTrackProcessor(ProcessorMixin):
     """
 
     valid_processor_kwargs = FaceTrackProcessorKwargs
+    # Per-video records, kept as Python objects whatever `return_tensors` says.
+    skip_tensor_conversion = [*ProcessorMixin.skip_tensor_conversion, "face_tracks", "expressions"]
     # Call defaults (transformers 5: processor-level modality defaults are class variables).
     text_kwargs = {"padding": True, "return_tensors": "pt"}
 
@@ -305,8 +298,11 @@ class FaceTrackProcessor(ProcessorMixin):
         return analyze_video(video, num_frames=num_frames, fps=fps, tracker=tracker, target=target,
                              face_track=face_track, expressions=expressions)
 
+    # ------------------------------------------------------------------------------------------------ token layout
     def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
-        """The text one `<video>` placeholder expands to."""
+        """The text one `<video>` placeholder expands to: per frame its timestamp, G `<video>` and F `<face>` tokens
+        (none for a frame without the face when `use_no_face_embedding=False`), then the newline `<video>`. The
+        one place the per-frame token layout is written."""
         pieces = []
         for timestamp, present in zip(timestamps, face_present):
             if self.timestamp_template:
@@ -318,135 +314,125 @@ class FaceTrackProcessor(ProcessorMixin):
             pieces.append(self.video_token)
         return "".join(pieces)
 
+    def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
+        """`ProcessorMixin`'s hook: what the `video_idx`-th `<video>` of the batch becomes (`video_prompt` of that
+        video's frames, from the processed videos' frame counts, timestamps and face mask)."""
+        frame_counts = video_inputs["video_num_frames"].tolist()
+        first = sum(frame_counts[:video_idx])
+        num_frames = frame_counts[video_idx]
+        face_mask = video_inputs.get("face_mask")
+        present = [False] * num_frames if face_mask is None else face_mask[first : first + num_frames].tolist()
+        return self.video_prompt(video_inputs["video_timestamps"][video_idx], present)
+
+    @property
+    def video_token_ids(self) -> list[int]:
+        # `mm_token_type_ids` marks every position that holds visual features: <face> tokens too.
+        return [self.video_token_id, self.face_token_id]
+
+    @property
+    def unused_input_names(self) -> list[str]:
+        # Per-video timestamps only shape the prompt (`replace_video_token`); the model never sees them.
+        return ["video_timestamps"]
+
     # ------------------------------------------------------------------------------------------------ call
-    def __call__(
-        self,
-        text: str | list[str] | None = None,
-        videos=None,
-        face_tracks: Sequence[FaceTrackResult | dict | None] | None = None,
-        **kwargs: Unpack[FaceTrackProcessorKwargs],
-    ) -> BatchFeature:
-        """Tokenise `text` (one prompt or a batch) with every `<video>` expanded, and preprocess `videos`.
+    def __call__(self, text: str | list[str] | None = None, videos=None, **kwargs: Unpack[FaceTrackProcessorKwargs]
+                 ) -> BatchFeature:
+        """Tokenise `text` (one prompt or a batch) with every `<video>` expanded, and preprocess `videos`
+        (`ProcessorMixin.__call__`: placeholder expansion, `return_text_replacement_offsets`, tensors; the video
+        step is `_process_videos`).
 
         videos: one video or a list, in the order their `<video>` placeholders appear in the batch (a list of lists,
             one per prompt, as `apply_chat_template` passes them, is flattened). A video is a path, a list of PIL
             images, a `(T, H, W, 3)` (or `(T, 3, H, W)`) uint8 array or tensor, or a `VideoClip`.
-        face_tracks: optional, one per video (a `FaceTrackResult`, its dict, or None to track that video).
-        kwargs: `FaceTrackProcessorKwargs`, flat or per modality. Videos: `num_frames` / `fps` (sampling of videos
-            without a precomputed track; default `self.num_frames`), `do_sample_frames=False` (every frame of
-            decoded frames), `image_mean` / `image_std`, `return_face_tracks`. Text: the tokenizer's options
-            (`padding`, `padding_side`, `truncation`, `max_length`, `return_offsets_mapping`, ...).
-            `target` (videos): whose face to follow instead of the main character (`face_tracking.parse_target`:
-            a person id of a previous run's JSON, "X1,Y1,X2,Y2@T", or a photo path / PIL image), for every
-            video; or a list, one target (or None) per video.
-            `return_expressions` (videos): also return `expressions`, the followed person's measured expression
-            report per video (needs the optional expression packages; off by default: it costs ~12 ms per frame).
-            `return_text_replacement_offsets`: where each placeholder and its expansion are (what
-            `apply_chat_template(..., return_assistant_tokens_mask=True)` needs).
+        kwargs: `FaceTrackProcessorKwargs`, flat or per modality. Videos: `face_tracks` (one precomputed track per
+            video, or None to track it), `num_frames` / `fps` (sampling of videos without a precomputed track;
+            default `self.num_frames`), `do_sample_frames=False` (every frame of decoded frames), the pixel options
+            of `FaceTrackVideoProcessor` (`size`, `do_rescale`, `image_mean`, ...), `return_face_tracks`.
+            `target`: whose face to follow instead of the main character (`facetrack.faces.tracking.parse_target`:
+            a person id of a previous run's JSON, "X1,Y1,X2,Y2@T", or a photo path / PIL image), for every video;
+            or a list, one target (or None) per video. `return_expressions`: also return `expressions`, the
+            followed person's measured expression report per video (needs the optional expression packages; off
+            by default: it costs ~12 ms per frame). Text: the tokenizer's options (`padding`, `padding_side`,
+            `truncation`, `max_length`, `return_offsets_mapping`, ...). `return_text_replacement_offsets`: where
+            each placeholder and its expansion are.
         """
-        for name in ("images", "audio"):
-            if kwargs.pop(name, None) is not None:
+        return super().__call__(text=text, videos=videos, **kwargs)
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs) -> None:
+        """Clear errors, before any decoding, for inputs this processor cannot use (names the problem)."""
+        for name, value in (("images", images), ("audio", audio)):
+            if value is not None:
                 raise FaceTrackProcessorError(f"FaceTrackProcessor takes videos, not {name}: pass `videos=`")
         check_processor_kwargs(kwargs)
-        options = self._merge_kwargs(FaceTrackProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs,
-                                     **kwargs)
-        text_kwargs, video_kwargs = options["text_kwargs"], options["videos_kwargs"]
-        return_replacement_offsets = text_kwargs.pop(
-            "return_text_replacement_offsets", options.get("return_text_replacement_offsets")
-        )
-        text_kwargs.pop("return_mm_token_type_ids", None)
-        return_tensors = text_kwargs.get("return_tensors")
-
         if text is None:
             raise FaceTrackProcessorError("FaceTrackProcessor needs `text` (a prompt with one <video> per video)")
         texts = [text] if isinstance(text, str) else list(text)
         if not texts or not all(isinstance(sample, str) for sample in texts):
             raise FaceTrackProcessorError("`text` must be a string or a non-empty list of strings")
-        video_list = flatten_videos(videos)
+        num_videos = len(flatten_videos(videos))
         num_placeholders = sum(sample.count(self.video_token) for sample in texts)
-        if num_placeholders != len(video_list):
+        if num_placeholders != num_videos:
             raise FaceTrackProcessorError(
-                f"the text has {num_placeholders} {self.video_token} placeholder(s) but {len(video_list)} video(s) "
+                f"the text has {num_placeholders} {self.video_token} placeholder(s) but {num_videos} video(s) "
                 f"were given: put one {self.video_token} per video"
             )
         if self.face_token in "".join(texts):
             raise FaceTrackProcessorError(
                 f"the text contains {self.face_token}: it is reserved for face tokens, which the processor inserts"
             )
-        if face_tracks is not None:
-            face_tracks = list(face_tracks)
-            if len(face_tracks) != len(video_list):
+        video_kwargs = {**kwargs, **(kwargs.get("videos_kwargs") or {})}
+        for name in ("face_tracks", "target"):
+            value = video_kwargs.get(name)
+            if isinstance(value, (list, tuple)) and len(value) != num_videos:
                 raise FaceTrackProcessorError(
-                    f"got {len(face_tracks)} face track(s) for {len(video_list)} video(s): give one per video (or None)"
+                    f"got {len(value)} {name.replace('_', ' ')[:-1] if name.endswith('s') else name}(s) for "
+                    f"{num_videos} video(s): give one per video (or None)"
                 )
-        else:
-            face_tracks = [None] * len(video_list)
 
-        video_data = self._process_videos(video_list, face_tracks, video_kwargs)
-        expanded_texts, replacement_offsets = self._expand_placeholders(texts, video_data.pop("prompts"))
-        data = dict(self.tokenizer(expanded_texts, **text_kwargs))
-        if return_replacement_offsets:
-            data["text_replacement_offsets"] = replacement_offsets
-        tracks_out = video_data.pop("face_tracks")
-        expressions_out = video_data.pop("expressions")
-        if video_list:
-            if return_tensors not in ("pt", None):
-                video_data = {key: value.numpy() for key, value in video_data.items()}
-            data.update(video_data)
-        if video_kwargs.get("return_face_tracks"):
-            data["face_tracks"] = tracks_out
-        if video_kwargs.get("return_expressions"):
-            data["expressions"] = expressions_out
-        return BatchFeature(data, tensor_type=None)
-
-    def _process_videos(self, video_list: list, face_tracks: list, video_kwargs: dict) -> dict:
-        """Sample, track, crop and preprocess each video; returns the per-frame tensors, prompts and tracks."""
-        mean, std = video_kwargs.get("image_mean"), video_kwargs.get("image_std")
-        use_faces = self.face_tokens_per_frame > 0
-        target = video_kwargs.get("target")
+    def _process_videos(self, videos, **kwargs) -> tuple[dict, list[str]]:
+        """`ProcessorMixin`'s video step: sample and track each video (`analyze`, or only decode when nothing needs
+        a track), have the video processor turn frames and face boxes into pixels, and expand each placeholder
+        (`replace_video_token`). Returns the processed videos and one replacement text per video."""
+        video_list = flatten_videos(videos)
+        if not video_list:
+            return {}, []
+        face_tracks = kwargs.pop("face_tracks", None) or [None] * len(video_list)
+        target = kwargs.pop("target", None)
         targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(video_list)
-        if len(targets) != len(video_list):
-            raise FaceTrackProcessorError(f"got {len(targets)} target(s) for {len(video_list)} video(s): give one per video")
-        return_expressions = bool(video_kwargs.get("return_expressions"))
-        frame_pixels, face_pixels, face_masks, frame_counts, prompts, tracks_out = [], [], [], [], [], []
-        expressions_out = []
+        return_face_tracks = bool(kwargs.pop("return_face_tracks", None))
+        return_expressions = bool(kwargs.pop("return_expressions", None))
+        sampling = [kwargs.pop(key, None) for key in ("num_frames", "fps", "do_sample_frames")]
+        kwargs.pop("return_tensors", None)  # the whole batch is converted at the end
+        use_faces = self.face_tokens_per_frame > 0
+        clips, boxes, timestamps, tracks_out, expressions_out = [], [], [], [], []
         for video, precomputed, video_target in zip(video_list, face_tracks, targets):
-            video_frames, video_fps = self.video_processor.frames_to_sample(
-                video, video_kwargs.get("num_frames"), video_kwargs.get("fps"), video_kwargs.get("do_sample_frames"))
-            wants_track = use_faces or video_kwargs.get("return_face_tracks") or return_expressions
-            if precomputed is None and video_target is None and not wants_track:
-                clip, track, source_track = self.video_processor.load(video, video_frames, video_fps), None, None
-            else:
-                analysis = self.analyze(video, precomputed, num_frames=video_frames, fps=video_fps,
-                                        target=video_target, expressions=return_expressions)
-                if return_expressions and analysis.expression_problem:
-                    raise ExpressionDependencyError(analysis.expression_problem)
-                clip, track, source_track = analysis.clip, analysis.track, analysis.source_track()
-            report = None if source_track is None else source_track.expression_report
+            num_frames, fps = self.video_processor.frames_to_sample(video, *sampling)
+            if precomputed is None and video_target is None and not (use_faces or return_face_tracks
+                                                                      or return_expressions):
+                clips.append(self.video_processor.load(video, num_frames, fps))
+                timestamps.append(clips[-1].timestamps)
+                continue
+            analysis = self.analyze(video, precomputed, num_frames=num_frames, fps=fps, target=video_target,
+                                    expressions=return_expressions)
+            if return_expressions and analysis.expression_problem:
+                raise ExpressionDependencyError(analysis.expression_problem)
+            track, source_track = analysis.track, analysis.source_track()
+            clips.append(analysis.clip)
+            boxes.append(track.boxes)  # in the clip's pixels, as analyze_video returns every track
+            timestamps.append([frame.timestamp for frame in track.frames] if precomputed is not None
+                              else analysis.clip.timestamps)
+            tracks_out.append(source_track.to_dict())
+            report = source_track.expression_report
             expressions_out.append(None if report is None else report.to_dict())
-            frame_pixels.append(self.video_processor.preprocess_frames(clip.frames, mean, std))
-            frame_counts.append(len(clip.frames))
-            present = [False] * len(clip.frames)
-            if track is not None:
-                boxes = track.boxes  # in the clip's pixels, as analyze_video returns every track
-                present = [box is not None for box in boxes]
-                if use_faces:
-                    face_pixels.append(self.video_processor.preprocess_faces(
-                        clip.frames, boxes, mean, std, clip.frame_indices))
-                    face_masks.append(torch.tensor(present, dtype=torch.bool))
-                if video_kwargs.get("return_face_tracks"):
-                    tracks_out.append(source_track.to_dict())
-            timestamps = [frame.timestamp for frame in track.frames] if precomputed is not None else clip.timestamps
-            prompts.append(self.video_prompt(timestamps, present))
 
-        data = {"prompts": prompts, "face_tracks": tracks_out, "expressions": expressions_out}
-        if video_list:
-            data["pixel_values_videos"] = torch.cat(frame_pixels)
-            if use_faces:
-                data["pixel_values_faces"] = torch.cat(face_pixels)
-                data["face_mask"] = torch.cat(face_masks)
-            data["video_num_frames"] = torch.tensor(frame_counts, dtype=torch.long)
-        return data
+        processed = dict(self.video_processor(clips, face_boxes=boxes if use_faces else None, **kwargs))
+        processed["video_timestamps"] = timestamps
+        if return_face_tracks:
+            processed["face_tracks"] = tracks_out
+        if return_expressions:
+            processed["expressions"] = expressions_out
+        replacements = [self.replace_video_token(processed, video_idx=index) for index in range(len(video_list))]
+        return processed, replacements
 
     def to_dict(self) -> dict:
         # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
@@ -455,28 +441,6 @@ class FaceTrackProcessor(ProcessorMixin):
             return super().to_dict()
         finally:
             self._face_tracker = face_tracker
-
-    def _expand_placeholders(self, texts: list[str], video_prompts: list[str]) -> tuple[list[str], list[list[dict]]]:
-        """Replace the i-th `<video>` of the batch by the i-th video prompt. Also returns, per text, where each
-        placeholder was (`span`, in the original text) and where its expansion is (`new_span`, in the new text)."""
-        prompts = iter(video_prompts)
-        expanded, offsets = [], []
-        for sample in texts:
-            parts = sample.split(self.video_token)
-            pieces, sample_offsets = [parts[0]], []
-            old_position, new_position = len(parts[0]), len(parts[0])
-            for part in parts[1:]:
-                video_prompt = next(prompts)
-                sample_offsets.append({
-                    "span": (old_position, old_position + len(self.video_token)),
-                    "new_span": (new_position, new_position + len(video_prompt)),
-                })
-                pieces.extend((video_prompt, part))
-                old_position += len(self.video_token) + len(part)
-                new_position += len(video_prompt) + len(part)
-            expanded.append("".join(pieces))
-            offsets.append(sample_offsets)
-        return expanded, offsets
 
     # ------------------------------------------------------------------------------------------------ chat
     def apply_chat_template(self, conversation, chat_template: str | None = None, **kwargs):

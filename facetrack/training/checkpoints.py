@@ -1,4 +1,10 @@
-"""Which checkpoint a run resumes from. Trainer's own `resume_from_checkpoint=True` takes the highest
+"""Where a run's checkpoints go, and which one it resumes from.
+
+Checkpoints are written beside the final model folder, never inside it: `<output_dir>-checkpoints/checkpoint-N`
+(as the tiny base model is built in `<output_dir>-tiny-base`), so `output_dir` is the model folder TRL users load
+(`from_pretrained(output_dir)`) and holds nothing else.
+
+Which checkpoint a run resumes from. Trainer's own `resume_from_checkpoint=True` takes the highest
 `checkpoint-N` folder, complete or not; a run killed while saving leaves one that is not (issue 14: `checkpoint-8`
 holding only `config.json`). Here the last *complete* one is chosen and the incomplete ones are named and moved
 aside."""
@@ -14,6 +20,11 @@ from pathlib import Path
 from facetrack.training.config import TrainingSetupError
 
 logger = logging.getLogger(__name__)
+
+def checkpoints_dir(output_dir: str) -> str:
+    """The folder beside `output_dir` where Trainer writes the run's `checkpoint-N` folders (and resumes from)."""
+    return f"{str(output_dir).rstrip('/')}-checkpoints"
+
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")  # transformers' PREFIX_CHECKPOINT_DIR folders
 WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "adapter_model.bin")

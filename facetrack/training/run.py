@@ -6,8 +6,8 @@ data comes before the model so that a bad row is reported before anything heavy 
 
 - `training_config`: the recipe's arguments (`ScriptArguments`, `ModelArguments`, TRL's `SFTConfig`), parsed by
   `TrlParser` and checked;
-- `checkpoints`: the last *complete* checkpoint to resume from (Trainer's own choice takes the last one, complete
-  or not);
+- `checkpoints`: where checkpoints go (`<output_dir>-checkpoints`, beside the final model folder, never inside it)
+  and the last *complete* one to resume from (Trainer's own choice takes the last one, complete or not);
 - `training_data`: the dataset's splits, every row checked and its face track parsed once;
 - `training_model`: the model folder to start from (or a tiny one built for the run), loaded with its processor;
 - `training_parts`: which parts train (vision tower frozen by default, projectors, the LLM fully or through LoRA)
@@ -22,7 +22,7 @@ import logging
 import sys
 from typing import Any
 
-from facetrack.training.checkpoints import resolve_checkpoint
+from facetrack.training.checkpoints import checkpoints_dir, resolve_checkpoint
 from facetrack.training.collator import FaceTrackDataCollator
 from facetrack.training.config import (
     ModelArguments,
@@ -39,13 +39,18 @@ logger = logging.getLogger(__name__)
 
 
 def run_training(script_args: ScriptArguments, model_args: ModelArguments, training_args) -> dict[str, Any]:
-    """Train and export; returns {"trainer", "train_result", "final_dir"} (for scripts and benchmarks)."""
+    """Train and export; returns {"trainer", "train_result", "final_dir"} (for scripts and benchmarks).
+
+    The final model is written to `output_dir`; Trainer's checkpoints go beside it, to `<output_dir>-checkpoints`."""
     if script_args.cpu_threads is not None:
         import torch
 
         torch.set_num_threads(script_args.cpu_threads)
+    output_dir = training_args.output_dir
+    recipe = recipe_record(script_args, model_args, training_args)  # as given: output_dir is the model folder
+    training_args.output_dir = checkpoints_dir(output_dir)  # where Trainer saves (and rotates) checkpoint-N
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
-    tiny_model_dir(model_args, training_args.output_dir)  # a place that holds others' files is refused before work
+    tiny_model_dir(model_args, output_dir)  # a place that holds others' files is refused before work
 
     ################
     # Data
@@ -55,7 +60,7 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     ################
     # Model
     ################
-    model_path = resolve_model_path(model_args, training_args.output_dir)
+    model_path = resolve_model_path(model_args, output_dir)
     model, processor = load_model_and_processor(model_path, model_args)
     counts = set_trainable_parts(model, model_args)
     logger.info("trainable parameters per part (before LoRA): %s", counts)
@@ -83,8 +88,7 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     ################
     # Save
     ################
-    recipe = recipe_record(script_args, model_args, training_args)
-    final_dir = export_final_model(trainer, processor, model_args, recipe, model_path, training_args.output_dir)
+    final_dir = export_final_model(trainer, processor, model_args, recipe, model_path, output_dir)
     logger.info("final model written to %s", final_dir)
     return {"trainer": trainer, "train_result": train_result, "final_dir": final_dir}
 
