@@ -82,6 +82,9 @@ Examples:
     1.0
 """
 
+# The metric's version: the rules, the lexicon and the conformance file change together (README "Change log").
+TEM_VERSION = "3.0"
+
 DEFAULT_OPTIONS = {
     "extractor": "rules",
     "relation": "lexicon",
