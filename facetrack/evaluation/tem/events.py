@@ -382,17 +382,19 @@ def _resolve_subject(clause: str, resolver: PronounResolver) -> str:
 
 
 class RuleEventExtractor:
-    """Offline, model-free event extraction for phase-structured facial-dynamics captions (README "Rule extractor").
+    """Offline, model-free event extraction for phase-structured facial-dynamics captions (README "Event extraction").
 
-    1. Sentences, then phase markers inside them (the lexicon's lists, derived from the 800 FEC-Bench references):
-       each marker opens a new phase, at a sentence start or after ", " / "; " / ", and " / " and "; "then" also
-       after a plain space. Everything before the first marker is the appearance description and is dropped.
-       Without any marker, each sentence is a phase.
-    2. Sentences matching appearance patterns ("He has short hair", "The video shows ...") are dropped anywhere.
-    3. Clauses: split on ";", ",", ":" and on "and"/"while"/"but" where a clause follows; continuations
+    1. Sentences, then phase markers inside them (the lexicon's lists): each marker opens a new phase, at a sentence
+       start or after ", " / "; " / ", and " / " and "; "then" also after a plain space. Phases are numbered in time
+       order (`PhaseTimeline`: each marker's anchor), a relative marker inside a sentence opens a step of the
+       sentence's phase (`Event.segment`). Before a first marker that opens the timeline ("At the beginning") is the
+       appearance introduction (dropped); other sentences before the first marker are phases of their own.
+    2. Clauses: split on ";", ",", ":" and on "and"/"while"/"but" where a clause follows; continuations
        (", revealing some teeth", ", with lines between them") stay with their clause.
+    3. Appearance dropped per clause (static appearance only when it states no facial action); "no change"
+       statements dropped per comma piece, except what follows an exception word.
     4. Pronouns resolved (`PronounResolver`); subject-less clauses get the subject.
-    5. "No obvious change" statements and fragments under two words are dropped.
+    5. Fragments under two words, and events about the camera, hair ... (no facet, a non-face noun), are dropped.
     """
 
     name = "rules"

@@ -1,17 +1,20 @@
 """TEM scoring of one (prediction, reference) pair once events and relations are known, and averaging.
 
-Per sample (README "Scores per caption pair"), with the events' facets as content items (Np predicted, Nr reference):
+Per sample (README "Scores per caption pair"), with the events' facets as content items, each with its
+informativeness v (`informativeness.py`):
     w(a, b)   = facet weight (same action; degree and direction, `Lexicon.match_weight`) x time weight
-                (`time_weight` of the distance between the two events' phase positions), rounded to 4 decimals
-    M         = one-to-one matching of items with w > 0 of the largest total weight (then the smallest total squared
-                phase distance, then canonical order), solved as one assignment problem
-    W         = total weight of M
-    precision = W / Np, recall = W / Nr, F1 = 2 W / (Np + Nr)      (all 0 when either caption has no event)
+                (`time_weight` of the distance between the two events' positions, `phase_positions`), 4 decimals
+    gain      = w x (v_a + v_b) / 2, 6 decimals
+    M         = one-to-one matching of items with w > 0 of the largest total gain (then the smallest total squared
+                position distance, then canonical order), solved as one assignment problem
+    precision = length x sum_M w v_a / V_p,  length = min(1, LENGTH_TOLERANCE V_r / V_p)   (V = total informativeness)
+    recall    = sum_M w v_b / V_r
+    content   = F_0.5 of precision and recall                   (all scores 0 when either caption has no event)
     LCS       = longest chain of M's pairs whose phases are non-decreasing in both captions
-    temporal  = LCS / |M|                                            (0 when M is empty)
-    TEM       = F1 * temporal
-One-to-one matching is what keeps volume from paying: a reference item supports at most one predicted item, so
-joining many captions adds unmatched items (precision falls) faster than it adds matches.
+    temporal  = LCS / |M|                                         (0 when M is empty)
+    TEM       = content x (1 + temporal) / 2
+One-to-one matching and the length rule keep volume from paying: a reference item supports at most one predicted
+item, so joining many captions adds unmatched items (precision falls) faster than it adds matches.
 """
 
 from __future__ import annotations
