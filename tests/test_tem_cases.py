@@ -341,6 +341,8 @@ def test_time_words_open_phases_in_time_order(tem):
         ("the person laughs", 2), ("the person smiles faintly", 1), ("the person blinks", 0)]
     assert phases("At the end, he closes his eyes. Earlier, he raises his eyebrows.") == [
         ("the person closes the person's eyes", 1), ("the person raises the person's eyebrows", 0)]
+    assert phases("Later in the clip, he frowns. Before this, he smiled. To start with, he looked down.") == [
+        ("the person frowns", 2), ("the person smiled", 1), ("the person looked down", 0)]
     # "then" inside a sentence is a step of that sentence's phase
     events = extractor.extract_one("At the beginning, he blinks, then he smiles. Towards the end, he nods.")
     assert [(e.phase, e.segment) for e in events] == [(0, 0), (1, 0), (2, 2)]

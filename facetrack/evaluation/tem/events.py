@@ -123,10 +123,10 @@ def phase_anchor(markers: tuple[str, ...]) -> float | str:
 class PhaseTimeline:
     """Phases in the order the caption *tells* them -> their order in *time* (README "Phases in time order").
 
-    Each phase has an effective anchor in [0, 1]. A phase with an absolute marker goes after every phase whose
-    anchor is at most its own and before the first with a later anchor; "after" goes right after the phase told just
-    before it (and takes its anchor), "before" right before it; the first phase without an absolute marker has anchor
-    0. A caption told in narrative order ("Towards the end ... Before that, in the middle ...") gets its time order
+    Each phase has an effective anchor in [0, 1]. A phase with an absolute marker goes before the first phase whose
+    anchor is later than its own, or equal but not from a marker with a position (else last); "after" goes right after
+    the phase told just before it (and takes its anchor), "before" right before it; the first phase without an
+    absolute marker has anchor 0, not from a marker with a position. A caption told in narrative order ("Towards the end ... Before that, in the middle ...") gets its time order
     back; a caption told in time order keeps it."""
 
     def __init__(self):
@@ -134,6 +134,7 @@ class PhaseTimeline:
         self.anchor: list[float] = []
         self.previous: int | None = None
         self.parent: list[int] = []  # each phase's top-level phase (itself for a top-level phase)
+        self.anchored: list[bool] = []  # whether the phase's anchor comes from a marker with a position
 
     def open(self, where: float | str, top_level: bool = True) -> int:
         """A new phase at `where` (`phase_anchor`); a step (`top_level=False`) belongs to the current top-level
@@ -142,12 +143,18 @@ class PhaseTimeline:
         self.parent.append(phase if top_level or self.previous is None else self.parent[self.previous])
         if isinstance(where, float):
             self.anchor.append(where)
-            index = next((k for k, other in enumerate(self.order) if self.anchor[other] > where), len(self.order))
+            self.anchored.append(True)
+            # after the phases placed at most this early, before the later ones and before phases that only follow
+            # a caption start without a position ("Later, A. To start with, B.": B comes first)
+            index = next((k for k, other in enumerate(self.order) if self.anchor[other] > where
+                          or (self.anchor[other] == where and not self.anchored[other])), len(self.order))
         elif self.previous is None:
             self.anchor.append(0.0)
+            self.anchored.append(False)
             index = len(self.order) if where == "after" else 0
         else:
             self.anchor.append(self.anchor[self.previous])
+            self.anchored.append(self.anchored[self.previous])
             index = self.order.index(self.previous) + (1 if where == "after" else 0)
         self.order.insert(index, phase)
         self.previous = phase
