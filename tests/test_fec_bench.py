@@ -106,6 +106,39 @@ def test_eval_with_predictions_file(fec_bench_annotations, tmp_path, capsys):
     assert "Only 3 of 4 clips were scored: CIDEr's IDF" in markdown  # item 3 has no prediction
 
 
+def test_eval_prints_the_chance_row_beside_the_papers_rows(fec_bench_annotations, tmp_path, capsys):
+    """Issue 22: the metrics of another clip's reference (clip k scored with clip k+1's reference) as a row between
+    the paper's rows and ours, also with --predictions; in results.json with the derangement; cached."""
+    from facetrack.evaluation.fec_bench import CHANCE_ROW, chance_predictions
+
+    items = json.loads(fec_bench_annotations.read_text())[:6]
+    annotations = tmp_path / "test.json"
+    annotations.write_text(json.dumps(items[:4]))
+    predictions = tmp_path / "predictions.jsonl"
+    write_fake_predictions(items, predictions)
+    out = tmp_path / "results"
+    argv = ["eval", "--predictions", str(predictions), "--annotations", str(annotations), "--out", str(out),
+            "--name", "fake"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ")[0].strip("| *") for line in lines[:12]]
+    assert rows.index("FaceTrack-MM 7B (paper)") + 1 == rows.index(CHANCE_ROW) == rows.index("fake") - 1
+    chance_line = next(line for line in lines if line.startswith(f"| {CHANCE_ROW} | n/a | n/a | n/a | n/a |"))
+    results = json.loads((out / "results.json").read_text())
+    chance = results["chance"]
+    assert chance["num_references"] == 4 and "clip k+1" in chance["derangement"]
+    assert chance_line.endswith(f" {chance['metrics']['tem']:.3f} |")
+    references = [item["caption"] for item in items[:4]]
+    assert chance_predictions(references) == references[1:] + references[:1]
+    assert all(p != r for p, r in zip(chance_predictions(references), references))
+    # cached: a second run reads out/chance.json (same references, same options)
+    stored = (out / "chance.json").read_text()
+    assert main(argv) == 0 and (out / "chance.json").read_text() == stored
+    capsys.readouterr()
+    assert main(argv + ["--no-chance-row"]) == 0
+    assert CHANCE_ROW not in capsys.readouterr().out
+
+
 def test_eval_with_a_judge_fills_the_gpt_columns(fec_bench_annotations, tmp_path, capsys, monkeypatch,
                                                 fake_chat_server):
     monkeypatch.setenv("TEM_CACHE_DIR", str(tmp_path / "cache"))

@@ -20,6 +20,7 @@ import pytest
 
 from facetrack.evaluation.tem import calibration as tem_calibration
 from facetrack.evaluation.tem import events as tem_events
+from facetrack.evaluation.tem import lexicon as tem_lexicon
 from facetrack.evaluation.tem import llm_backends as tem_llm_backends
 from facetrack.evaluation.tem import relations as tem_relations
 from facetrack.evaluation.tem import scoring as tem_scoring
@@ -118,9 +119,12 @@ def test_caption_against_itself_scores_one_everywhere(tem):
             assert result[key] == 1.0, (key, caption)
 
 
-def test_reversed_phase_order_keeps_content_but_drops_temporal(tem):
+def test_reversed_phase_order_loses_content_and_temporal(tem):
+    # Issue 22: content matching respects time, so the same events told at the other end of the clip keep only
+    # part of their content credit (before: content F1 >= 0.95); the order check still drops the temporal score.
     result = score(tem, REVERSED_PHASES, REFERENCE)
-    assert result["content_f1"] >= 0.95
+    paraphrase = score(tem, PARAPHRASE, REFERENCE)
+    assert 0.5 <= result["content_f1"] <= 0.8 < paraphrase["content_f1"]
     assert result["temporal"] <= 0.5
     assert result["tem"] <= 0.5
 
@@ -130,8 +134,15 @@ def test_dropping_one_event_lowers_recall_only(tem):
     result = score(tem, shorter, REFERENCE)
     assert result["content_precision"] == 1.0
     assert result["temporal"] == 1.0
-    assert result["content_recall"] == pytest.approx(6 / 7)
+    # Issue 22: recall is the informativeness-weighted share of the reference's facets (8 here: "smiles, revealing
+    # her upper teeth" states two); before, the plain share of events, 6 / 7.
+    lexicon = tem_lexicon.Lexicon.load()
+    values = [v for e in tem_events.RuleEventExtractor().extract_one(REFERENCE)
+              for v in lexicon.item_values(tem_lexicon.parse_event(e.text))]
+    closes_eyes = lexicon.item_values(tem_lexicon.parse_event("the person closes the person's eyes"))[0]
+    assert result["content_recall"] == pytest.approx(1 - closes_eyes / sum(values))
     assert result["num_prediction_events"] == 6 and result["num_reference_events"] == 7
+    assert result["num_prediction_items"] == 7 and result["num_reference_items"] == 8
 
 
 def test_unrelated_caption_scores_far_below_a_paraphrase(tem):
@@ -153,7 +164,9 @@ def test_empty_prediction_scores_zero(tem):
     result = score(tem, "", REFERENCE)
     assert result["tem"] == 0.0 and result["content_recall"] == 0.0 and result["num_prediction_events"] == 0
     both_empty = score(tem, "", "")
-    assert both_empty["tem"] == 1.0  # AutoDQ's convention: nothing to find, nothing wrong
+    # Issue 22: an empty caption describes nothing, so two of them are not a perfect match (AutoDQ's convention,
+    # 1.0, made saying nothing a perfect score).
+    assert both_empty["tem"] == 0.0 and both_empty["content_precision"] == 0.0
 
 
 def test_results_are_identical_across_runs(tem):
@@ -343,7 +356,9 @@ def test_gradio_app_scores_a_pair():
     from facetrack.evaluation.tem import scoring_ui as app
 
     scores, rows = app.score_captions(REFERENCE.replace(" and closes her eyes", ""), REFERENCE)
-    assert scores["tem"] == pytest.approx(2 * (6 / 7) / (1 + 6 / 7), abs=1e-4)
+    # the UI shows the metric's own numbers (issue 22 changed them: a facet-weighted F_0.5, not 2 * (6/7) / (1 + 6/7))
+    expected = score(load_tem_metric(), REFERENCE.replace(" and closes her eyes", ""), REFERENCE)["tem"]
+    assert scores["tem"] == pytest.approx(expected, abs=1e-4) and 0.9 < expected < 1.0
     assert [row[5] for row in rows] == ["entailment"] * 6 + ["missed"]
     assert rows[-1][2] == "the person closes the person's eyes"
 
@@ -353,7 +368,7 @@ def test_evaluate_load_offline_in_a_fresh_process(tmp_path):
         "import evaluate, sys\n"
         f"tem = evaluate.load({str(TEM_METRIC_DIR)!r})\n"
         "result = tem.compute(predictions=[''], references=[''])\n"  # no events: no model needed
-        "assert result['tem'] == 1.0, result\n"
+        "assert result['tem'] == 0.0, result\n"  # issue 22: empty against empty describes nothing
         # the copy in the module cache carries the lexicon (a .py data module; no embedding needed here)
         "pair = tem.compute(predictions=['At first, he knits his brow.'], references=['At first, his brow furrows.'])\n"
         "assert pair['tem'] == 1.0, pair\n"

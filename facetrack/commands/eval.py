@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="LLM judge for the paper's GPT-judged columns (Correctness, Detail, Context, Temporal): "
                              "a model name at --judge-base-url or a local chat model path; without it they read n/a")
     parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible endpoint of the judge (API key: $OPENAI_API_KEY)")
+    parser.add_argument("--no-chance-row", action="store_true",
+                        help="skip the chance row (every metric of another clip's reference, over all the annotations; "
+                             "with TEM's llm backends it costs an LLM call per reference, cached)")
     parser.set_defaults(func=run)
 
 
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             name = args.name or args.model
         judge = {"judge_model": args.judge_model, "judge_base_url": args.judge_base_url} if args.judge_model else None
         results = evaluate_benchmark(annotations, predictions, name, out_dir, missing=missing, tem_options=tem_options,
-                                     judge=judge, generation=generation)
+                                     judge=judge, generation=generation, chance=not args.no_chance_row)
     except BenchmarkError as error:
         raise UserError(str(error)) from error
     print(results["table"])

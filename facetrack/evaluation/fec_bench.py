@@ -43,6 +43,11 @@ COLUMN_KEYS = {
 EXTRA_COLUMNS = {
     "BLEU-4": "bleu4", "METEOR (NLTK)": "meteor", "TEM content F1": "tem_content_f1", "TEM temporal": "tem_temporal",
 }
+# The chance row: what a caption of the wrong clip scores. Each clip is scored with the reference of the clip listed
+# after it in the annotation file as its prediction (clip k gets clip k+1's reference, the last clip the first's): a
+# fixed derangement (no clip gets its own reference) that anyone can reproduce from the file.
+CHANCE_ROW = "Chance: another clip's reference"
+CHANCE_FILE = "chance.json"
 
 # ------------------------------------------------------------------------------------------------ files
 def load_annotations(path: str | os.PathLike) -> list[dict]:
@@ -103,6 +108,38 @@ def score_predictions(predictions: list[str], references: list[str], tem_options
     return result
 
 
+def chance_predictions(references: list[str]) -> list[str]:
+    """The chance row's predictions: clip k gets clip k+1's reference (the last clip the first's)."""
+    return [references[(k + 1) % len(references)] for k in range(len(references))]
+
+
+def chance_metrics(references: list[str], tem_options: dict | None = None, cache_dir: str | os.PathLike | None = None
+                   ) -> dict | None:
+    """Every automatic metric of the chance row (`chance_predictions` against `references`); None for fewer than two
+    references. Cached in cache_dir/chance.json, keyed by the references, the TEM options and TEM's version."""
+    if len(references) < 2:
+        return None
+    import hashlib
+
+    from facetrack.evaluation.tem.metric import TEM_VERSION
+
+    key = hashlib.sha256(json.dumps([references, sorted((tem_options or {}).items()), TEM_VERSION],
+                                    ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
+    cache = Path(cache_dir) / CHANCE_FILE if cache_dir is not None else None
+    if cache is not None and cache.is_file():
+        try:
+            stored = json.loads(cache.read_text(encoding="utf-8"))
+            if stored.get("key") == key:
+                return stored["metrics"]
+        except (ValueError, KeyError):
+            pass
+    metrics = score_predictions(chance_predictions(references), references, tem_options)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"key": key, "metrics": metrics}, indent=1) + "\n", encoding="utf-8")
+    return metrics
+
+
 # ------------------------------------------------------------------------------------------------ table
 def _cell(value, column: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -112,17 +149,24 @@ def _cell(value, column: str = "") -> str:
 
 def format_table(model_name: str, metrics: dict, num_scored: int, num_missing: int, with_paper: bool = True,
                  tem_backends: str = "rule extractor + lexicon relations", judge_name: str | None = None,
-                 num_annotations: int | None = None, notes: Iterable[str] = ()) -> str:
-    """Markdown: the paper's main table (reference lines) and our row in the paper's column order, then the extra
-    metrics. GPT-judged columns read "n/a" unless a judge produced them."""
+                 num_annotations: int | None = None, notes: Iterable[str] = (), chance: dict | None = None,
+                 num_chance: int | None = None) -> str:
+    """Markdown: the paper's main table (reference lines), the chance row (when `chance` is given: the metrics of
+    another clip's reference, `chance_metrics`) and our row in the paper's column order, then the extra metrics.
+    GPT-judged columns read "n/a" unless a judge produced them."""
     header = "| Model | " + " | ".join(PAPER_COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(PAPER_COLUMNS) + 1)]
     if with_paper:
         for name, values in PAPER_TABLE.items():
             lines.append(f"| {name} | " + " | ".join(_cell(v, c) for v, c in zip(values, PAPER_COLUMNS)) + " |")
+    if chance is not None:
+        lines.append(f"| {CHANCE_ROW} | " + " | ".join(_cell(chance.get(COLUMN_KEYS[c]), c) for c in PAPER_COLUMNS) + " |")
     lines.append(f"| **{model_name}** | " + " | ".join(_cell(metrics.get(COLUMN_KEYS[c]), c) for c in PAPER_COLUMNS) + " |")
     extra_header = "| Model | " + " | ".join(EXTRA_COLUMNS) + " | Scored | Missing videos |"
     lines += ["", extra_header, "|" + "---|" * (len(EXTRA_COLUMNS) + 3)]
+    if chance is not None:
+        lines.append(f"| {CHANCE_ROW} | " + " | ".join(_cell(chance.get(k)) for k in EXTRA_COLUMNS.values())
+                     + f" | {num_chance if num_chance is not None else 'n/a'} | n/a |")
     lines.append(f"| {model_name} | " + " | ".join(_cell(metrics.get(k)) for k in EXTRA_COLUMNS.values())
                  + f" | {num_scored} | {num_missing} |")
     lines += [
@@ -133,6 +177,12 @@ def format_table(model_name: str, metrics: dict, num_scored: int, num_missing: i
         f"CIDEr; AutoDQ and TEM: evaluate_metric/tem with {tem_backends}, which differ from the paper's GPT "
         "backends, so compare our rows with each other first.",
     ]
+    if chance is not None:
+        lines.append(
+            f"{CHANCE_ROW}: each of the {num_chance} annotated clips scored with the reference of the clip listed "
+            "after it as its caption (clip k gets clip k+1's reference, the last clip the first's), with the same "
+            "metrics: what a fluent caption of the wrong clip scores. A model's row means little unless it is well "
+            "above it.")
     if metrics.get("meteor") is None and metrics.get("meteor_note"):
         lines.append(metrics["meteor_note"])
     elif metrics.get("meteor") is not None:
@@ -158,12 +208,13 @@ def format_table(model_name: str, metrics: dict, num_scored: int, num_missing: i
 def evaluate_benchmark(
     annotations: list[dict], predictions: dict[str, str], model_name: str, out_dir: str | os.PathLike,
     missing: Iterable[dict] = (), tem_options: dict | None = None, judge: dict | None = None,
-    generation: dict | None = None,
+    generation: dict | None = None, chance: bool = True,
 ) -> dict:
     """Score the predictions of the annotated items whose video is not missing (items without a prediction are
     counted in `num_without_prediction`), write results.json and results.md into out_dir, and return the results.
     `generation`: how the captions were made (model, backend, frames, notes such as a preprocessing fallback); its
-    `notes` are printed under the table and everything goes to results.json."""
+    `notes` are printed under the table and everything goes to results.json. `chance`: also score the chance row
+    (another clip's reference, over all the annotations; cached in out_dir/chance.json) and print it."""
     out_dir = Path(out_dir)
     missing = list(missing)
     missing_ids = {item["id"] for item in missing}
@@ -179,9 +230,11 @@ def evaluate_benchmark(
     tem_backends = f"extractor {options.get('extractor', 'rules')} + relation {options.get('relation', 'lexicon')}"
     if options.get("llm_model"):
         tem_backends += f" (LLM {options['llm_model']})"
+    chance_row = chance_metrics([item["caption"] for item in annotations], tem_options, out_dir) if chance else None
     table = format_table(model_name, metrics, num_scored=len(scored), num_missing=len(missing),
                          tem_backends=tem_backends, judge_name=(judge or {}).get("judge_model"),
-                         num_annotations=len(annotations), notes=(generation or {}).get("notes", ()))
+                         num_annotations=len(annotations), notes=(generation or {}).get("notes", ()),
+                         chance=chance_row, num_chance=len(annotations))
     results = {
         "model": model_name,
         "num_annotations": len(annotations),
@@ -194,6 +247,10 @@ def evaluate_benchmark(
         "generation": generation,
         "judge": {k: v for k, v in (judge or {}).items() if k != "judge_api_key"} or None,
         "paper_table": {"columns": PAPER_COLUMNS, "rows": PAPER_TABLE},
+        "chance": None if chance_row is None else {
+            "metrics": chance_row, "num_references": len(annotations),
+            "derangement": "clip k is scored with clip k+1's reference (the last clip with the first's), in "
+                           "annotation file order"},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@
 
 The file is plain JSON so that another implementation can run it: for each case, feed `prediction` and `reference`
 to TEM with the default options and compare every number in `expected` to 3 decimals (|got - expected| <= 5e-4), the
-stage outputs in `prediction_events` / `reference_events` ([text, phase, core unit or null]) exactly, and the
+stage outputs in `prediction_events` / `reference_events` ([text, phase, segment, core unit or null]) exactly, and the
 corpus scores of all cases together in `corpus`. Cases with `needs_embedding: true` hold an event outside the
 lexicon, decided by all-MiniLM-L6-v2 (cosine rounded to 4 decimals): they also depend on that model and its
 libraries (versions in README.md).
@@ -25,7 +25,7 @@ from facetrack.evaluation.tem.metric import load_tem_metric
 HERE = Path(__file__).resolve().parent
 CONFORMANCE_FILE = HERE / "conformance.json"
 SCORE_KEYS = ("tem", "content_precision", "content_recall", "content_f1", "temporal", "num_prediction_events",
-              "num_reference_events", "num_aligned", "lcs")
+              "num_reference_events", "num_prediction_items", "num_reference_items", "num_aligned", "lcs")
 CORPUS_KEYS = ("tem", "content_precision", "content_recall", "content_f1", "temporal", "autodq")
 TOLERANCE = 5e-4
 
@@ -43,14 +43,14 @@ def run(metric, cases: list[dict]) -> dict:
 
     def events(caption: str) -> list:
         found = extractor.extract_one(caption)
-        return [[e.text, e.phase, parse(e.text).core.unit if parse(e.text).core else None] for e in found]
+        return [[e.text, e.phase, e.segment, parse(e.text).core.unit if parse(e.text).core else None] for e in found]
 
     out = []
     for case, sample in zip(cases, result["per_sample"]):
         pred_events, ref_events = events(case["prediction"]), events(case["reference"])
         out.append({
             **{k: case[k] for k in ("id", "prediction", "reference")},
-            "needs_embedding": any(e[2] is None for e in pred_events + ref_events) and bool(pred_events and ref_events),
+            "needs_embedding": any(e[-1] is None for e in pred_events + ref_events) and bool(pred_events and ref_events),
             "prediction_events": pred_events, "reference_events": ref_events,
             "expected": {k: round(sample[k], 3) if isinstance(sample[k], float) else sample[k] for k in SCORE_KEYS},
         })
@@ -60,6 +60,8 @@ def run(metric, cases: list[dict]) -> dict:
 def compare(expected: dict, got: dict) -> list[str]:
     """Mismatches between the file and this implementation's outputs, one line each."""
     problems = []
+    if len(expected["cases"]) != len(got["cases"]):
+        problems.append(f"expected {len(expected['cases'])} cases, got {len(got['cases'])}")
     for want, have in zip(expected["cases"], got["cases"]):
         for stage in ("prediction_events", "reference_events"):
             if want[stage] != have[stage]:

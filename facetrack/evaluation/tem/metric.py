@@ -41,11 +41,12 @@ _CITATION = """\
 _DESCRIPTION = """\
 TEM scores a caption of a video against a reference caption in three steps: (1) both captions are split into
 ordered atomic events (with a phase index: beginning / as the video progresses / middle / end ...); (2) each event
-is parsed into facial facets (face part, action, direction / side, intensity, negation) and classified by rules as
-entailed by, neutral to, or contradicted by the other caption's events (an embedding model decides only events
-outside the lexicon); (3) the entailed events are aligned one-to-one by a specified rule and the longest common
-subsequence (LCS) of their order measures temporal consistency.
-content P/R/F1 follow AutoDQ; temporal = LCS / aligned events; TEM = F1 x temporal.
+is parsed into facial facets (face part, action, direction / side, degree, negation); (3) the facets of the two
+captions are matched one to one, each match weighted by degree, direction, how close in time the two events are and
+how informative the action is (an embedding model decides only pairs of events outside the lexicon), and the longest
+common subsequence (LCS) of the matches' order measures temporal consistency.
+content = F_0.5 of the weighted precision (with a length rule) and recall; temporal = LCS / matches;
+TEM = content x (1 + temporal) / 2; an empty caption scores 0.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -69,10 +70,12 @@ Args:
     return_per_sample (`bool`, optional): also return `per_sample`, a list of per-pair score dicts.
     return_events (`bool`, optional): also return, per sample, the extracted events and the matched-event table.
 Returns:
-    tem: mean of per-sample TEM = content_f1 x temporal.
-    content_precision, content_recall: mean share of predicted (reference) events entailed by the other caption.
-    content_f1: mean per-sample F1.
-    temporal: mean per-sample order consistency (LCS of aligned events / aligned events).
+    tem: mean of per-sample TEM = content_f1 x (1 + temporal) / 2.
+    content_precision, content_recall: mean weighted share of the predicted (reference) facial actions the other
+        caption states at the same moment and degree (precision scaled down for a prediction much longer than the
+        reference).
+    content_f1: mean per-sample content score (F_0.5 of precision and recall; the name is kept).
+    temporal: mean per-sample order consistency (LCS of the matches / matches).
     autodq: AutoDQ's corpus F1, the harmonic mean of content_precision and content_recall.
     num_failed: samples dropped because an LLM backend gave no usable answer (AutoDQ's protocol); 0 otherwise.
 Examples:
@@ -81,6 +84,9 @@ Examples:
     >>> tem.compute(predictions=[reference], references=[reference])["tem"]
     1.0
 """
+
+# The metric's version: the rules, the lexicon and the conformance file change together (README "Change log").
+TEM_VERSION = "3.0"
 
 DEFAULT_OPTIONS = {
     "extractor": "rules",

@@ -45,6 +45,27 @@ class Relations:
     # (the LLM judge); None means "entailed by at least one event of the other caption".
     pred_supported: np.ndarray | None = None  # (P,) bool
     ref_supported: np.ndarray | None = None  # (R,) bool
+    # Content items (README "Content: facets, matched one to one"): the facets of each event (one item for an event
+    # without facets, or for a backend that gives no facets): the event index of each item, and the weight with which
+    # a predicted item states a reference item's action (0 when it does not; degree and direction weights, before
+    # the time weight). None: one item per event, weight 1 for pairs entailed in either direction.
+    pred_items: list[int] | None = None
+    ref_items: list[int] | None = None
+    item_weight: np.ndarray | None = None  # (len(pred_items), len(ref_items)) float
+    # each item's informativeness (README "Informativeness"); None: 1 for every item
+    pred_item_value: np.ndarray | None = None
+    ref_item_value: np.ndarray | None = None
+
+    def items(self) -> tuple[list[int], list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """(pred_items, ref_items, item_weight, pred values, ref values), derived from the event matrices when the
+        backend gave none."""
+        if self.item_weight is not None:
+            pred_value = self.pred_item_value if self.pred_item_value is not None else np.ones(len(self.pred_items))
+            ref_value = self.ref_item_value if self.ref_item_value is not None else np.ones(len(self.ref_items))
+            return self.pred_items, self.ref_items, self.item_weight, pred_value, ref_value
+        allowed = self.pred_entailed | self.ref_entailed
+        return (list(range(allowed.shape[0])), list(range(allowed.shape[1])), allowed.astype(float),
+                np.ones(allowed.shape[0]), np.ones(allowed.shape[1]))
 
     def pred_is_entailed(self) -> np.ndarray:
         return self.pred_supported if self.pred_supported is not None else self.pred_entailed.any(axis=1)
@@ -262,6 +283,7 @@ class LexiconRelationClassifier:
         self.lexicon = Lexicon.load()
         self.fallback = fallback if fallback is not None else SimilarityRelationClassifier()
         self.num_fallback_pairs = 0  # pairs the embedding decided in this object's last classify() call
+        self._facet_weights: dict = {}
 
     def pair(self, first: ParsedEvent, second: ParsedEvent) -> tuple[bool, bool, bool, float]:
         """(first entailed by second, second entailed by first, contradiction, rule score) of two parsed events."""
@@ -281,6 +303,16 @@ class LexiconRelationClassifier:
         return a_by_b, b_by_a, contradiction, score
 
     @staticmethod
+    def _items(events: list[ParsedEvent]) -> tuple[list[int], list[int]]:
+        """(index of each event's first item, event index of every item): an event's items are its facets, or one
+        item for an event without facets."""
+        first, items = [], []
+        for index, event in enumerate(events):
+            first.append(len(items))
+            items.extend([index] * max(1, len(event.facets)))
+        return first, items
+
+    @staticmethod
     def needs_embedding(first: ParsedEvent, second: ParsedEvent) -> bool:
         """A pair the rules cannot decide: both events outside the lexicon and not naming disjoint face parts, or
         one outside it that names a face part of the other. An event outside the lexicon that names no face part
@@ -290,7 +322,18 @@ class LexiconRelationClassifier:
             return False
         if first.core is None and second.core is None:
             return not (first.parts and second.parts and not first.parts & second.parts)
-        return bool(first.parts & second.parts)
+        return False
+
+    def facet_weight(self, a, b) -> float:
+        """`Lexicon.match_weight` of two facets stating the same action, else 0 (cached: facets repeat a lot)."""
+        key = (a, b)
+        weight = self._facet_weights.get(key)
+        if weight is None:
+            weight = self.lexicon.match_weight(a, b) if self.lexicon.same_action(a, b) else 0.0
+            if len(self._facet_weights) > 500_000:
+                self._facet_weights.clear()
+            self._facet_weights[key] = weight
+        return weight
 
     def classify(self, samples: list[tuple[list[Event], list[Event], str, str]]) -> list[Relations]:
         parsed = [([parse_event(e.text) for e in pred], [parse_event(e.text) for e in ref]) for pred, ref, _, _ in samples]
@@ -308,10 +351,22 @@ class LexiconRelationClassifier:
         results = []
         for s, ((pred, ref, _, _), (pred_parsed, ref_parsed)) in enumerate(zip(samples, parsed)):
             relations = Relations.empty(len(pred), len(ref))
+            # one item per facet; an event outside the lexicon is one item
+            pred_first, relations.pred_items = self._items(pred_parsed)
+            ref_first, relations.ref_items = self._items(ref_parsed)
+            weights = np.zeros((len(relations.pred_items), len(relations.ref_items)))
+            relations.item_weight = weights
+            relations.pred_item_value = np.array([v for p in pred_parsed for v in self.lexicon.item_values(p)])
+            relations.ref_item_value = np.array([v for r in ref_parsed for v in self.lexicon.item_values(r)])
             for i, p in enumerate(pred_parsed):
                 for j, r in enumerate(ref_parsed):
                     if p.core is not None and r.core is not None:
                         a_by_b, b_by_a, contradiction, score = self.pair(p, r)
+                        # every facet against every facet: "opens the mouth, showing the teeth" and "smiles,
+                        # revealing the teeth" share the teeth, whatever their first facets
+                        for a, facet_a in enumerate(p.facets):
+                            for b, facet_b in enumerate(r.facets):
+                                weights[pred_first[i] + a, ref_first[j] + b] = self.facet_weight(facet_a, facet_b)
                     elif (s, i, j) in needs_fallback:
                         score = round(float(np.clip(vectors[pred[i].text] @ vectors[ref[j].text], -1.0, 1.0)), 4)
                         relation = self.fallback.classify_pair(pred[i].text, ref[j].text, score)
@@ -319,6 +374,8 @@ class LexiconRelationClassifier:
                             relation = CONTRADICTION
                         a_by_b = b_by_a = relation == ENTAILMENT
                         contradiction = relation == CONTRADICTION
+                        if a_by_b:  # the event outside the lexicon against the other's first item
+                            weights[pred_first[i], ref_first[j]] = 1.0
                     else:  # see needs_embedding: neutral, no embedding needed
                         a_by_b = b_by_a = contradiction = False
                         score = OTHER_SCORE

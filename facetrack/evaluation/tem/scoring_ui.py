@@ -82,12 +82,13 @@ def summary_text(scores: dict) -> str:
     if scores.get("failed"):
         return "**TEM could not score this pair**: the event extraction backend failed."
     return (
-        f"**TEM {scores['tem']:.3f}** = content F1 {scores['content_f1']:.2f} x temporal order "
-        f"{scores['temporal']:.2f}\n\n"
+        f"**TEM {scores['tem']:.3f}** = content {scores['content_f1']:.2f} x (1 + temporal order "
+        f"{scores['temporal']:.2f}) / 2\n\n"
         f"Content: {scores['num_prediction_events']} predicted and {scores['num_reference_events']} reference events; "
-        f"precision {scores['content_precision']:.2f} (predicted events the reference supports), "
-        f"recall {scores['content_recall']:.2f} (reference events the caption covers). "
-        f"Order: {scores['lcs']} of {scores['num_aligned']} matched events keep the reference's phase order."
+        f"precision {scores['content_precision']:.2f} (what the caption says that the reference supports, at the "
+        f"right moment and degree), recall {scores['content_recall']:.2f} (what the reference says that the caption "
+        f"covers). Order: {scores['lcs']} of {scores['num_aligned']} matched facial actions keep the reference's "
+        f"phase order."
     )
 
 
