@@ -21,9 +21,7 @@ import pandas as pd
 
 from space_config import CROP_SIZE, DECODE_MAX_SIDE, DemoConfig, VideoRejected, check_upload, new_output_dir
 
-MEASURED_CAPTION_LABEL = (
-    "Measured description: written by rules from face landmarks and an emotion classifier, not by a language model"
-)
+MEASURED_CAPTION_INFO = "Written by rules from face landmarks and an emotion classifier, not by a language model."
 
 
 @dataclass
@@ -71,10 +69,15 @@ def track_summary(result, clip, elapsed_s: float) -> str:
     else:
         lines.append(f"**Following person {result.person_id}** (chosen), present in {present} of {len(clip)} sampled "
                      f"frames: {result.reason}.")
+    if result.person_id is not None:  # what the overlay's boxes mean, for whoever is followed now
+        others = "; thin boxes: the others" if len(result.persons) > 1 else ""
+        role = "the main character" if result.person_id == result.main_person_id else (
+            f"chosen (the main character, person {result.main_person_id}, has a thin box)"
+            if result.main_person_id is not None else "chosen")
+        lines.append(f"*Tracked faces*: the thick green box is person {result.person_id}, {role}{others}.")
     if len(result.persons) > 1:
         shares = ", ".join(f"person {pid} in {person.num_frames}" for pid, person in sorted(result.persons.items()))
-        lines.append(f"Seen: {shares} of {len(clip)} frames. Click a face under *People in the video* to follow "
-                     "that person.")
+        lines.append(f"Seen: {shares} of {len(clip)} frames. Click a face under *People* to follow that person.")
     return "\n\n".join(lines)
 
 

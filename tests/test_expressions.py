@@ -125,6 +125,89 @@ def test_crying_is_not_a_smile(every_frame, sparse):
 
 
 @needs_models
+def test_the_plot_draws_what_the_caption_says_about_the_crying(sparse):
+    """The Space's plot drew the raw smile (0.9) and "happy" (0.87) while she cries, which the caption rightly
+    does not call a smile: the disagreement rule's stretches are shaded, and the smile and happy curves are drawn
+    solid only where they are believed."""
+    from facetrack.expressions.plot import GRIMACE_LABEL, expression_figure
+
+    name = "WolfgangLanger_Pexels.mp4"
+    (start, end), = LABELS["clips"][name]["not_smiling"]
+    _, report = sparse[name]
+    timeline = report.timeline
+    t = timeline.timestamps
+    crying = (t >= start) & (t <= end - 3.5)
+    smile, happy = timeline.signal("smile"), timeline.signal("emotion:happy")
+    assert np.nanmax(smile[crying]) > 0.8 and np.nanmax(happy[crying]) > 0.5  # the raw readings the plot showed
+    figure = expression_figure(report)
+    _, face, _, emotions = figure.axes
+
+    def solid(axis, label):
+        line = next(line for line in axis.get_lines() if line.get_label() == label)
+        assert line.get_linestyle() == "-"
+        return np.asarray(line.get_ydata(), dtype=float)
+
+    drawn_smile, drawn_happy = solid(face, "smile"), solid(emotions, "happy")
+    assert np.isnan(drawn_smile[crying & (smile > 0.5)]).all()
+    assert np.isnan(drawn_happy[crying & (happy > 0.5)]).all()
+    later = t > end  # the real smile at the end is drawn, and believed
+    assert np.nanmax(drawn_smile[later]) > 0.7 and np.nanmax(drawn_happy[later]) > 0.9
+    # Every smiling or happy-looking moment of the crying lies in a shaded stretch, named in the legend.
+    spans = [patch.get_extents() for patch in face.patches]
+    shaded = [(face.transData.inverted().transform([[box.x0, 0]])[0][0],
+               face.transData.inverted().transform([[box.x1, 0]])[0][0]) for box in spans]
+    for time in t[crying & ((smile > 0.5) | (happy > 0.5))]:
+        assert any(low - 1e-6 <= time <= high + 1e-6 for low, high in shaded), time
+    assert not any(low > end for low, _ in shaded)
+    for axis in (face, emotions):
+        assert GRIMACE_LABEL in [text.get_text() for text in axis.get_legend().get_texts()]
+    # The caption agrees: no smile, no happy while she cries; the per-frame table says the same.
+    assert not [e for e in report.events if e.kind == "smile_start" and e.end < end - 0.2]
+    table = report.to_pandas()
+    assert table.loc[crying & (smile > 0.5), "grimace"].all() and not table.loc[later, "grimace"].any()
+    assert "happy" not in set(table.loc[crying, "emotion"].dropna())
+
+
+@needs_models
+def test_sixteen_frames_of_a_twenty_second_clip_still_give_events(media_dir, analyzer, tracker):
+    """The Space samples 16 frames on CPU: 1.3 s apart on WolfgangLanger, more than max_gap_seconds (1 s), so every
+    sample was a stretch of its own and the caption said nothing happened."""
+    name = "WolfgangLanger_Pexels.mp4"
+    (_, end), = LABELS["clips"][name]["not_smiling"]
+    _, report = _report(media_dir, analyzer, tracker, name, 16)
+    kinds = {event.kind for event in report.events}
+    assert {"smile_start", "eyes_open", "emotion_shift"} <= kinds, kinds
+    assert all(e.end > end - 1.5 for e in report.events if e.kind == "smile_start")  # not in the crying
+    assert "breaks into a wide smile" in report.caption or "starts to smile" in report.caption
+
+
+def test_a_face_missing_from_a_sparse_sample_still_cuts_the_stretch():
+    """Sampled sparser than max_gap_seconds, neighbouring samples are one stretch; a missing sample between two
+    is still a gap."""
+    smiling = lambda t: 0.9 if t >= 6.0 else 0.0  # noqa: E731
+    timeline = _timeline(12.0, 1 / 1.3, smile=smiling, happy=smiling)
+    assert [e.kind for e in detect_events(timeline) if e.kind.startswith("smile")] == ["smile_start"]
+    missing = next(i for i, frame in enumerate(timeline.frames) if frame.timestamp >= 6.0) - 1
+    frame = timeline.frames[missing]  # the last sample before the smile: the face was not found
+    for key in ("box", "blendshapes", "emotions", "eye_open_left", "eye_open_right", "yaw", "pitch", "roll"):
+        setattr(frame, key, None)
+    frame.face_found = False
+    assert not [e for e in detect_events(timeline) if e.kind.startswith("smile")]  # smiling when the face returns
+
+
+def test_one_frame_gets_a_one_sentence_caption():
+    from facetrack.expressions.caption import measured_caption
+
+    photo = _timeline(1.0, 1.0, smile=lambda t: 0.9, happy=lambda t: 0.9)
+    assert len(photo) == 1
+    caption = measured_caption(detect_events(photo), photo)
+    assert caption.endswith("This image shows the facial expression of the person: the person is smiling and "
+                            "looks happy.")
+    nobody = ExpressionTimeline(frames=[FrameExpression(timestamp=0.0)])
+    assert "No face was measured in this image" in measured_caption([], nobody)
+
+
+@needs_models
 def test_no_face_gives_an_empty_timeline(media_dir, analyzer, tracker):
     _, report = _report(media_dir, analyzer, tracker, "no_face.mp4", 32)
     assert len(report.timeline) == 32 and report.timeline.is_empty

@@ -18,8 +18,7 @@ from video_files import encode_video
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "zero_bytes", "text_renamed", "truncated", "corrupt", "still_image_renamed", "zero_frames",
-             "unknown_codec"]
+    "case", ["missing", "zero_bytes", "text_renamed", "truncated", "corrupt", "zero_frames", "unknown_codec"]
 )
 def test_bad_video_exits_2_with_one_line(bad_files, case, capsys):
     path, expected = bad_files[case]
@@ -288,3 +287,87 @@ def test_describe_refuses_a_token_budget_below_1(media_dir, capsys):
     assert main(["describe", str(media_dir / "single_face.mp4"), "--max-new-tokens", "0"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["facetrack describe: error: --max-new-tokens must be at least 1, got 0"]
+
+
+# ------------------------------------------------------------- what users of py-feat expect (issue 24)
+needs_models = pytest.mark.skipif(bool(missing_expression_dependencies()),
+                                  reason=f"expression models not installed: {missing_expression_dependencies()}")
+
+
+def test_track_a_group_photo_finds_its_five_people(media_dir, tmp_path, capsys):
+    out = tmp_path / "photo.json"
+    assert main(["track", str(media_dir / "multi_face.jpg"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "multi_face.jpg: a still image (1000x667" in printed and "5 person(s) in 1 frames" in printed
+    track = read_face_track(json.loads(out.read_text()))
+    assert len(track.frames) == 1 and len(track.persons) == 5 and track.main_person_id is not None
+    faces = next(line for line in printed.splitlines() if line.startswith("faces: "))
+    assert faces.count("person ") == 5 and f"person {track.main_person_id} (main) at " in faces
+    assert "face per frame" not in printed  # a strip of one character says nothing
+    if not missing_expression_dependencies():
+        assert f"expressions of person {track.main_person_id}: measured in 1/1 frames" in printed
+        assert "This image shows the facial expression of the person:" in printed
+
+
+@needs_models
+def test_each_person_of_a_photo_goes_into_one_table(media_dir, tmp_path, capsys):
+    table_path = tmp_path / "faces.parquet"
+    assert main(["track", str(media_dir / "multi_face.jpg"), "--each-person", "--csv", str(table_path)]) == 0
+    printed = capsys.readouterr().out
+    assert sum(line.startswith("expressions of person ") for line in printed.splitlines()) == 5
+    import pandas as pd
+
+    table = pd.read_parquet(table_path)
+    assert sorted(table["person_id"]) == [1, 2, 3, 4, 5] and table["face_found"].all()
+    assert f"wrote {table_path} (5 rows" in printed
+
+
+@needs_models
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_csv_has_one_row_per_sampled_frame(media_dir, tmp_path, capsys, suffix):
+    import pandas as pd
+
+    table_path, out = tmp_path / f"t{suffix}", tmp_path / "t.json"
+    assert main(["track", str(media_dir / "WolfgangLanger_Pexels.mp4"), "--frames", "16", "--csv", str(table_path),
+                 "--out", str(out)]) == 0
+    assert f"wrote {table_path} (16 rows" in capsys.readouterr().out
+    table = pd.read_csv(table_path) if suffix == ".csv" else pd.read_parquet(table_path)
+    assert len(table) == 16
+    for column in ("time", "frame_index", "mouthSmileLeft", "mouthSmileRight", "yaw", "emotion_happy",
+                   "emotion_sad", "grimace", "emotion"):
+        assert column in table.columns, column
+    timeline = read_face_track(json.loads(out.read_text())).expression_report.timeline
+    np.testing.assert_allclose(table["time"], timeline.timestamps)
+    np.testing.assert_allclose(table["mouthSmileLeft"], timeline.signal("blendshape:mouthSmileLeft"))
+    np.testing.assert_allclose(table["yaw"], timeline.signal("yaw"))
+    assert table.loc[table["time"] < 5, "grimace"].astype(bool).any()  # the crying reads as a smile: not believed
+    assert "happy" not in set(table.loc[table["time"] < 5, "emotion"].dropna())
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]  # no staging file left
+
+
+@pytest.mark.parametrize("arguments,expected", [
+    (["--csv", "table.xlsx"], "--csv table.xlsx: the file name must end in .csv or .parquet"),
+    (["--csv", "t.csv", "--no-expressions"], "--csv writes the measured expressions: it cannot be combined"),
+    (["--each-person", "--person", "1"], "--each-person measures everyone"),
+    (["--each-person", "--min-share", "2"], "--min-share must be between 0 and 1, got 2.0"),
+])
+def test_table_options_refused_in_one_line(media_dir, capsys, arguments, expected):
+    assert main(["track", str(media_dir / "single_face.mp4"), *arguments]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+def test_the_strip_of_a_chosen_person_is_not_called_main(media_dir, tmp_path, capsys):
+    """The per-frame strip printed M (main) for a chosen person who is not the main character."""
+    from PIL import Image
+
+    photo = np.asarray(Image.open(media_dir / "multi_face.jpg").convert("RGB"))[:666, :1000]
+    path = encode_video(tmp_path / "group.mp4", np.stack([photo] * 4))
+    assert main(["track", str(path), "--frames", "4", "--no-expressions"]) == 0
+    printed = capsys.readouterr().out
+    assert "main face per frame: MMMM" in printed
+    main_id = int(printed.split("main character: person ")[1].split(",")[0])
+    other = 1 if main_id != 1 else 2
+    assert main(["track", str(path), "--frames", "4", "--no-expressions", "--person", str(other)]) == 0
+    printed = capsys.readouterr().out
+    assert f"chosen (person {other}) face per frame: CCCC" in printed and "MMMM" not in printed

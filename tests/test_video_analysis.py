@@ -201,3 +201,124 @@ def test_scaled_to_maps_every_box_and_select_frames_keeps_the_timeline(single):
     assert len(kept.expression_report.timeline) == 3
     assert [f.box for f in kept.expression_report.timeline.frames] == kept.boxes
     assert read_face_track(kept.to_dict()).to_dict() == kept.to_dict()
+
+
+# ------------------------------------------------------------------------------------------------ still images
+def test_a_photo_is_one_frame_with_every_face_and_the_main_character(media_dir, tracker, tmp_path):
+    """A group photo as a file, a PIL image or an (H, W, 3) array: one frame, every face a person, the main
+    character chosen by the video rule; a JPEG's EXIF orientation is applied as a photo viewer does."""
+    from PIL import Image
+
+    path = media_dir / "multi_face.jpg"
+    photo = Image.open(path)
+    results = [analyze_video(video, tracker=tracker, expressions=False)
+               for video in (path, str(path), photo, np.asarray(photo.convert("RGB")))]
+    for analysis in results:
+        assert analysis.clip.still_image and len(analysis.clip) == 1 and analysis.clip.timestamps == [0.0]
+        assert (analysis.clip.width, analysis.clip.height) == photo.size
+        assert len(analysis.track.persons) == 5 and analysis.track.present.all()
+        assert analysis.track.to_dict()["tracks"] == results[0].track.to_dict()["tracks"]
+        assert analysis.person_id == analysis.track.main_person_id == results[0].person_id
+    # max_side shrinks the photo; the stored track is in the photo's own pixels, and reading it back decodes the
+    # photo again without detecting anything.
+    small = analyze_video(path, max_side=500, tracker=tracker, expressions=False)
+    assert small.clip.width == 500 and small.clip.source_width == photo.size[0]
+    source = small.source_track()
+    assert (source.width, source.height) == photo.size and len(source.persons) == 5
+    again = analyze_video(path, face_track=source.to_dict(), expressions=False)
+    assert again.clip.still_image and again.track.to_dict()["tracks"] == source.to_dict()["tracks"]
+    # A phone photo stored sideways with an EXIF "rotate 90" tag is read upright: the face is found.
+    upright = Image.open(media_dir / "single_face.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored pixels must be turned 90 degrees clockwise to be shown
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.jpg", exif=exif)
+    turned = analyze_video(tmp_path / "sideways.jpg", tracker=tracker, expressions=False)
+    assert (turned.clip.width, turned.clip.height) == upright.size and len(turned.track.persons) == 1
+
+
+def test_only_the_analysis_entry_point_takes_photos(media_dir, tmp_path):
+    """load_video (and the video-only callers on it: the dataset builder, describe) still refuses a photo, named
+    as one; a photo named .mp4 is still a photo for analyze_video."""
+    from facetrack.video.decode import load_image
+    from facetrack.video.probe import VideoDecodeError
+
+    with pytest.raises(VideoDecodeError, match="is a still image"):
+        load_video(media_dir / "single_face.jpg", num_frames=4)
+    with pytest.raises(VideoDecodeError, match="is a video, not a still image"):
+        load_image(media_dir / "single_face.mp4")
+    renamed = tmp_path / "photo.mp4"
+    renamed.write_bytes((media_dir / "single_face.jpg").read_bytes())
+    analysis = analyze_video(renamed, expressions=False)
+    assert analysis.clip.still_image and len(analysis.track.persons) == 1
+    with pytest.raises(ValueError, match=r"an image must be an \(H, W, 3\) RGB array"):
+        load_image(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(VideoDecodeError, match="over the limit"):
+        analyze_video(media_dir / "multi_face.jpg", max_pixels=1000, expressions=False)
+
+
+@needs_models
+def test_a_photo_measures_the_main_face_and_each_person_every_face(media_dir, tracker):
+    analysis = analyze_video(media_dir / "multi_face.jpg", tracker=tracker)
+    report = analysis.expressions
+    assert report.person_id == analysis.person_id and len(report.timeline) == 1 and report.timeline.measured.all()
+    assert report.events == []  # nothing changes in one frame
+    assert report.caption.startswith("Measured description") and "This image shows the facial expression" in \
+        report.caption and "At the beginning" not in report.caption
+    people = analysis.each_person()
+    assert [person.person_id for person in people] == sorted(analysis.track.persons)
+    table = people[0].to_pandas()
+    assert sorted(table["person_id"]) == sorted(analysis.track.persons) and (table["time"] == 0.0).all()
+    assert table["face_found"].all() and table["mouthSmileLeft"].notna().all()
+
+
+# ----------------------------------------------------------------------------------- the per-frame table, reprs
+@needs_models
+def test_to_pandas_has_one_row_per_sampled_frame_in_the_videos_pixels(media_dir, tracker):
+    analysis = analyze_video(media_dir / "single_face.mp4", num_frames=8, max_side=320, tracker=tracker)
+    table = analysis.to_pandas()
+    report = analysis.source_track().expression_report  # boxes in the video's 640 x 360
+    timeline = report.timeline
+    assert len(table) == 8 and (table["person_id"] == 1).all()
+    assert list(table["time"]) == list(analysis.clip.timestamps)
+    assert list(table["frame_index"]) == analysis.clip.frame_indices
+    for name in ("mouthSmileLeft", "mouthSmileRight", "yaw", "pitch", "roll", "eye_open_left", "brow_gap"):
+        column = "blendshape:" + name if name.startswith("mouth") else name
+        np.testing.assert_array_equal(table[name].to_numpy(dtype=float), timeline.signal(column))
+    for label in timeline.emotion_labels:
+        np.testing.assert_array_equal(table[f"emotion_{label}"].to_numpy(dtype=float),
+                                      timeline.signal(f"emotion:{label}"))
+    present = [frame.box is not None for frame in timeline.frames]
+    boxes = table[["box_x1", "box_y1", "box_x2", "box_y2"]].to_numpy()[present]
+    np.testing.assert_allclose(boxes, [frame.box for frame in timeline.frames if frame.box is not None])
+    assert boxes[:, 2].max() > 320  # the video's pixels, not the 320 px the frames were decoded at
+    from facetrack.expressions.events import dominant_emotions
+
+    assert list(table["emotion"]) == dominant_emotions(timeline, report.config)
+    assert table.columns[:3].tolist() == ["person_id", "time", "frame_index"] and table.shape[1] == 3 + 5 + 52 + 3 \
+        + 6 + 7 + 2
+    # No face: the same columns, no rows; expressions not measured: said, not an empty table.
+    empty = analyze_video(media_dir / "no_face.mp4", num_frames=4, tracker=tracker).to_pandas()
+    assert len(empty) == 0 and list(empty.columns) == list(table.columns)
+    with pytest.raises(ValueError, match="expressions=False"):
+        analyze_video(media_dir / "single_face.mp4", num_frames=2, tracker=tracker, expressions=False).to_pandas()
+
+
+@needs_models
+def test_printing_an_analysis_shows_a_few_readable_lines(single):
+    """A notebook printed 33,000 characters for one analysis (every pixel, box and blendshape)."""
+    texts = {
+        "analysis": repr(single),
+        "track": repr(single.track),
+        "report": repr(single.expressions),
+        "timeline": repr(single.expressions.timeline),
+        "clip": repr(single.clip),
+    }
+    for name, text in texts.items():
+        assert len(text) < 700 and len(text.splitlines()) <= 6, f"{name}: {text}"
+    assert "single_face.mp4" in texts["analysis"] and "8 frames" in texts["analysis"]
+    assert "persons: 1 (main, " in texts["analysis"] and "followed: person 1 (the main character)" in texts["analysis"]
+    assert f"{len(single.expressions.events)} event(s)" in texts["analysis"]
+    assert "8 frame(s) of 640x360" in texts["track"] and "expressions measured for: person 1" in texts["track"]
+    assert texts["report"].startswith("ExpressionReport(person 1: measured in ") and "caption:" in texts["report"]
+    assert texts["timeline"].startswith("ExpressionTimeline(8 frames")
+    assert texts["clip"].startswith("VideoClip(8 frames, 640x360")

@@ -8,6 +8,7 @@
     analysis.expressions     # the followed person's ExpressionReport (None: not asked for, nobody followed, or the
                              # optional packages are missing: then analysis.expression_problem says what to install)
     analysis.crops(384)      # the followed face per frame
+    analysis.to_pandas()     # the measured expressions, one row per sampled frame (py-feat's Fex-like table)
     analysis.source_track()  # the track in the video's own pixels: what JSON files and datasets hold
     analysis.for_person(2)   # follow someone else: no decoding, no detection; their expressions measured once
     analysis.each_person()   # one analysis per person seen in >= 25% of the frames, each with their expressions
@@ -24,11 +25,17 @@ Expressions (`expressions=True`) need the optional packages of `expression_model
 track is still made and `expression_problem` holds the one-line install message (callers decide whether that is
 an error). `progress(fraction, message)` is called as each stage starts.
 
+Photos: a picture file (JPEG, PNG, ...; found by probing the file, whatever its name), a PIL image or an (H, W, 3)
+array is one frame (`VideoClip.still_image`): every face is found, the main character is chosen by the same rule,
+their expressions are measured in that frame (no events: nothing changes in one frame). Only this entry point
+takes photos; `load_video` and its video-only callers (the dataset builder) refuse them.
+
 Stored tracks (JSON, dataset rows) are read back with `read_face_track`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,16 +46,19 @@ import numpy as np
 from facetrack.expressions.caption import MEASURED_LABEL
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.models import ExpressionDependencyError, check_expression_dependencies
+from facetrack.expressions.measure import ExpressionTimeline
 from facetrack.expressions.report import ExpressionReport, analyze_expressions
 from facetrack.faces.detection import DetectionStream
 from facetrack.faces.tracking import FaceTracker
 from facetrack.faces.track_result import FaceTrackResult
 from facetrack.video.crops import crop_faces
 from facetrack.faces.selection import parse_target
-from facetrack.video.decode import VideoClip, load_video
+from facetrack.video.decode import VideoClip, is_image, load_image, load_video
+from facetrack.video.probe import probe_video
 
 ProgressCallback = Callable[[float, str], None]
 NO_FACE_CAPTION = f"{MEASURED_LABEL} No face was measured in this video, so no facial expression is described."
+NO_FACE_IN_IMAGE_CAPTION = f"{MEASURED_LABEL} No face was measured in this image, so no facial expression is described."
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -85,8 +95,46 @@ class VideoAnalysis:
         if self.expressions is not None:
             return self.expressions.caption
         if self.expressions_requested and self.expression_problem is None and self.person_id is None:
-            return NO_FACE_CAPTION
+            return NO_FACE_IN_IMAGE_CAPTION if self.clip.still_image else NO_FACE_CAPTION
         return None
+
+    def __repr__(self) -> str:
+        # The default dataclass repr prints every pixel, box and blendshape (33,000 characters for 8 frames).
+        clip, track = self.clip, self.track
+        name = f"{clip.source}: " if clip.source else ""
+        width, height = clip.source_width or clip.width, clip.source_height or clip.height
+        what = "a still image" if clip.still_image else f"{len(clip)} frames"
+        length = f", {clip.duration:.2f} s" if clip.duration else ""
+        lines = [f"VideoAnalysis of {name}{what}, {width}x{height}{length}", f"  {track.persons_line()}",
+                 f"  {track.followed_line()}"]
+        report = self.expressions
+        if report is not None:
+            lines.append(f"  expressions: measured in {int(report.timeline.measured.sum())}/{len(report.timeline)} "
+                         f"frames, {len(report.events)} event(s); .expressions.caption, .to_pandas()")
+        elif self.expression_problem:
+            lines.append(f"  expressions: not measured ({self.expression_problem})")
+        elif not self.expressions_requested:
+            lines.append("  expressions: not asked for")
+        elif track.person_id is None:
+            lines.append("  expressions: no face to measure")
+        return "\n".join(lines)
+
+    def to_pandas(self):
+        """The measured expressions as a pandas DataFrame: one row per sampled frame of each person whose
+        expressions were measured (the followed person; others once followed with `for_person` / `each_person`),
+        by person id then time; boxes in the video's own pixels. Columns: `ExpressionReport.to_pandas`. No rows
+        when there is nobody to measure (no face); a ValueError when expressions were not measured at all."""
+        if not self.expressions_requested:
+            raise ValueError("expressions were not measured (analyze_video(..., expressions=False)): there is no "
+                             "expression table; analyse with expressions=True")
+        if self.expression_problem:
+            raise ValueError(f"expressions were not measured: {self.expression_problem}")
+        import pandas as pd
+
+        reports = self.source_track().expressions
+        if not reports:  # nobody to measure: the table's columns, no rows
+            return ExpressionReport(ExpressionTimeline(frames=[]), [], "").to_pandas()
+        return pd.concat([reports[pid].to_pandas() for pid in sorted(reports)], ignore_index=True)
 
     def crops(self, size: int = 384, margin: float = 0.25) -> np.ndarray:
         """(T, size, size, 3) uint8: the followed face per sampled frame (zeros where missing)."""
@@ -185,7 +233,9 @@ def analyze_video(
 ) -> VideoAnalysis:
     """Decode, track and measure one video (see the module docstring).
 
-    video: a path, a list of PIL images / arrays, a (T, H, W, 3) array, or a decoded `VideoClip` (used as it is).
+    video: a path, a list of PIL images / arrays, a (T, H, W, 3) array, or a decoded `VideoClip` (used as it is);
+        or one photo: a picture file, a PIL image or an (H, W, 3) array, analysed as a one-frame clip (`load_image`;
+        num_frames and fps do not apply): every face found, the main character chosen by the same rule.
     num_frames / fps / max_side / max_pixels / video_info: sampling, size and an earlier `probe_video` of the file, as
         `load_video` takes them.
     tracker: a `FaceTracker`, or a detector name / object for a new one (None: the default tracker); built only when
@@ -198,9 +248,13 @@ def analyze_video(
     report = progress or _no_progress
     started = time.perf_counter()
     precomputed = None if face_track is None else read_face_track(face_track)
+    if isinstance(video, (str, os.PathLike)) and video_info is None:
+        # The header, read once (the decoder gets it); a photo is accepted here, and only here: one frame.
+        video_info = probe_video(video, max_pixels=max_pixels, still_images=True)
+    still_image = is_image(video) or bool(getattr(video_info, "still_image", False))
     if precomputed is not None:
         report(0.0, f"Decoding the {len(precomputed.frames)} frames of the face track")
-        clip = _decode_track_frames(video, precomputed, max_side, max_pixels)
+        clip = _decode_track_frames(video, precomputed, max_side, max_pixels, video_info, still_image)
         decoded = time.perf_counter()
         track = precomputed.scaled_to(clip.width, clip.height)
         if target is not None:
@@ -210,6 +264,14 @@ def analyze_video(
         decoded = time.perf_counter()
         report(0.25, f"Detecting and tracking faces in {len(clip)} frames")
         tracker = _as_tracker(tracker)
+        track = tracker.track(clip, target)
+    elif still_image:
+        tracker = _as_tracker(tracker)
+        target = parse_target(target)  # a bad target fails before the image is read
+        report(0.0, "Reading the image")
+        clip = load_image(video, max_side=max_side, max_pixels=max_pixels, video_info=video_info)
+        decoded = time.perf_counter()
+        report(0.25, "Detecting faces in the image")
         track = tracker.track(clip, target)
     else:
         tracker = _as_tracker(tracker)
@@ -254,15 +316,21 @@ def _as_tracker(tracker: Any):
     return tracker
 
 
-def _decode_track_frames(video: Any, track: FaceTrackResult, max_side: int | None,
-                         max_pixels: int | None) -> VideoClip:
+def _decode_track_frames(video: Any, track: FaceTrackResult, max_side: int | None, max_pixels: int | None,
+                         video_info: Any, still_image: bool) -> VideoClip:
     """Exactly the frames a precomputed track was made on: decoded from a file, or picked from a decoded clip (the
-    track's frame indices refer to the source video, as the clip's do)."""
+    track's frame indices refer to the source video, as the clip's do); a photo's track has its one frame."""
     if not track.frames:
         raise ValueError("the precomputed face track has no frames")
     wanted = track.frame_indices
+    if still_image:
+        if wanted != [0]:
+            raise ValueError(f"the face track has {len(wanted)} frames (indices {wanted[:5]}) but a still image has "
+                             "one: it was made on a video")
+        return load_image(video, max_side=max_side, max_pixels=max_pixels, video_info=video_info)
     if not isinstance(video, VideoClip):
-        return load_video(video, num_frames=None, frame_indices=wanted, max_side=max_side, max_pixels=max_pixels)
+        return load_video(video, num_frames=None, frame_indices=wanted, max_side=max_side, max_pixels=max_pixels,
+                          video_info=video_info)
     if wanted == video.frame_indices:
         return video  # the clip the track was made on: nothing to decode or copy
     missing = sorted(set(wanted) - set(video.frame_indices))

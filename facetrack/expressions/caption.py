@@ -11,7 +11,8 @@ The clip's measured time is cut into four equal phases ("At the beginning", "As 
 middle", "Towards the end"); each event goes into the phase that holds its time, in time order. The first phase
 opens with the state measured in the first 0.3 s (eyes, mouth, brows, head, emotion). A phase without events says
 the expression stays the same. Every sentence comes from a fixed phrase per event kind (`PHRASES`), so the caption
-says only what was measured: it is labelled as such in its first sentence.
+says only what was measured: it is labelled as such in its first sentence. A one-frame timeline (a photo) gets one
+sentence of the state measured in it ("This image shows the facial expression of the person: ...").
 """
 
 from __future__ import annotations
@@ -131,8 +132,13 @@ def measured_caption(
 
         config = replace(config, subject=subject or config.subject, possessive=possessive or config.possessive)
     s, p = config.subject, config.possessive
+    medium = "image" if len(timeline) == 1 else "video"
     if timeline.is_empty:
-        return f"{MEASURED_LABEL} No face was measured in this video, so no facial expression is described."
+        return f"{MEASURED_LABEL} No face was measured in this {medium}, so no facial expression is described."
+    if len(timeline) == 1:  # a photo: its state, no phases (nothing changes in one frame)
+        state = initial_state(timeline, config)
+        return (f"{MEASURED_LABEL} This image shows the facial expression of {s}: "
+                f"{_join(state, s) if state else 'no measured feature stands out'}.")
     t = timeline.timestamps
     measured_times = t[timeline.measured] if timeline.measured.any() else t
     start, end = float(measured_times[0]), float(measured_times[-1])

@@ -8,8 +8,9 @@ span is one frame and at sparse sampling it says how uncertain the moment is). `
 
 Rules (thresholds: `ExpressionConfig`; docs/expressions.md explains each):
 - Measured samples are cut into stretches wherever two consecutive ones are more than `max_gap_seconds` apart
-  (the face was missing in between): states and movements never bridge a gap, and a state already holding at the
-  start of a stretch is its initial state, not an event.
+  (or 1.5 sampling steps, when the samples are sparser than that: the face was missing in between): states and
+  movements never bridge a gap, and a state already holding at the start of a stretch is its initial state, not an
+  event.
 - Eyes (unsmoothed mean openness, hysteresis): a closure lasting at most `blink_max_seconds` is a `blink`; a
   longer one gives `eyes_close` at its start and `eyes_open` at its end (when those lie inside the stretch).
 - Smile, open mouth, pressed lips, raised / furrowed brows: smoothed signals with on/off hysteresis; states shorter
@@ -92,10 +93,13 @@ def _running(t: np.ndarray, x: np.ndarray, seconds: float, reduce) -> np.ndarray
 
 
 def _stretches(t: np.ndarray, valid: np.ndarray, max_gap: float) -> list[np.ndarray]:
-    """Index arrays of consecutive valid samples, cut where two of them are more than `max_gap` s apart."""
+    """Index arrays of consecutive valid samples, cut where two of them are more than `max_gap` s apart, or more
+    than 1.5 sampling steps where the samples themselves lie further apart than that."""
     indices = np.flatnonzero(valid)
     if len(indices) == 0:
         return []
+    # 16 frames of a 20 s clip are 1.3 s apart: neighbouring samples are not a gap, a missing sample between is.
+    max_gap = max(max_gap, 1.5 * _spacing(t))
     cuts = np.flatnonzero(np.diff(t[indices]) > max_gap) + 1
     return [part for part in np.split(indices, cuts) if len(part)]
 
@@ -316,6 +320,25 @@ def grimace_mask(timeline: ExpressionTimeline, config: ExpressionConfig | None =
         if disbelieved[first:last + 1].mean() > 1.0 - config.smile_min_believed:
             disbelieved[first:last + 1] = True
     return disbelieved
+
+
+def grimace_samples(timeline: ExpressionTimeline, config: ExpressionConfig | None = None) -> np.ndarray:
+    """(T,) bool: the samples that read as a smile or as "happy" (the smoothed mean smile blendshape at least
+    `smile_off`, or "happy" the top raw emotion) and that the disagreement rule does not believe (`grimace_mask`):
+    a crying or pained grimace. What the expression plot marks and the per-frame table's `grimace` column holds."""
+    config = config or ExpressionConfig()
+    if not timeline.frames:
+        return np.zeros(0, dtype=bool)
+    t = timeline.timestamps
+    smile = _running(t, timeline.signal("smile"), config.smoothing_seconds, np.median)
+    probabilities = timeline.emotion_matrix()
+    labels = list(timeline.emotion_labels)
+    happy_top = np.zeros(len(t), dtype=bool)
+    if "happy" in labels:
+        rows = ~np.isnan(probabilities).any(axis=1)
+        happy_top[rows] = np.argmax(probabilities[rows], axis=1) == labels.index("happy")
+    reads_happy = (np.nan_to_num(smile) >= config.smile_off) | happy_top
+    return grimace_mask(timeline, config) & reads_happy
 
 
 def dominant_emotions(timeline: ExpressionTimeline, config: ExpressionConfig | None = None) -> list[str | None]:

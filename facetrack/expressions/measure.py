@@ -155,6 +155,15 @@ class ExpressionTimeline:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def __repr__(self) -> str:
+        # 52 blendshapes x every frame would print thousands of numbers: a notebook shows what the timeline holds.
+        t = self.timestamps
+        span = f", {t[0]:.2f}-{t[-1]:.2f} s" if len(t) else ""
+        boxes = sum(frame.box is not None for frame in self.frames)
+        return (f"ExpressionTimeline({len(self)} frames{span}: face in {boxes}, landmarks in "
+                f"{int(self.measured.sum())}; {len(self.blendshape_names)} blendshapes, head pose, "
+                f"{len(MEASURES)} measures, {len(self.emotion_labels)} emotions; .to_dict(), .signal(name))")
+
     @property
     def timestamps(self) -> np.ndarray:
         return np.array([frame.timestamp for frame in self.frames], dtype=np.float64)

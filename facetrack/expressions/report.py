@@ -3,6 +3,7 @@
     from facetrack.expressions.report import analyze_expressions
     report = analyze_expressions(clip, track)          # the followed person; person_id=N for anyone else
     report.timeline, report.events, report.caption     # report.to_dict() is versioned JSON
+    report.to_pandas()                                 # one row per sampled frame: the measurements as a table
 
 The followed person is `track.person_id`: the main character, or the person a target asked for. Most callers use
 `video_analysis.analyze_video`, which runs this after tracking and stores the report in the track
@@ -15,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from facetrack.expressions.caption import measured_caption
 from facetrack.expressions.config import ExpressionConfig
-from facetrack.expressions.events import ExpressionEvent, detect_events
-from facetrack.expressions.measure import ExpressionAnalyzer, ExpressionTimeline
+from facetrack.expressions.events import ExpressionEvent, detect_events, dominant_emotions, grimace_samples
+from facetrack.expressions.measure import MEASURES, ExpressionAnalyzer, ExpressionTimeline
 from facetrack.faces.track_result import FaceTrackResult
 from facetrack.video.decode import VideoClip
 
@@ -65,6 +68,67 @@ class ExpressionReport:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a valid expression report: {type(error).__name__}: {error}") from error
+
+    def __repr__(self) -> str:
+        measured = int(self.timeline.measured.sum())
+        kinds: dict[str, int] = {}
+        for event in self.events:
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        events = ", ".join(f"{kind} x{count}" if count > 1 else kind for kind, count in kinds.items())
+        caption = self.caption if len(self.caption) <= 160 else self.caption[:157] + "..."
+        return (f"ExpressionReport(person {self.person_id}: measured in {measured}/{len(self.timeline)} frames, "
+                f"{len(self.events)} event(s){': ' + events if events else ''})\n  caption: {caption!r}")
+
+    def to_pandas(self):
+        """The timeline as a pandas DataFrame, one row per sampled frame. Columns, in order:
+
+        - `person_id`, `time` (seconds), `frame_index` (in the source video);
+        - `box_x1`, `box_y1`, `box_x2`, `box_y2`: the face box measured in (pixels), `face_found`: the landmarker
+          found the face in it;
+        - the 52 blendshape scores (0..1) by MediaPipe's names: `mouthSmileLeft`, `eyeBlinkRight`, `browInnerUp`...;
+        - `yaw`, `pitch`, `roll` (degrees; yaw > 0: turned to the person's left, pitch > 0: chin up);
+        - `eye_open_left`, `eye_open_right`, `mouth_open`, `lip_corner_width`, `brow_height`, `brow_gap`;
+        - `emotion_angry`, `emotion_disgust`, `emotion_fear`, `emotion_happy`, `emotion_sad`, `emotion_surprise`,
+          `emotion_neutral`: fer's probabilities as measured;
+        - what the caption and the plot go by (the disagreement rule, docs/expressions.md): `grimace`, True where
+          the face reads as a smile or as "happy" but the rule does not believe it (crying, pain: `grimace_samples`),
+          and `emotion`, the top emotion after the rule (averaged over 1 s; None where none reaches 0.4).
+
+        NaN (<NA> in `grimace`) where nothing was measured: the face was not in that frame, or the landmarker did not
+        find it in its box."""
+        import pandas as pd
+
+        timeline, frames = self.timeline, self.timeline.frames
+        measured = timeline.measured | np.array([frame.emotions is not None for frame in frames], dtype=bool)
+        config = self.config or ExpressionConfig()
+
+        def values(attribute: str, index: int | None = None) -> list[float]:
+            out = []
+            for frame in frames:
+                value = getattr(frame, attribute)
+                if index is not None and value is not None:
+                    value = value[index]
+                out.append(np.nan if value is None else float(value))
+            return out
+
+        columns: dict[str, object] = {
+            "person_id": pd.array([self.person_id] * len(frames), dtype="Int64"),
+            "time": [frame.timestamp for frame in frames],
+            "frame_index": pd.array([frame.frame_index for frame in frames], dtype="Int64"),
+        }
+        for index, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
+            columns[name] = values("box", index)
+        columns["face_found"] = [frame.face_found for frame in frames]
+        for index, name in enumerate(timeline.blendshape_names):
+            columns[name] = values("blendshapes", index)
+        for name in ("yaw", "pitch", "roll", *MEASURES):
+            columns[name] = values(name)
+        for index, label in enumerate(timeline.emotion_labels):
+            columns[f"emotion_{label}"] = values("emotions", index)
+        grimace = grimace_samples(timeline, config)
+        columns["grimace"] = pd.array([bool(g) if m else None for g, m in zip(grimace, measured)], dtype="boolean")
+        columns["emotion"] = dominant_emotions(timeline, config) if frames else []
+        return pd.DataFrame(columns)
 
     def select_frames(self, positions: Sequence[int]) -> ExpressionReport:
         """The report of the frames at `positions` only: their measurements, and the events and caption those

@@ -138,6 +138,31 @@ class FaceTrackResult:
         total = max(len(self.frames), 1)
         return [pid for pid, person in sorted(self.persons.items()) if person.num_frames / total >= min_share]
 
+    def persons_line(self) -> str:
+        """"persons: 1 (main, 19/32 frames), 2 (13/32 frames); shot cuts at 1.6, 3.1 s"."""
+        total = len(self.frames)
+        parts = [f"{pid} ({'main, ' if pid == self.main_person_id else ''}{person.num_frames}/{total} frames)"
+                 for pid, person in sorted(self.persons.items())]
+        line = "persons: " + (", ".join(parts) if parts else "none")
+        if self.shot_cuts:
+            line += "; shot cuts at " + ", ".join(f"{t:.1f}" for t in self.shot_cuts) + " s"
+        return line
+
+    def followed_line(self) -> str:
+        """"followed: person 2 (chosen), present in 30/32 frames", or "followed: nobody (why)"."""
+        if self.person_id is None:
+            return f"followed: nobody ({self.reason})"
+        role = "the main character" if self.person_id == self.main_person_id else "chosen"
+        present = f"{int(self.present.sum())}/{len(self.frames)}"
+        return f"followed: person {self.person_id} ({role}), present in {present} frames"
+
+    def __repr__(self) -> str:
+        # Every person's box in every frame, and the expression timelines, would print pages: a notebook gets this.
+        measured = ", ".join(f"person {pid}" for pid in sorted(self.expressions)) or "nobody"
+        return (f"FaceTrackResult: {len(self.frames)} frame(s) of {self.width}x{self.height}, detector "
+                f"{self.detector}\n  {self.persons_line()}\n  {self.followed_line()}\n"
+                f"  expressions measured for: {measured}")
+
     def summary(self) -> str:
         total = len(self.frames)
         head = f"{len(self.persons)} person(s) in {total} frames"

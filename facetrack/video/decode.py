@@ -4,7 +4,9 @@
 (mp4/h264, mov/hevc, any container FFmpeg reads, variable frame rate and raw elementary streams included), the file's
 bytes or a binary file object (decoded from memory exactly as the file would be: same frames, same errors; a
 dataset's embedded videos need no temporary file), a list of PIL images / arrays, or a `(T, H, W, 3)` uint8 array,
-and returns a `VideoClip`.
+and returns a `VideoClip`. Still images are not videos: `load_video` refuses a picture file ("is a still image"),
+and `load_image(photo)` reads one (a path, a PIL image or an (H, W, 3) array) as a one-frame clip; only the
+analysis entry point (`analyze_video`) takes both.
 
 Sampling (exactly one rule applies, in this order):
 - `frame_indices`: decode exactly these frames (indices into the source video, or into the given frame list).
@@ -93,9 +95,23 @@ class VideoClip:
     source: str | None  # path (a file object's name), or None for in-memory frames and bytes
     source_width: int | None = None  # the file's frame size; differs from the frames' with max_side
     source_height: int | None = None
+    still_image: bool = False  # one photo (`load_image`), not frames of a video
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def __repr__(self) -> str:
+        # The frames are megabytes of pixels: a notebook shows what they are, not the numbers.
+        what = "still image" if self.still_image else f"{len(self)} frames"
+        size = f"{self.width}x{self.height}"
+        if self.source_width and (self.source_width, self.source_height) != (self.width, self.height):
+            size += f" (source {self.source_width}x{self.source_height})"
+        timing = ""
+        if not self.still_image and self.timestamps:
+            timing = f", {self.timestamps[0]:.2f}-{self.timestamps[-1]:.2f} s"
+            timing += f" of {self.duration:.2f} s" if self.duration else ""
+            timing += f" at {self.source_fps:g} fps" if self.source_fps else ""
+        return f"VideoClip({what}, {size}{timing}, source={self.source!r})"
 
     @property
     def height(self) -> int:
@@ -433,6 +449,8 @@ def _load_file(
         info = probe_video(path, max_pixels=max_pixels)  # refuses bad and oversized files before any decoding
     else:
         check_pixels(info, max_pixels)  # the caller probed it, perhaps with another limit
+    if info.still_image:  # probed with still_images=True by a caller that reads photos: not a video for us
+        raise VideoDecodeError("is a still image, not a video: read it with load_image", path)
     size = decode_size(info, max_side)
     clip = None
     # Shrunk frames come from PyAV, one full-size frame in memory at a time: decord can decode resized, but with a
@@ -566,6 +584,55 @@ def load_video(
         for index, position in first_positions(clip.frame_indices).items():
             hand_over(index, clip.frames[position])
     return clip
+
+
+def is_image(video) -> bool:
+    """Whether `video` is one picture in memory: a PIL image or an (H, W, 3) array (files: `probe_video`'s
+    `still_images=True`)."""
+    is_pil_image = hasattr(video, "convert") and hasattr(video, "size")
+    return is_pil_image or (isinstance(video, np.ndarray) and video.ndim == 3 and video.shape[-1] == 3)
+
+
+def load_image(
+    image, max_side: int | None = None, max_pixels: int | None = None, video_info: VideoInfo | None = None
+) -> VideoClip:
+    """One still image as a one-frame `VideoClip` (`still_image=True`, time 0, frame index 0): a path (any picture
+    Pillow reads; the EXIF orientation is applied, as a photo viewer shows it), a PIL image or an (H, W, 3) array.
+
+    max_side / max_pixels as for `load_video` (frames over the pixel limit are refused before decoding);
+    video_info: the file's `probe_video(..., still_images=True)` result, when the caller has it. A picture is never
+    repeated to make up a frame count: callers that need one (models) sample from the clip themselves."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    source = None
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        info = video_info or probe_video(path, max_pixels=max_pixels, still_images=True)
+        if not info.still_image:
+            raise VideoDecodeError("is a video, not a still image: read it with load_video", path)
+        try:
+            with Image.open(path) as opened:
+                picture = ImageOps.exif_transpose(opened).convert("RGB")
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
+            raise VideoDecodeError(f"not a readable image ({error})", path) from error
+        source = str(path)
+    elif hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image, any mode
+        picture = image.convert("RGB")
+    else:
+        array = np.asarray(image)
+        if array.ndim != 3 or array.shape[-1] != 3:
+            raise ValueError(f"an image must be an (H, W, 3) RGB array, got shape {array.shape}")
+        picture = Image.fromarray(_frames_to_array(array[None])[0])
+    width, height = picture.size
+    check_pixels(VideoInfo(source, "image", "image", width, height, None, 1, None), max_pixels)
+    decode_limits().check(1, width, height, source=source)
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        picture = picture.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    frame = np.ascontiguousarray(np.asarray(picture, dtype=np.uint8))
+    return VideoClip(frames=frame[None], timestamps=[0.0], frame_indices=[0], source_fps=None, duration=None,
+                     source=source, source_width=width, source_height=height, still_image=True)
 
 
 def _load(video, num_frames, fps, frame_indices, max_side, max_pixels, video_info, on_frame,

@@ -6,7 +6,9 @@ decoding), or raises a `VideoDecodeError` that names the file and the problem (`
 from memory, with the same checks and errors (named by the file object's `name`, if it has one):
 
 - not a regular file: missing, a directory, a named pipe (FIFO), a device; empty;
-- not a video: no video stream, unknown codec, a still image;
+- not a video: no video stream, unknown codec, a still image (with `still_images=True`, which only the one analysis
+  entry point passes, a still image is accepted and its `VideoInfo.still_image` is True: it is read with
+  `decode.load_image`);
 - `VideoTooLargeError`: the header's frame size is over the pixel limit. Decoding one 8192x8192 frame takes ~200 MB
   and a 2-second clip of them fits in 200 KB, so the size is checked before anything is decoded. The limit is
   `max_pixels`, else `$FACETRACK_MAX_VIDEO_PIXELS`, else `DEFAULT_MAX_PIXELS` = 4096 x 2160 (DCI 4K, which covers
@@ -95,6 +97,7 @@ class VideoInfo:
     num_frames: int | None  # from the header; None when it does not count them (mkv, webm, raw streams)
     fps: float | None
     frames_read: int | None = None  # packets read with count_frames=True
+    still_image: bool = False  # a single picture (JPEG, PNG, ...): only probe_video(still_images=True) says so
 
     @property
     def pixels(self) -> int:
@@ -305,11 +308,13 @@ def _count_packets(path: Path, container, info: VideoInfo) -> None:
 
 
 def probe_video(
-    video: str | os.PathLike | bytes | io.BufferedIOBase, max_pixels: int | None = None, count_frames: bool = False
+    video: str | os.PathLike | bytes | io.BufferedIOBase, max_pixels: int | None = None, count_frames: bool = False,
+    still_images: bool = False,
 ) -> VideoInfo:
     """Check, without decoding, that `video` (a path, bytes or a binary file object) holds a readable video within
     the pixel limit; see the module docstring. Raises `VideoDecodeError` (or its `VideoTooLargeError` /
-    `VideoTruncatedError`) naming the file and the problem."""
+    `VideoTruncatedError`) naming the file and the problem. `still_images=True` accepts a still image too (within
+    the same pixel limit), flagged `still_image`: for callers that read photos themselves (`analyze_video`)."""
     import av
 
     max_pixels_limit(max_pixels)  # a bad limit is the caller's error, not the file's: raised before the file is read
@@ -336,10 +341,15 @@ def probe_video(
                         break
                 is_still = packets <= 1
                 container.seek(0)
+            if is_still and still_images:
+                info = _header_info(path, container)
+                info.still_image, info.num_frames, info.duration, info.fps = True, 1, None, None
+                check_pixels(info, max_pixels)
+                return info
             if is_still:
                 raise VideoDecodeError(
                     f"is a still image ({stream.codec_context.name}), not a video; pass images as a list of PIL "
-                    "images or an array of frames",
+                    "images or an array of frames (`facetrack track` and analyze_video take a photo as it is)",
                     path,
                 )
             info = _header_info(path, container)

@@ -111,7 +111,7 @@ def build_scoring_ui(
                              api_visibility="private")
     score_button = gr.Button("Score", variant="primary", elem_id="tem-score")
     gr.Examples(examples=EXAMPLES, inputs=[prediction, reference], label="Examples")
-    summary = gr.Markdown(elem_id="tem-summary")
+    summary = gr.Markdown(label="TEM scores", elem_id="tem-summary")  # the label names the API output
     table = gr.Dataframe(headers=TABLE_COLUMNS, label=TABLE_LABEL, interactive=False, wrap=True, elem_id="tem-table")
 
     def score(prediction_text: str, reference_text: str):
