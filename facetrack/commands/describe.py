@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_person_arguments(parser)
     parser.add_argument("--each-person", action="store_true",
                         help="describe every person visible in at least --min-share of the sampled frames, one "
-                        "caption each (with --model, one person at a time: each finished caption is reported on stderr)")
+                        "caption each (with --model, one person at a time, each finished caption reported on "
+                        "stderr)")
     parser.add_argument("--min-share", type=float, default=0.25, metavar="S",
                         help="with --each-person: the share of sampled frames a person must be visible in "
                         "(0-1, default 0.25)")
