@@ -85,6 +85,10 @@ class FaceTrackDataCollator:
     def prompt_length(self, example: dict[str, Any]) -> int:
         """Tokens of a row's prompt (everything before the answer: text, timestamps, global and face tokens), as
         `__call__` builds it, from the row's messages and parsed face track only: no video is decoded."""
+        return len(self.tokenizer(self.prompt_text(example), add_special_tokens=False)["input_ids"])
+
+    def prompt_text(self, example: dict[str, Any]) -> str:
+        """A row's prompt with its `<video>` expanded, as the processor expands it for that row's frames."""
         track = example["face_track"]
         if self.num_frames is not None and self.num_frames != len(track["frames"]):
             track = subsample_track(track, self.num_frames)
@@ -94,24 +98,28 @@ class FaceTrackDataCollator:
         present = [frame.get("box") is not None or self.face_source == "detect" for frame in frames]
         video_prompt = self.processor.video_prompt([frame["timestamp"] for frame in frames], present)
         full, answer = self._texts(example["messages"])
-        prompt = full[: len(full) - len(answer)].replace(self.processor.video_token, video_prompt)
-        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return full[: len(full) - len(answer)].replace(self.processor.video_token, video_prompt)
 
     def check_max_length(self, dataset, where: str = "the training split", min_answer_tokens: int = 16) -> None:
         """Refuse, before training starts, a `max_length` that leaves no room for the answer after some row's
         prompt (the collator would fail on that row mid-run). The message names max_length, the frames and the
-        longest prompt, and says what fits."""
+        longest prompt, and says what fits. Reads the small columns only; prompts are tokenised in batches (a
+        fast tokenizer spreads a batch over the CPU's cores)."""
         if self.max_length is None:
             return
         from facetrack.training.data import ROW_COLUMN
 
         columns = [name for name in ("messages", "face_track", ROW_COLUMN, "id") if name in dataset.column_names]
         longest, longest_row, frames = 0, None, 0
-        for index, example in enumerate(dataset.select_columns(columns)):  # the small columns: no video read
-            length = self.prompt_length(example)
-            if length > longest:
-                longest, longest_row = length, example.get("id", index)
-                frames = self.num_frames or len(example["face_track"]["frames"])
+        rows = dataset.select_columns(columns)  # keeps the split's transform: each face track parsed once
+        for start in range(0, len(rows), 256):
+            batch = [rows[index] for index in range(start, min(start + 256, len(rows)))]
+            lengths = [len(ids) for ids in self.tokenizer([self.prompt_text(row) for row in batch],
+                                                          add_special_tokens=False)["input_ids"]]
+            for offset, (row, length) in enumerate(zip(batch, lengths)):
+                if length > longest:
+                    longest, longest_row = length, row.get("id", start + offset)
+                    frames = self.num_frames or len(row["face_track"]["frames"])
         if longest + min_answer_tokens > self.max_length:
             raise TrainingSetupError(
                 f"max_length={self.max_length} is too short for {where}: the prompt of row {longest_row!r} takes "
