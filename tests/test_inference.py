@@ -110,7 +110,7 @@ def test_describe_each_person_without_a_model_gives_one_measured_caption_each(pe
     ("args", "message"),
     [
         (["describe", "/no/such/video.mp4", "--model", "MODEL"], "/no/such/video.mp4: file not found"),
-        (["describe", "VIDEO", "--model", "/no/such/model"], "cannot load the model"),
+        (["describe", "VIDEO", "--model", "/no/such/model"], "model '/no/such/model': no such folder"),
         (["describe", "VIDEO", "--model", "MODEL", "--frames", "0"], "--frames must be at least 1"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from facetrack.commands.person_options import add_person_arguments, target_from_args
 
@@ -38,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_person_arguments(parser)
     parser.add_argument("--each-person", action="store_true",
                         help="describe every person visible in at least --min-share of the sampled frames, one "
-                        "caption each (one batch with --model)")
+                        "caption each (with --model, one person at a time, each finished caption reported on "
+                        "stderr)")
     parser.add_argument("--min-share", type=float, default=0.25, metavar="S",
                         help="with --each-person: the share of sampled frames a person must be visible in "
                         "(0-1, default 0.25)")
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from facetrack.expressions.models import ExpressionDependencyError, check_expression_dependencies
     from facetrack.faces.tracking import FaceTracker
     from facetrack.analysis.video_analysis import analyze_video
+    from facetrack.hub.sources import ModelSourceError
     from facetrack.video.probe import probe_video
 
     if args.frames is not None and args.frames < 1:
@@ -77,17 +80,22 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(error)) from error
     captioner = None
     if args.model is not None:
-        try:
-            captioner = load_captioner(args.model, device=args.device)
-        except OSError as error:
-            raise UserError(f"cannot load the model {args.model!r}: {str(error).splitlines()[0]}") from error
+        with Progress(f"loading the model {args.model}"):
+            try:
+                captioner = load_captioner(args.model, device=args.device)
+            except ModelSourceError:
+                raise  # already one line naming the model and why
+            except OSError as error:
+                raise UserError(f"cannot load the model {args.model!r}: {str(error).splitlines()[0]}") from error
     num_frames = args.frames or (captioner.processor.num_frames if captioner else DEFAULT_MEASURED_FRAMES)
     # The model's tracker settings; this package's classes (a processor loaded with trust_remote_code has its own
     # copies of them, and takes these objects as they are: no decoding or tracking again).
     processor = captioner.processor if captioner else None
     tracker = FaceTracker(processor.face_detector, **processor.tracker_options) if processor else FaceTracker()
-    analysis = analyze_video(args.video, num_frames=num_frames, max_side=DECODE_MAX_SIDE, tracker=tracker,
-                             target=target, expressions=expressions)
+    stage = f"decoding {num_frames} frames, tracking faces" + (" and measuring expressions" if expressions else "")
+    with Progress(stage):
+        analysis = analyze_video(args.video, num_frames=num_frames, max_side=DECODE_MAX_SIDE, tracker=tracker,
+                                 target=target, expressions=expressions)
     if analysis.expression_problem:  # with a model: its caption still comes, the measured one cannot
         print(f"note: no measured caption: {analysis.expression_problem}", file=sys.stderr)
     prompt = (args.prompt or FEC_BENCH_PROMPT) if captioner else None
@@ -96,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     caption = None
     if captioner is not None:
+        if args.json:  # (without --json the caption itself streams to stdout)
+            progress("captioning (the model generates)...")
         pieces, _ = captioner.stream_caption(analysis.clip, prompt, max_new_tokens=args.max_new_tokens,
                                              face_track=analysis.track)
         text = []
@@ -129,11 +139,15 @@ def entry(analysis, caption: str | None) -> dict:
 
 def describe_each_person(captioner, analysis, args: argparse.Namespace, prompt: str | None) -> int:
     people = analysis.each_person(args.min_share)
+    progress(f"{len(people)} person(s) visible in at least {args.min_share:.0%} of the sampled frames")
     captions = [None] * len(people)
-    if captioner is not None and people:
-        captions, _ = captioner.generate_captions([person.clip for person in people], prompt,
-                                                  max_new_tokens=args.max_new_tokens,
-                                                  face_tracks=[person.track for person in people])
+    if captioner is not None:
+        # One person at a time (on a CPU a batch saves little), so that each finished caption is reported.
+        for index, person in enumerate(people):
+            with Progress(f"captioning person {person.person_id} ({index + 1}/{len(people)})"):
+                (captions[index],), _ = captioner.generate_captions([person.clip], prompt,
+                                                                    max_new_tokens=args.max_new_tokens,
+                                                                    face_tracks=[person.track])
     total = len(analysis.track.frames)
     entries = [
         {"person_id": person.person_id, "is_main": person.person_id == analysis.track.main_person_id,
@@ -151,3 +165,24 @@ def describe_each_person(captioner, analysis, args: argparse.Namespace, prompt: 
         text = item["caption"] if captioner is not None else item["measured_caption"]
         print(f"person {item['person_id']} ({role}visible in {item['share']:.0%} of the frames): {text}")
     return 0
+
+
+def progress(message: str) -> None:
+    """Where long work stands, on stderr (stdout holds only the result: the caption, or the JSON)."""
+    print(f"describe: {message}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """A stage of the work: one stderr line when it starts, one with its duration when it ends."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def __enter__(self) -> "Progress":
+        self.start = time.perf_counter()
+        progress(f"{self.stage}...")
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            progress(f"{self.stage}: done in {time.perf_counter() - self.start:.1f} s")

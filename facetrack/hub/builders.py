@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from facetrack.hub.folder import save_hub_folder
+from facetrack.hub.model_card import DEMONSTRATION_WARNING, model_card
 from facetrack.hub.tokenizers import (
     FACE_TOKEN,
     VIDEO_TOKEN,
@@ -240,4 +241,8 @@ def build_tiny_model(
     )
     processor.num_frames = num_frames
     base_models = ["HuggingFaceTB/SmolLM2-135M-Instruct"] if language_model == "smollm2" else []
-    return save_hub_folder(model, processor, out_dir, base_models=base_models, model_name="FaceTrack-MM (tiny)")
+    parts = ("random weights (a 2-layer LLM" if language_model == "random"
+             else "SmolLM2-135M-Instruct under random weights (") + f", a {image_size} px vision encoder, projectors)"
+    warning = DEMONSTRATION_WARNING.format(what=f"It is a tiny FaceTrack-MM with {parts}, built for tests.")
+    card = model_card(model.config, "FaceTrack-MM (tiny)", base_models=base_models, warning=warning)
+    return save_hub_folder(model, processor, out_dir, card=card)

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from facetrack.hub.folder import save_hub_folder
+from facetrack.hub.sources import check_model_source
 from facetrack.hub.tokenizers import CHAT_TOKENS, FACE_TOKEN, VIDEO_TOKEN, add_facetrack_tokens
 from facetrack.hub.builders import finish_model, fresh_visual_parts, model_from_parts, processor_for
 from facetrack.model.configuration_facetrack import FaceTrackConfig
@@ -150,8 +151,14 @@ def convert_llava_onevision(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConversionError(f"{out_dir} exists and is not empty: give a new folder")
+    # A folder that does not exist, or a Hub id while the Hub cannot be reached: one line now, not retries.
+    hub_kwargs = {**check_model_source(source, "source checkpoint", revision=hub_kwargs.get("revision")), **hub_kwargs}
     # The model type first, from the JSON: AutoConfig would want to run the code of a custom-code checkpoint.
-    model_type = (read_source_json(source, "config.json", **hub_kwargs) or {}).get("model_type")
+    source_config = read_source_json(source, "config.json", **hub_kwargs)
+    if source_config is None:
+        raise ConversionError(f"{source} has no config.json: not a transformers-format checkpoint (LLaVA-OneVision's "
+                              "are the llava-hf/*-hf repos)")
+    model_type = source_config.get("model_type")
     if model_type != "llava_onevision":
         raise ConversionError(
             f"{source} is a {model_type!r} checkpoint, not LLaVA-OneVision (model_type 'llava_onevision')"

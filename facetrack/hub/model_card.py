@@ -2,7 +2,44 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 from facetrack.model.configuration_facetrack import FaceTrackConfig
+
+# For models that show the path from data to generation works, not that they describe faces (tiny, CPU-trained).
+DEMONSTRATION_WARNING = (
+    "**Warning: a demonstration model, not for describing videos.** {what} Its captions show that the path from data "
+    "to generation works; they do not describe the faces in a video. For a usable model, train FaceTrack-MM's "
+    "`single_gpu_0p5b` or `paper_7b` recipe on a real dataset."
+)
+
+
+def portable_path(value: str | os.PathLike) -> str:
+    """What a model card may say about a path on the machine that built it: a path under the working folder becomes
+    relative to it, any other absolute path just its last name; a relative path or a Hub repo id stays as it is."""
+    text = os.fspath(value)
+    expanded = os.path.expanduser(text)
+    if not os.path.isabs(expanded):
+        return Path(text).name if text.startswith("..") else text
+    path = Path(os.path.normpath(expanded))
+    try:
+        relative = path.relative_to(Path.cwd())
+    except ValueError:
+        return path.name
+    return relative.as_posix() if relative.parts else path.name
+
+
+def without_machine_paths(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, strings, ...) with every absolute path replaced by `portable_path`'s."""
+    if isinstance(value, dict):
+        return {key: without_machine_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(os.path.expanduser(value)):
+        return portable_path(value)
+    return value
 
 
 def model_card(
@@ -10,9 +47,11 @@ def model_card(
     model_name: str = "FaceTrack-MM",
     license: str = "apache-2.0",
     base_models: list[str] | None = None,
+    warning: str | None = None,
 ) -> str:
     """README.md with YAML metadata. `pipeline_tag: video-text-to-text` is the Hub task for video LLMs
-    (transformers 5 ships only an `image-text-to-text` pipeline, which passes images, not videos)."""
+    (transformers 5 ships only an `image-text-to-text` pipeline, which passes images, not videos). `warning`, when
+    given, is shown first, under the title (e.g. `DEMONSTRATION_WARNING`)."""
     import yaml
 
     metadata = {
@@ -29,12 +68,13 @@ def model_card(
     pooling = f"{config.video_pooling} pooling ({order} the projector)"
     newline = "one learned newline token ends each video" if config.video_newline else "no newline token"
     header = yaml.safe_dump(metadata, sort_keys=False).strip()
+    notice = f"\n> {warning}\n" if warning else ""
     return f"""---
 {header}
 ---
 
 # {model_name}
-
+{notice}
 ```bash
 pip install facetrack-mm   # the processor's face pipeline: decoding, face tracking, expressions
 ```

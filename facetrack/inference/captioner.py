@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facetrack.data.schema import FEC_BENCH_PROMPT
+from facetrack.hub.sources import check_model_source
 
 
 @dataclass
@@ -25,22 +26,31 @@ class Captioner:
     def build_inputs(
         self,
         videos: Sequence,
-        prompt: str = FEC_BENCH_PROMPT,
+        prompt: str | Sequence[str] = FEC_BENCH_PROMPT,
         num_frames: int | None = None,
         face_tracks: Sequence | None = None,
         targets: Sequence | None = None,
     ) -> tuple[dict, list[dict]]:
-        """One chat prompt per video (the same instruction) -> a left-padded batch of model inputs on the model's
-        device (pixels in the model's dtype), and the face track used for each video (dicts, video pixels).
+        """One chat prompt per video (the same instruction, or one per video) -> a left-padded batch of model inputs
+        on the model's device (pixels in the model's dtype), and the face track used for each video (dicts, video
+        pixels).
 
         videos: paths, frame arrays or decoded `VideoClip`s; face_tracks: one `FaceTrackResult` (or its dict, or
         None to track that video) per video: a clip with its track (e.g. `VideoAnalysis.clip` / `.track`) is
         neither decoded nor tracked again. `targets` (one per video, or None) choose whose face to follow
         (`face_tracking.parse_target`); default the main character."""
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prompts = [prompt] * len(videos) if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != len(videos):
+            raise ValueError(f"got {len(prompts)} prompts for {len(videos)} videos: give one prompt, or one per video")
+        texts = [
+            self.processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}],
+                tokenize=False, add_generation_prompt=True,
+            )
+            for text in prompts
+        ]
         inputs = self.processor(
-            text=[text] * len(videos),
+            text=texts,
             videos=list(videos),
             face_tracks=face_tracks,
             num_frames=num_frames,
@@ -61,18 +71,21 @@ class Captioner:
     def generate_captions(
         self,
         videos: Sequence,
-        prompt: str = FEC_BENCH_PROMPT,
+        prompt: str | Sequence[str] = FEC_BENCH_PROMPT,
         num_frames: int | None = None,
         max_new_tokens: int = 256,
         face_tracks: Sequence | None = None,
         targets: Sequence | None = None,
+        **generate_kwargs,
     ) -> tuple[list[str], list[dict]]:
-        """Greedy captions of a batch of videos; returns `(captions, face_track_dicts)`."""
+        """Captions of a batch of videos, greedy unless `generate_kwargs` (`generate()`'s: `do_sample`,
+        `temperature`, `num_beams`, ...) say otherwise; returns `(captions, face_track_dicts)`."""
         import torch
 
         inputs, used_tracks = self.build_inputs(videos, prompt, num_frames, face_tracks, targets)
+        generate_kwargs = {"do_sample": False, **generate_kwargs}
         with torch.inference_mode():
-            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, **generate_kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         captions = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
         return [caption.strip() for caption in captions], used_tracks
@@ -177,7 +190,10 @@ def load_captioner(model_name_or_path: str, device: str | None = None, dtype: st
     torch_dtype = resolve_dtype(dtype)
     if torch_dtype == "auto" and device.startswith("cuda"):
         torch_dtype = torch.bfloat16
-    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
-    model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, dtype=torch_dtype, trust_remote_code=True)
+    # A folder that does not exist, or a Hub id while the Hub cannot be reached: one line (ModelSourceError) at once.
+    load_kwargs = check_model_source(model_name_or_path, "model")
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True, **load_kwargs)
+    model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, dtype=torch_dtype, trust_remote_code=True,
+                                                        **load_kwargs)
     model.to(device).eval()
     return Captioner(model=model, processor=processor)

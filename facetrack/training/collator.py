@@ -19,8 +19,9 @@ class FaceTrackDataCollator:
     the track has. Labels are -100 everywhere but on the assistant's answer (the caption and its end-of-turn token):
     the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
     against the end of each sequence, so any chat template that ends the prompt on a token boundary works.
-    Sequences longer than `max_length` lose the end of their answer; a prompt (video tokens included) longer than it
-    is an error.
+    Sequences longer than `max_length` lose the end of their answer; a prompt (video tokens included) that does not
+    leave room for the answer is an error, found before training by `check_max_length` (from each row's text and
+    face track, no video decoded).
     """
 
     def __init__(
@@ -81,6 +82,52 @@ class FaceTrackDataCollator:
             self._truncate(batch)
         return dict(batch)
 
+    def prompt_length(self, example: dict[str, Any]) -> int:
+        """Tokens of a row's prompt (everything before the answer: text, timestamps, global and face tokens), as
+        `__call__` builds it, from the row's messages and parsed face track only: no video is decoded."""
+        return len(self.tokenizer(self.prompt_text(example), add_special_tokens=False)["input_ids"])
+
+    def prompt_text(self, example: dict[str, Any]) -> str:
+        """A row's prompt with its `<video>` expanded, as the processor expands it for that row's frames."""
+        track = example["face_track"]
+        if self.num_frames is not None and self.num_frames != len(track["frames"]):
+            track = subsample_track(track, self.num_frames)
+        frames = track["frames"]
+        # precomputed: the followed person's boxes say where a face is; detect: unknown before decoding, so every
+        # frame counts as having one (the most tokens a frame can take).
+        present = [frame.get("box") is not None or self.face_source == "detect" for frame in frames]
+        video_prompt = self.processor.video_prompt([frame["timestamp"] for frame in frames], present)
+        full, answer = self._texts(example["messages"])
+        return full[: len(full) - len(answer)].replace(self.processor.video_token, video_prompt)
+
+    def check_max_length(self, dataset, where: str = "the training split", min_answer_tokens: int = 16) -> None:
+        """Refuse, before training starts, a `max_length` that leaves no room for the answer after some row's
+        prompt (the collator would fail on that row mid-run). The message names max_length, the frames and the
+        longest prompt, and says what fits. Reads the small columns only; prompts are tokenised in batches (a
+        fast tokenizer spreads a batch over the CPU's cores)."""
+        if self.max_length is None:
+            return
+        from facetrack.training.data import ROW_COLUMN
+
+        columns = [name for name in ("messages", "face_track", ROW_COLUMN, "id") if name in dataset.column_names]
+        longest, longest_row, frames = 0, None, 0
+        rows = dataset.select_columns(columns)  # keeps the split's transform: each face track parsed once
+        for start in range(0, len(rows), 256):
+            batch = [rows[index] for index in range(start, min(start + 256, len(rows)))]
+            lengths = [len(ids) for ids in self.tokenizer([self.prompt_text(row) for row in batch],
+                                                          add_special_tokens=False)["input_ids"]]
+            for offset, (row, length) in enumerate(zip(batch, lengths)):
+                if length > longest:
+                    longest, longest_row = length, row.get("id", start + offset)
+                    frames = self.num_frames or len(row["face_track"]["frames"])
+        if longest + min_answer_tokens > self.max_length:
+            raise TrainingSetupError(
+                f"max_length={self.max_length} is too short for {where}: the prompt of row {longest_row!r} takes "
+                f"{longest} tokens with its {frames} frames (video and face tokens included), leaving less than "
+                f"{min_answer_tokens} tokens for the caption; set --max_length {suggested_max_length(longest)} or "
+                "more, or train on fewer frames (--num_frames)"
+            )
+
     def _texts(self, messages: list[dict]) -> tuple[str, str]:
         """(full conversation text, answer text appended after the generation prompt)."""
         if not messages or messages[-1]["role"] != "assistant":
@@ -118,3 +165,8 @@ class FaceTrackDataCollator:
             )
         for key in ("input_ids", "attention_mask", "labels"):
             batch[key] = batch[key][:, : self.max_length]
+
+
+def suggested_max_length(prompt_tokens: int, answer_tokens: int = 256) -> int:
+    """A max_length with room for an answer of `answer_tokens` after the prompt, rounded up to a multiple of 256."""
+    return -(-(prompt_tokens + answer_tokens) // 256) * 256

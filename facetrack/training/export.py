@@ -12,8 +12,12 @@ from typing import Any
 
 
 def recipe_record(script_args, model_args, training_args) -> dict[str, Any]:
-    """The recipe as it ran, for the model card (only values that differ from the defaults, plus key ones)."""
+    """The recipe as it ran, for the model card (only values that differ from the defaults, plus key ones). Paths on
+    this machine are written relative to the working folder, or as their last name (`portable_path`): a card holds
+    nothing of the machine that built it."""
     from trl import SFTConfig
+
+    from facetrack.hub.model_card import without_machine_paths
 
     defaults = SFTConfig(output_dir=training_args.output_dir, bf16=False).to_dict()
     trainer_values = {
@@ -25,20 +29,34 @@ def recipe_record(script_args, model_args, training_args) -> dict[str, Any]:
                 "per_device_train_batch_size", "gradient_accumulation_steps", "bf16", "seed"):
         trainer_values.setdefault(key, training_args.to_dict().get(key))
     recipe = {"data": asdict(script_args), "model": asdict(model_args), "training": trainer_values}
-    return json.loads(json.dumps(recipe, default=str))  # plain YAML/JSON types only (enums, paths -> strings)
+    # Plain YAML/JSON types only (enums, paths -> strings), then no absolute path.
+    return without_machine_paths(json.loads(json.dumps(recipe, default=str)))
 
 
-def model_card_with_recipe(config, recipe: dict[str, Any], model_path: str) -> str:
-    """facetrack.hub's model card plus the training recipe as it ran (YAML), so the run can be reproduced."""
+def trained_from_tiny_model(model_args) -> bool:
+    """The run started from a tiny random model built for it (the tiny_cpu recipe, the quickstart): a demonstration."""
+    return model_args.model_name_or_path is None and model_args.tiny_language_model is not None
+
+
+def model_card_with_recipe(config, recipe: dict[str, Any], model_path: str, demonstration: bool = False) -> str:
+    """facetrack.hub's model card plus the training recipe as it ran (YAML), so the run can be reproduced; with
+    `demonstration`, a warning first that the model only demonstrates the pipeline."""
     import yaml
 
-    from facetrack.hub.model_card import model_card
+    from facetrack.hub.model_card import DEMONSTRATION_WARNING, model_card, portable_path
 
-    card = model_card(config, model_name="FaceTrack-MM (instruction-tuned)")
+    steps = recipe.get("training", {}).get("max_steps")
+    warning = DEMONSTRATION_WARNING.format(what=(
+        "It was trained from a tiny model with a random vision encoder, built for the run (FaceTrack-MM's `tiny_cpu` "
+        f"recipe), for {steps if steps and steps > 0 else 'a few'} steps on a handful of clips."
+    )) if demonstration else None
+    card = model_card(config, model_name="FaceTrack-MM (instruction-tuned)", warning=warning)
     recipe_yaml = yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False)
+    start = (f"a tiny model built for the run (`{portable_path(model_path)}`)" if demonstration
+             else f"`{portable_path(model_path)}`")
     return (
-        f"{card}\n## Training\n\nInstruction-tuned from `{model_path}` with TRL's `SFTTrainer` "
-        "(`python train_sft.py --config recipe.yaml`, FaceTrack-MM's facetrack/training.py). The recipe as it ran:\n\n"
+        f"{card}\n## Training\n\nInstruction-tuned from {start} with TRL's `SFTTrainer` (`python train_sft.py "
+        "--config recipe.yaml`, FaceTrack-MM's facetrack/training/run.py). The recipe as it ran:\n\n"
         f"```yaml\n{recipe_yaml}```\n"
     )
 
@@ -77,7 +95,8 @@ def export_final_model(trainer, processor, model_args, recipe: dict[str, Any], m
         model = AutoModelForImageTextToText.from_pretrained(output_dir, dtype="auto", trust_remote_code=True)
     else:
         model = trainer.model
-    card = model_card_with_recipe(model.config, recipe, model_path)
+    demonstration = trained_from_tiny_model(model_args)
+    card = model_card_with_recipe(model.config, recipe, model_path, demonstration=demonstration)
     save_hub_folder(model, processor, output_dir, card=card)
     (Path(output_dir) / "training_recipe.json").write_text(json.dumps(recipe, indent=2))
     return output_dir

@@ -68,15 +68,20 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     ################
     # Training
     ################
+    collator = FaceTrackDataCollator(
+        processor,
+        num_frames=script_args.num_frames,
+        max_length=training_args.max_length,
+        face_source=script_args.face_source,
+    )
+    # A prompt that leaves no room for its caption is refused now, not at the step that reaches its row.
+    collator.check_max_length(train_dataset, f"{script_args.dataset_name} split {script_args.dataset_train_split!r}")
+    if eval_dataset is not None:
+        collator.check_max_length(eval_dataset, f"{script_args.dataset_name} split {script_args.dataset_eval_split!r}")
     trainer = FaceTrackSFTTrainer(
         model=model,
         args=training_args,
-        data_collator=FaceTrackDataCollator(
-            processor,
-            num_frames=script_args.num_frames,
-            max_length=training_args.max_length,
-            face_source=script_args.face_source,
-        ),
+        data_collator=collator,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=processor,

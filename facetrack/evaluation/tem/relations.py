@@ -400,9 +400,13 @@ class NLIRelationClassifier:
     def __init__(self, model: str, device: str | None = None, batch_size: int = 64):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from facetrack.hub.sources import check_model_source
+
         self.model_id = model
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model)
+        # A missing folder or an unreachable Hub: one line (ModelSourceError, an OSError) before transformers retries.
+        load_kwargs = check_model_source(model, "TEM: nli_model")
+        self.tokenizer = AutoTokenizer.from_pretrained(model, **load_kwargs)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model, **load_kwargs)
         if device:
             self.model.to(device)
         self.model.eval()
