@@ -123,19 +123,33 @@ from facetrack.model.processing_facetrack import FaceTrackProcessor  # noqa: E40
 from facetrack.model.video_processing_facetrack import FaceTrackVideoProcessor  # noqa: E402
 
 
-def register_for_transformers_tests() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def registered_for_transformers_tests():
     """What transformers' tests look classes up by: the Auto classes (facetrack.hub) and the model-name mapping
-    that marks `FaceTrackForConditionalGeneration` as an image-text-to-text model (labels, `pooler_output` checks)."""
+    that marks `FaceTrackForConditionalGeneration` as an image-text-to-text model (labels, `pooler_output` checks).
+    Only while this module's tests run: registered, the installed classes would stand in for a folder's remote code
+    in every other test of the session."""
+    from transformers import AutoModel, AutoModelForImageTextToText
     from transformers.models.auto import modeling_auto
 
     register_auto_classes()
-    modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.setdefault(
-        FaceTrackConfig.model_type, FaceTrackForConditionalGeneration.__name__
-    )
-    modeling_auto.MODEL_MAPPING_NAMES.setdefault(FaceTrackConfig.model_type, FaceTrackModel.__name__)
+    names = [(modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES, FaceTrackForConditionalGeneration.__name__),
+             (modeling_auto.MODEL_MAPPING_NAMES, FaceTrackModel.__name__)]
+    added = [(mapping, name) for mapping, name in names if FaceTrackConfig.model_type not in mapping]
+    for mapping, name in added:
+        mapping[FaceTrackConfig.model_type] = name
+    yield
+    for mapping, _ in added:
+        del mapping[FaceTrackConfig.model_type]
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    CONFIG_MAPPING._extra_content.pop(FaceTrackConfig.model_type, None)
+    for auto_class in (AutoModel, AutoModelForImageTextToText):
+        auto_class._model_mapping._extra_content.pop(FaceTrackConfig, None)
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
-register_for_transformers_tests()
+    PROCESSOR_MAPPING._extra_content.pop(FaceTrackConfig, None)
+
 
 
 class FaceTrackModelTester:
