@@ -27,6 +27,7 @@ SUBSTITUTIONS = [
     ("video.mp4", VIDEO, "the user's video: a shipped clip"),
     ("--person 2", "--person 1", "the shipped clip's only person has id 1"),
     ("her_photo.jpg", "her_photo.jpg", "kept: the test writes her_photo.jpg, a frame of the clip at 4.5 s"),
+    ("group.jpg", "tests/media/multi_face.jpg", "the user's photo: the shipped photo of five people"),
     ("llava-hf/llava-onevision-qwen2-7b-ov-hf", "{tiny_llava}", "16 GB from the Hub: a tiny LLaVA-OneVision folder"),
     ("llava-onevision SRC OUT", "llava-onevision {tiny_llava} models/facetrack-llava-ov-tiny", "the user's SRC, OUT"),
     ("--face-tokens 16 --global-tokens 81", "--face-tokens 4 --global-tokens 9",
