@@ -147,10 +147,12 @@ def assert_same_as_installed(folder: Path, video: str, remote: dict) -> None:
     ]}]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            processor_kwargs={"num_frames": 4})
-    for name in ("input_ids", "attention_mask", "face_mask", "video_num_frames"):
-        assert torch.equal(inputs[name], remote["inputs"][name]), name
-    for name in ("pixel_values_videos", "pixel_values_faces"):
-        assert torch.allclose(inputs[name], remote["inputs"][name], atol=1e-6), name
+    assert set(inputs) == set(remote["inputs"])
+    for name, value in inputs.items():
+        if name.startswith("pixel_values"):
+            assert torch.allclose(value, remote["inputs"][name], atol=1e-6), name
+        else:
+            assert torch.equal(value, remote["inputs"][name]), name
     with torch.no_grad():
         logits = model(**remote["inputs"]).logits
         generated = model.generate(**remote["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
@@ -162,6 +164,25 @@ def assert_same_as_installed(folder: Path, video: str, remote: dict) -> None:
 def test_loads_with_trust_remote_code_in_a_fresh_process(tiny_model_dir, media_dir, tmp_path):
     video = str(media_dir / "single_face.mp4")
     assert_same_as_installed(tiny_model_dir, video, load_remotely(tiny_model_dir, video, tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder_fixture", ["tiny_stream_model_dir", "tiny_expression_model_dir"])
+def test_an_expression_stream_folder_loads_with_trust_remote_code_and_generates_the_same(folder_fixture, media_dir,
+                                                                                         tmp_path, request):
+    """The stream beside the vision tokens, and alone (no vision tower, no pixel inputs): the folder's own code in a
+    fresh process measures the clip and generates what the installed classes generate."""
+    from facetrack.expressions.models import missing_expression_dependencies
+
+    if missing_expression_dependencies():
+        pytest.skip(f"the expression models are not installed: {missing_expression_dependencies()}")
+    folder = request.getfixturevalue(folder_fixture)
+    video = str(media_dir / "single_face.mp4")
+    remote = load_remotely(folder, video, tmp_path)
+    inputs = remote["inputs"]
+    assert inputs["expression_features"].shape[0] == 4 and inputs["expression_mask"].sum() >= 3
+    assert ("pixel_values_videos" in inputs) == (folder_fixture == "tiny_stream_model_dir")
+    assert_same_as_installed(folder, video, remote)
 
 
 def test_without_facetrack_the_model_loads_and_the_processor_names_the_package(tiny_model_dir, tmp_path):
