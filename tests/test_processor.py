@@ -569,7 +569,8 @@ def test_a_track_without_measured_expressions_is_a_clear_error(expression_proces
 
     bare = FaceTrackResult.from_boxes([[6.0, 5.0, 40.0, 38.0]] * 3, width=64, height=48)
     for processor in (expression_processor, stream_processor):
-        with pytest.raises(FaceTrackProcessorError, match="holds no measured expressions of person 1.*--no-expressions"):
+        with pytest.raises(FaceTrackProcessorError,
+                           match="holds no measured expressions of person 1.*--no-expressions"):
             processor(text="<video>", videos=[synthetic_frames(3)], face_tracks=[bare])
 
 

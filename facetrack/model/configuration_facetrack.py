@@ -6,7 +6,9 @@ A composite config: a vision encoder (`vision_config`, SigLIP so400m-patch14-384
 Token layout (built by `FaceTrackProcessor`, consumed by `FaceTrackForConditionalGeneration`): every `<video>`
 placeholder in the prompt becomes, for each sampled frame,
 
-    <t=1.5s> <video> x global_tokens_per_frame  <face> x face_tokens_per_frame  <expression> x expression_tokens_per_frame
+    <t=1.5s> <video> x G  <face> x F  <expression> x E
+
+(G = `global_tokens_per_frame`, F = `face_tokens_per_frame`, E = `expression_tokens_per_frame`)
 
 and, with `video_newline=True`, one more `<video>` after the last frame of each video (a learned end-of-video
 embedding, LLaVA-OneVision's `image_newline`). The `<video>` tokens carry the whole frame, pooled from the encoder's
@@ -244,6 +246,7 @@ class FaceTrackConfig(PreTrainedConfig):
             pooled_grid_side(self.face_tokens_per_frame, self.patch_grid_side, "face_tokens_per_frame")
 
     def check_expression_stream(self) -> None:
+        """The stream names its feature set (the projector's input width) and has a placeholder id of its own."""
         features = self.expression_features
         size = features.get("size") if isinstance(features, dict) else None
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0 or not features.get("name") \
@@ -289,10 +292,6 @@ class FaceTrackConfig(PreTrainedConfig):
         """Visual tokens one frame costs in the prompt (the per-video newline token not counted)."""
         face_tokens = self.face_tokens_per_frame if (face_present or self.use_no_face_embedding) else 0
         return self.global_tokens_per_frame + face_tokens + self.expression_tokens_per_frame
-
-    def video_placeholder_count(self, num_frames: int) -> int:
-        """`<video>` tokens one video of `num_frames` frames has in the prompt (its newline token included)."""
-        return num_frames * self.global_tokens_per_frame + int(self.video_newline)
 
 
 # Left out of a saved config without the stream (`FaceTrackConfig.to_dict`).

@@ -4,8 +4,8 @@ LLaVA layout (what TRL's loss path and `AutoModelForImageTextToText` expect):
 
     FaceTrackForConditionalGeneration
     ├── model: FaceTrackModel                 (base_model_prefix = "model"; returns last_hidden_state)
-    │   ├── vision_tower: SigLIP vision model (one encoder for frames and face crops; absent for expression tokens
-    │   │                                      alone: no global and no face tokens)
+    │   ├── vision_tower: SigLIP vision model (one encoder for frames and face crops; absent for
+    │   │                                      expression tokens alone: no global and no face tokens)
     │   ├── video_projector: MLP2x-GELU      (frame patches -> LLM width; absent with the vision tower)
     │   ├── face_projector: MLP2x-GELU       (face-crop patches -> LLM width; absent with face_tokens_per_frame=0)
     │   ├── no_face_embedding                (learned; fills the face tokens of frames without the main face)
@@ -20,9 +20,9 @@ Inputs follow docs/architecture.md: frames of all videos of the batch are flatte
 `pixel_values_faces`: `(total_frames, 3, S, S)`, `face_mask`: `(total_frames,)`, `expression_features`:
 `(total_frames, N)`, `expression_mask`: `(total_frames,)`, `video_num_frames`: `(num_videos,)`). Frame features fill
 the `<video>` placeholder tokens, face features the `<face>` and expression features the `<expression>` placeholder
-tokens, each in frame order, so the per-frame interleaving chosen by the processor is kept. With the LLaVA-OneVision settings
-(`video_pooling="bilinear"`, `projector_before_pooling=True`, `video_newline=True`, no face tokens, no timestamps)
-the global path computes exactly what `LlavaOnevisionForConditionalGeneration` computes for a video.
+tokens, each in frame order, so the per-frame interleaving chosen by the processor is kept. With the LLaVA-OneVision
+settings (`video_pooling="bilinear"`, `projector_before_pooling=True`, `video_newline=True`, no face tokens, no
+timestamps) the global path computes exactly what `LlavaOnevisionForConditionalGeneration` computes for a video.
 
 This file is copied flat into Hub repos: it imports only torch, transformers and its sibling files.
 """
@@ -397,14 +397,15 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
         )
 
     def missing_features_message(self, name: str, count: int) -> str:
-        """Why the prompt's `name` placeholders have no features (the model lacks that path, or the input is missing)."""
+        """Why the prompt's `name` placeholders have no features (the model lacks that path, or an input is missing)."""
         config = self.config
         reasons = {
             "<video>": ("the model has no vision tower" if not config.has_vision_path else "no pixel_values_videos",
                         f"global_tokens_per_frame={config.global_tokens_per_frame}"),
             "<face>": ("the model has no face path" if not config.has_face_path else "no pixel_values_faces",
                        f"face_tokens_per_frame={config.face_tokens_per_frame}"),
-            "<expression>": ("no expression_features", f"expression_tokens_per_frame={config.expression_tokens_per_frame}"),
+            "<expression>": ("no expression_features",
+                             f"expression_tokens_per_frame={config.expression_tokens_per_frame}"),
         }
         reason, setting = reasons[name]
         return f"the prompt has {count} {name} placeholder tokens but {reason} ({setting})"

@@ -490,8 +490,10 @@ class FaceTrackProcessor(ProcessorMixin):
                 clips.append(self.video_processor.load(video, num_frames, fps))
                 timestamps.append(clips[-1].timestamps)
                 continue
-            # A new video is measured for the stream; a precomputed track brings its stored measurements.
-            measure = return_expressions or (self.uses_expressions and precomputed is None)
+            # A new video is measured for the stream (so is a target other than the stored track's person, if its
+            # measurement is not stored); a precomputed track brings its stored measurements.
+            measure = return_expressions or (self.uses_expressions
+                                             and (precomputed is None or video_target is not None))
             analysis = self.analyze(video, precomputed, num_frames=num_frames, fps=fps, target=video_target,
                                     expressions=measure)
             if measure and analysis.expression_problem:

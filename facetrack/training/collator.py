@@ -18,8 +18,8 @@ class FaceTrackDataCollator:
     `face_source="detect"` the processor detects and tracks the faces itself, on as many uniformly sampled frames as
     the track has. A model with the expression stream reads the followed person's measured timeline stored in the
     track (never measured again); a model that reads expression tokens only (no global, no face tokens) needs no
-    pixels, so with precomputed tracks no video is decoded at all. Labels are -100 everywhere but on the assistant's answer (the caption and its end-of-turn token):
-    the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
+    pixels, so with precomputed tracks no video is decoded at all. Labels are -100 everywhere but on the assistant's
+    answer (the caption and its end-of-turn token): the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
     against the end of each sequence, so any chat template that ends the prompt on a token boundary works.
     Sequences longer than `max_length` lose the end of their answer; a prompt (video tokens included) longer than it
     is an error.
