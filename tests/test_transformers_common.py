@@ -124,19 +124,31 @@ from facetrack.model.processing_facetrack import FaceTrackProcessor  # noqa: E40
 from facetrack.model.video_processing_facetrack import FaceTrackVideoProcessor  # noqa: E402
 
 
-def register_for_transformers_tests() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def registered_for_transformers_tests():
     """What transformers' tests look classes up by: the Auto classes (facetrack.hub) and the model-name mapping
-    that marks `FaceTrackForConditionalGeneration` as an image-text-to-text model (labels, `pooler_output` checks)."""
-    from transformers.models.auto import modeling_auto
+    that marks `FaceTrackForConditionalGeneration` as an image-text-to-text model (labels, `pooler_output` checks).
+    Only while this module runs: registered classes win over a folder's remote code in `Auto*.from_pretrained(...,
+    trust_remote_code=True)`, which other modules check is what users get."""
+    from transformers.models.auto import configuration_auto, modeling_auto, processing_auto
 
+    registries = [value for module in (configuration_auto, modeling_auto, processing_auto)
+                  for value in vars(module).values() if hasattr(value, "_extra_content")]
+    saved = [(registry, dict(registry._extra_content)) for registry in registries]
+    names = {key: dict(getattr(modeling_auto, key))
+             for key in ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "MODEL_MAPPING_NAMES")}
     register_auto_classes()
     modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.setdefault(
         FaceTrackConfig.model_type, FaceTrackForConditionalGeneration.__name__
     )
     modeling_auto.MODEL_MAPPING_NAMES.setdefault(FaceTrackConfig.model_type, FaceTrackModel.__name__)
-
-
-register_for_transformers_tests()
+    yield
+    for registry, content in saved:
+        registry._extra_content.clear()
+        registry._extra_content.update(content)
+    for key, content in names.items():
+        getattr(modeling_auto, key).clear()
+        getattr(modeling_auto, key).update(content)
 
 
 class FaceTrackModelTester:

@@ -180,16 +180,16 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
                 "this model has no vision tower (global_tokens_per_frame=0, face_tokens_per_frame=0: expression "
                 "tokens alone): give expression_features, not pixel values"
             )
+        # The input every frame has one row of: pixels, or expression features without a vision path.
+        frames_name = "pixel_values_videos" if config.has_vision_path else "expression_features"
         frames_input = pixel_values_videos if config.has_vision_path else expression_features
         if frames_input is None:
-            needed = "pixel_values_videos" if config.has_vision_path else "expression_features"
-            raise FaceTrackInputError(f"get_video_features needs {needed} (one row per frame)")
+            raise FaceTrackInputError(f"get_video_features needs {frames_name} (one row per frame)")
         total_frames = frames_input.shape[0]
         frames_per_video = [total_frames] if video_num_frames is None else [int(n) for n in video_num_frames.tolist()]
         if sum(frames_per_video) != total_frames:
-            name = "pixel_values_videos" if config.has_vision_path else "expression_features"
             raise FaceTrackInputError(
-                f"video_num_frames sums to {sum(frames_per_video)} but {name} has {total_frames} frames"
+                f"video_num_frames sums to {sum(frames_per_video)} but {frames_name} has {total_frames} frames"
             )
 
         expression_tokens = None
