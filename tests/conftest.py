@@ -95,6 +95,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny"), language_model="random", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_stream_model_dir(tmp_path_factory) -> Path:
+    """`tiny_model_dir`'s kind of model with the expression stream beside its global and face tokens (4 + 4 + 2 per
+    frame), built once per session."""
+    from facetrack.hub.builders import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny-stream"), language_model="random", seed=0,
+                            expression_tokens_per_frame=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_expression_model_dir(tmp_path_factory) -> Path:
+    """A tiny model that reads expression tokens only (2 per frame): no vision tower, a tiny random Qwen2 + the
+    expression projector; built once per session."""
+    from facetrack.hub.builders import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("facetrack-tiny-expressions"), language_model="random", seed=0,
+                            global_tokens_per_frame=0, face_tokens_per_frame=0, expression_tokens_per_frame=2)
+
+
 class FakeChatServer:
     """A local OpenAI-compatible chat-completions endpoint on 127.0.0.1: `answer(prompt)` gives the reply to the
     first message's content (for content given as parts, the text of its text parts; its `image_url` parts must be

@@ -1,6 +1,7 @@
 """`facetrack convert llava-onevision`: a tiny random LLaVA-OneVision built from config here (transformers' own
 `LlavaOnevisionForConditionalGeneration`, a locally trained tokenizer, save_pretrained), converted, and compared with
-the original: same logits and greedy tokens with face tokens off, LLaVA-OneVision's global path with them on."""
+the original: same logits and greedy tokens with face tokens off, LLaVA-OneVision's global path with them on (and with
+expression tokens beside them)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from expression_tracks import measured_track
 
 from facetrack.commands import cli
 from facetrack.hub.convert_llava_onevision import ConversionError, convert_llava_onevision
@@ -127,6 +129,44 @@ def test_with_face_tokens_on_the_global_path_is_llava_onevisions(llava, llava_di
     model(**inputs, labels=labels).loss.backward()
     assert model.model.face_projector.linear_1.weight.grad.abs().sum() > 0
     assert model.model.no_face_embedding.grad.abs().sum() > 0
+
+
+def test_expression_tokens_join_llava_onevisions_parts(llava, llava_dir, tmp_path, capsys):
+    """`--expression-tokens 2`: every LLaVA-OneVision part unchanged, a fresh expression projector over the installed
+    feature set, `<expression>` in the tokenizer, and the stream in the prompt and the model's output."""
+    from facetrack.expressions.features import EXPRESSION_FEATURES
+
+    out = tmp_path / "with-expressions"
+    assert cli.main(["convert", "llava-onevision", str(llava_dir), str(out), "--face-tokens", "4",
+                     "--expression-tokens", "2"]) == 0
+    model = FaceTrackForConditionalGeneration.from_pretrained(out).eval()
+    processor = FaceTrackProcessor.from_pretrained(out)
+    config = model.config
+    assert (config.expression_tokens_per_frame, processor.expression_tokens_per_frame) == (2, 2)
+    assert config.expression_features == processor.expression_features == EXPRESSION_FEATURES
+    assert processor.tokenizer.convert_ids_to_tokens(config.expression_token_id) == "<expression>"
+    assert config.expression_token_id in model.generation_config.suppress_tokens
+    source = llava.state_dict()
+    for name, tensor in model.state_dict().items():
+        if name.startswith(("model.vision_tower.", "model.language_model.", "lm_head.")):
+            assert torch.equal(tensor, source[name]), name
+    assert torch.equal(model.model.video_projector.linear_1.weight, source["model.multi_modal_projector.linear_1.weight"])
+    assert model.model.expression_projector.linear_2.weight.shape == (2 * 64, 64)
+
+    boxes = [[8.0, 6.0, 40.0, 40.0] if i != 1 else None for i in range(3)]
+    inputs = processor(text=PROMPT, videos=[frames(3, seed=7)], face_tracks=[measured_track(boxes)])
+    assert int((inputs["input_ids"] == config.expression_token_id).sum()) == 3 * 2
+    with torch.no_grad():
+        ours = model.get_video_features(inputs["pixel_values_videos"], video_num_frames=inputs["video_num_frames"])
+        theirs = llava.get_video_features(llava_pixels(inputs, 1), return_dict=True).pooler_output
+        assert torch.allclose(ours.pooler_output[0], theirs[0], atol=1e-6), "the global path is still LLaVA-OneVision's"
+        output = model(**inputs)
+        generated = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert output.expression_hidden_states.shape == (3, 2, 64)
+    assert generated.shape[1] == inputs["input_ids"].shape[1] + 3
+    assert cli.main(["convert", "llava-onevision", str(llava_dir), str(tmp_path / "bad"), "--expression-tokens",
+                     "-1"]) == 2
+    assert "--expression-tokens must be >= 0" in capsys.readouterr().err
 
 
 def test_fewer_global_tokens_and_average_pooling(llava_dir, tmp_path):

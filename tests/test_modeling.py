@@ -1,5 +1,6 @@
 """FaceTrack-MM model: token budget, placeholder/feature agreement, "no face" embedding, generate with and without
-cache, gradients, dtypes, bad configs. Uses a tiny random model (SigLIP 32 px / 8 px patches, Qwen2 width 64) with the
+cache, gradients, dtypes, bad configs; the expression stream (off: nothing of it; alone: no vision tower; the "no
+expression" embedding; gradients; errors). Uses a tiny random model (SigLIP 32 px / 8 px patches, Qwen2 width 64) with the
 real SmolLM2 tokenizer, and synthetic frames with precomputed face tracks (no detector in the loop)."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from expression_tracks import measured_track
 
+from facetrack.expressions.features import EXPRESSION_FEATURES
 from facetrack.model.configuration_facetrack import FaceTrackConfig, FaceTrackConfigError
 from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration
 from facetrack.model.generation_facetrack import FaceTrackInputError
@@ -302,3 +305,187 @@ def test_without_a_face_path_there_are_no_face_parameters_and_face_tokens_are_re
     assert "pixel_values_faces" not in inputs
     with torch.no_grad():
         assert plain(**inputs).face_hidden_states is None
+
+
+# ------------------------------------------------------------------------------------------------ expression stream
+@pytest.fixture(scope="module")
+def stream_model_and_processor(tiny_stream_model_dir):
+    """The expression stream beside global and face tokens (4 + 4 + 2 tokens per frame)."""
+    return (FaceTrackForConditionalGeneration.from_pretrained(tiny_stream_model_dir).eval(),
+            FaceTrackProcessor.from_pretrained(tiny_stream_model_dir))
+
+
+@pytest.fixture(scope="module")
+def expression_model_and_processor(tiny_expression_model_dir):
+    """The expression stream alone: no vision tower (2 expression tokens per frame)."""
+    return (FaceTrackForConditionalGeneration.from_pretrained(tiny_expression_model_dir).eval(),
+            FaceTrackProcessor.from_pretrained(tiny_expression_model_dir))
+
+
+def make_stream_batch(processor, num_videos: int, num_frames: int, seed: int = 0):
+    """Like `make_batch`, with tracks that hold a measured expression timeline: frames 1, 4, 7, ... have no face
+    (unmeasured) and frame 2 a box where the landmarker found no face (unmeasured too)."""
+    videos, tracks, texts = [], [], []
+    for index in range(num_videos):
+        frames = num_frames + index
+        boxes = [[10.0 + i % 3, 8.0, 40.0, 38.0] if i % 3 != 1 else None for i in range(frames)]
+        videos.append(synthetic_video(frames, seed + index))
+        tracks.append(measured_track(boxes, seed=seed + index, not_found=[2]))
+        texts.append(f"<|im_start|>user\n<video>\nDescribe clip {index}.<|im_end|>\n<|im_start|>assistant\n")
+    return processor(text=texts, videos=videos, face_tracks=tracks)
+
+
+def test_without_the_stream_config_weights_and_prompts_are_as_before(model, processor, tiny_model_dir):
+    """Stream off (the default): nothing of it is saved, built or written into a prompt. (That such a folder gives
+    exactly the logits and tokens of the code before the stream is checked against the 0.1 release's code in
+    tests/test_hub_loading.py.)"""
+    import json
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    processor_config = json.loads((tiny_model_dir / "processor_config.json").read_text())
+    assert not any(key.startswith("expression") for key in [*config, *processor_config])
+    assert model.config.expression_tokens_per_frame == 0 and not model.config.has_expression_stream
+    assert model.model.expression_projector is None and model.model.no_expression_embedding is None
+    assert not any("expression" in name for name in model.state_dict())
+    assert "<expression>" not in processor.tokenizer.get_vocab()
+    inputs = make_batch(processor, 1, 3, "some")
+    assert not any(key.startswith("expression") for key in inputs)
+    assert "<expression>" not in processor.decode(inputs["input_ids"][0])
+    with torch.no_grad():
+        assert model(**inputs).expression_hidden_states is None
+    with pytest.raises(FaceTrackInputError, match="no expression stream"):
+        model(**inputs, expression_features=torch.zeros(3, EXPRESSION_FEATURES["size"]),
+              expression_mask=torch.ones(3, dtype=torch.bool))
+
+
+def test_the_stream_alone_has_no_vision_tower(expression_model_and_processor, tiny_expression_model_dir):
+    import json
+
+    model, processor = expression_model_and_processor
+    config = model.config
+    assert config.vision_config is None and not config.has_vision_path and config.has_expression_stream
+    assert json.loads((tiny_expression_model_dir / "config.json").read_text())["vision_config"] is None
+    assert model.model.vision_tower is None and model.model.video_projector is None
+    assert not any(name.startswith(("model.vision_tower", "model.video_projector", "model.face_projector"))
+                   for name in model.state_dict())
+    assert {name for name in model.state_dict() if not name.startswith(("model.language_model", "lm_head"))} == {
+        "model.expression_projector.linear_1.weight", "model.expression_projector.linear_1.bias",
+        "model.expression_projector.linear_2.weight", "model.expression_projector.linear_2.bias",
+        "model.no_expression_embedding"}
+    assert processor.model_input_names == ["input_ids", "attention_mask", "expression_features", "expression_mask",
+                                           "video_num_frames"]
+    inputs = make_stream_batch(processor, 2, 4)
+    assert not any(key.startswith("pixel_values") for key in inputs)
+    ids = inputs["input_ids"]
+    assert int((ids == config.expression_token_id).sum()) == (4 + 5) * config.expression_tokens_per_frame
+    assert not (ids == config.video_token_id).any() and not (ids == config.face_token_id).any()
+    with torch.no_grad():
+        output = model(**inputs)
+    assert output.expression_hidden_states.shape == (9, 2, 64) and torch.isfinite(output.logits).all()
+    with pytest.raises(FaceTrackInputError, match="no vision tower"):
+        model(**inputs, pixel_values_videos=torch.zeros(9, 3, 32, 32))
+    with pytest.raises(FaceTrackInputError, match="<expression> placeholder tokens but no expression_features"):
+        model(input_ids=ids, attention_mask=inputs["attention_mask"])
+
+
+@pytest.mark.parametrize("which", ["beside_vision", "alone"])
+def test_unmeasured_frames_get_the_no_expression_embedding(stream_model_and_processor,
+                                                          expression_model_and_processor, which):
+    model, processor = stream_model_and_processor if which == "beside_vision" else expression_model_and_processor
+    inputs = make_stream_batch(processor, 1, 8)
+    unmeasured = ~inputs["expression_mask"]
+    assert unmeasured.tolist() == [False, True, True, False, True, False, False, True]
+    assert (inputs["expression_features"][unmeasured] == 0).all()
+    with torch.no_grad():
+        output = model(**inputs)
+        tokens = output.expression_hidden_states
+        assert torch.equal(tokens[unmeasured], model.model.no_expression_embedding.expand(4, -1, -1))
+        assert not torch.allclose(tokens[~unmeasured][0], model.model.no_expression_embedding)
+        # Whatever an unmeasured frame's features hold, the output does not change...
+        noisy = dict(inputs, expression_features=inputs["expression_features"].clone())
+        noisy["expression_features"][unmeasured] = torch.randn(4, noisy["expression_features"].shape[1])
+        assert torch.equal(model(**noisy).logits, output.logits)
+        # ...but a measured frame's features do: the caption depends on the measured expressions.
+        changed = dict(inputs, expression_features=inputs["expression_features"].clone())
+        changed["expression_features"][~unmeasured] += 1.0
+        assert not torch.allclose(model(**changed).logits, output.logits)
+
+
+@pytest.mark.parametrize("which", ["beside_vision", "alone"])
+def test_gradients_reach_the_expression_projector(stream_model_and_processor, expression_model_and_processor, which):
+    model, processor = stream_model_and_processor if which == "beside_vision" else expression_model_and_processor
+    train_model = copy.deepcopy(model).train()
+    inputs = make_stream_batch(processor, 2, 4)
+    labels = inputs["input_ids"].clone()
+    labels[inputs["attention_mask"] == 0] = -100
+    train_model(**inputs, labels=labels).loss.backward()
+    for name in ("model.expression_projector.linear_1.weight", "model.expression_projector.linear_2.weight",
+                 "model.expression_projector.linear_2.bias", "model.no_expression_embedding"):
+        assert train_model.get_parameter(name).grad.abs().sum() > 0, name
+    if which == "beside_vision":
+        assert train_model.get_parameter("model.face_projector.linear_1.weight").grad.abs().sum() > 0
+
+
+def test_expression_inputs_that_do_not_fit_are_clear_errors(stream_model_and_processor):
+    model, processor = stream_model_and_processor
+    inputs = make_stream_batch(processor, 1, 4)
+    size = model.config.expression_features["size"]
+    with pytest.raises(FaceTrackInputError, match=rf"expression_features must be \(total_frames, {size}\)"):
+        model(**dict(inputs, expression_features=inputs["expression_features"][:, :-1]))
+    with pytest.raises(FaceTrackInputError, match="expression_mask has 3 entries but expression_features has 4"):
+        model(**dict(inputs, expression_mask=inputs["expression_mask"][:3]))
+    with pytest.raises(FaceTrackInputError, match="expression_features has 3 rows but pixel_values_videos has 4"):
+        model(**dict(inputs, expression_features=inputs["expression_features"][:3],
+                     expression_mask=inputs["expression_mask"][:3]))
+    without = {key: value for key, value in inputs.items() if not key.startswith("expression")}
+    with pytest.raises(FaceTrackInputError, match="8 <expression> placeholder tokens but no expression_features"):
+        model(**without)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_stream_alone_runs_in_the_models_dtype(tiny_expression_model_dir, expression_model_and_processor, dtype):
+    typed_model = FaceTrackForConditionalGeneration.from_pretrained(tiny_expression_model_dir, dtype=dtype).eval()
+    inputs = make_stream_batch(expression_model_and_processor[1], 1, 4)
+    assert inputs["expression_features"].dtype == torch.float32
+    with torch.no_grad():
+        output = typed_model(**inputs)
+        generated = typed_model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert output.expression_hidden_states.dtype == output.logits.dtype == dtype
+    assert generated.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"expression_tokens_per_frame": 2}, r"expression_tokens_per_frame=2 needs expression_features"),
+        ({"expression_tokens_per_frame": -1}, r"expression_tokens_per_frame=-1 must be a whole number >= 0"),
+        ({"expression_tokens_per_frame": 2, "expression_features": {"name": "x", "version": 1, "size": 3,
+                                                                    "columns": ["a", "b"]}},
+         r"expression_features lists 2 columns but says size=3"),
+        ({"global_tokens_per_frame": 0, "face_tokens_per_frame": 0},
+         r"a frame would have no tokens at all"),
+        ({"global_tokens_per_frame": 0, "expression_tokens_per_frame": 1, "expression_features": EXPRESSION_FEATURES},
+         r"global_tokens_per_frame=0 with face_tokens_per_frame=4: a model with a vision tower needs global tokens"),
+        ({"global_tokens_per_frame": 0, "face_tokens_per_frame": 0, "expression_tokens_per_frame": 1,
+          "expression_features": EXPRESSION_FEATURES}, r"no vision tower, so vision_config must be None"),
+        ({"global_tokens_per_frame": 0, "face_tokens_per_frame": 0, "expression_tokens_per_frame": 1,
+          "expression_features": EXPRESSION_FEATURES, "vision_config": None, "video_newline": True},
+         r"video_newline=True needs global tokens"),
+        ({"expression_tokens_per_frame": 1, "expression_features": EXPRESSION_FEATURES,
+          "expression_token_id": 7, "face_token_id": 7}, r"expression_token_id and face_token_id must differ"),
+    ],
+)
+def test_impossible_stream_configs_are_clear_errors(model, overrides, message):
+    settings = model.config.to_dict()
+    settings.update(overrides)
+    with pytest.raises(FaceTrackConfigError, match=message):
+        FaceTrackConfig(**settings)
+
+
+def test_stream_configs_round_trip_and_the_default_keeps_its_vision_tower(expression_model_and_processor):
+    config = expression_model_and_processor[0].config
+    again = FaceTrackConfig.from_dict(config.to_dict())
+    assert again.vision_config is None and again.expression_features == config.expression_features
+    assert again.tokens_per_frame() == 2
+    assert FaceTrackConfig(expression_tokens_per_frame=4, expression_features=EXPRESSION_FEATURES).vision_config \
+        .model_type == "siglip_vision_model"

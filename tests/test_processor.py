@@ -1,11 +1,13 @@
 """FaceTrackProcessor on real videos: frame preprocessing, face tracking, precomputed tracks, chat template,
-save/load, and the errors for bad input."""
+save/load, the expression stream (measured, or read from a stored track; nothing decoded for a model without
+pixels), and the errors for bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from expression_tracks import measured_track
 
 from facetrack.analysis.video_analysis import read_face_track
 from facetrack.model.processing_facetrack import FaceTrackProcessor
@@ -418,3 +420,193 @@ def test_standard_video_options_are_applied(processor):
     with pytest.raises(FaceTrackProcessorError, match="cannot honour data_format='channels_last'"):
         processor.video_processor(frames, data_format="channels_last")
     assert '"image_size": 32' in processor.video_processor.to_json_string()
+
+
+# ------------------------------------------------------------------------------------------------ expression stream
+def needs_expression_models() -> None:
+    from facetrack.expressions.models import missing_expression_dependencies
+
+    if missing_expression_dependencies():
+        pytest.skip(f"the expression models are not installed: {missing_expression_dependencies()}")
+
+
+@pytest.fixture(scope="module")
+def stream_processor(tiny_stream_model_dir):
+    """Global + face + 2 expression tokens per frame."""
+    return FaceTrackProcessor.from_pretrained(tiny_stream_model_dir)
+
+
+@pytest.fixture(scope="module")
+def expression_processor(tiny_expression_model_dir):
+    """2 expression tokens per frame and nothing else (the model has no vision tower)."""
+    return FaceTrackProcessor.from_pretrained(tiny_expression_model_dir)
+
+
+@pytest.fixture(scope="module")
+def measured_clip(stream_processor, media_dir):
+    """face_noface.mov (a man talking, then a cut to a title card) through the stream processor: its inputs, and its
+    face track with the measured expressions as a dataset stores it (JSON)."""
+    import json
+
+    needs_expression_models()
+    inputs = stream_processor(text="<video>", videos=[str(media_dir / "face_noface.mov")], num_frames=6,
+                              return_face_tracks=True)
+    return inputs, json.loads(json.dumps(inputs["face_tracks"][0]))
+
+
+def forbid_decoding_and_measuring(monkeypatch) -> None:
+    """Make every decoder and the expression analyzer fail the test if called."""
+    from facetrack.analysis import video_analysis
+    from facetrack.expressions import measure
+    from facetrack.model import video_processing_facetrack
+    from facetrack.video import decode
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be decoded or measured here")
+
+    for module in (decode, video_analysis, video_processing_facetrack):
+        monkeypatch.setattr(module, "load_video", refuse)
+    monkeypatch.setattr(measure.ExpressionAnalyzer, "__init__", refuse)
+
+
+def test_expression_features_from_a_real_clip(stream_processor, measured_clip, media_dir):
+    from facetrack.analysis.video_analysis import analyze_video
+    from facetrack.expressions.features import EXPRESSION_FEATURES, expression_features
+
+    inputs, track = measured_clip
+    size = EXPRESSION_FEATURES["size"]
+    assert inputs["expression_features"].shape == (6, size) and inputs["expression_features"].dtype == torch.float32
+    measured = inputs["expression_mask"]
+    assert measured.dtype == torch.bool and 0 < int(measured.sum()) < 6, "a face first, then the title card"
+    assert measured.tolist() == (inputs["face_mask"] & measured).tolist(), "nothing is measured without a face"
+    assert (inputs["expression_features"][~measured] == 0).all()
+    ids = inputs["input_ids"][0]
+    assert int((ids == stream_processor.expression_token_id).sum()) == 6 * 2
+    assert stream_processor.decode(ids).startswith("<t=0.0s>" + "<video>" * 4 + "<face>" * 4 + "<expression>" * 2)
+    # The features are those of the one pipeline's measurement of the same frames.
+    analysis = analyze_video(str(media_dir / "face_noface.mov"), num_frames=6, expressions=True)
+    features, present = expression_features(analysis.expressions)
+    assert torch.equal(inputs["expression_features"], torch.from_numpy(features))
+    assert measured.tolist() == present.tolist()
+
+
+def test_expression_features_from_a_precomputed_dataset_track(stream_processor, expression_processor, measured_clip,
+                                                             media_dir, monkeypatch):
+    """A stored track brings its measured timeline: nothing is measured again; a model without pixels has nothing
+    decoded either (the video may even be missing)."""
+    from facetrack.expressions import measure
+
+    inputs, track = measured_clip
+
+    class NoDetection:
+        def track(self, clip):
+            raise AssertionError("a precomputed face track must not run the detector")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stored timeline must not be measured again")
+
+    monkeypatch.setattr(stream_processor, "_face_tracker", NoDetection())
+    monkeypatch.setattr(measure.ExpressionAnalyzer, "__init__", refuse)
+    again = stream_processor(text="<video>", videos=[str(media_dir / "face_noface.mov")], face_tracks=[track])
+    for key in ("input_ids", "expression_features", "expression_mask", "face_mask"):
+        assert torch.equal(again[key], inputs[key]), key
+    forbid_decoding_and_measuring(monkeypatch)
+    alone = expression_processor(text="<video>", videos=["nowhere/missing.mp4"], face_tracks=[track])
+    assert set(alone) == {"input_ids", "attention_mask", "expression_features", "expression_mask", "video_num_frames"}
+    assert torch.equal(alone["expression_features"], inputs["expression_features"])
+    assert torch.equal(alone["expression_mask"], inputs["expression_mask"])
+    assert expression_processor.decode(alone["input_ids"][0]) == expression_processor.video_prompt(
+        [frame["timestamp"] for frame in track["frames"]], [False] * 6)
+
+
+def test_the_stream_alone_with_stored_tracks_decodes_nothing(expression_processor, monkeypatch):
+    """What training with a stream-only model does: the collator hands the rows' stored tracks (and their bytes,
+    never decoded) to the processor."""
+    import io
+
+    from facetrack.expressions.features import expression_features
+
+    forbid_decoding_and_measuring(monkeypatch)
+    tracks = [measured_track([[6.0, 5.0, 40.0, 38.0] if i != 1 else None for i in range(n)], seed=n) for n in (3, 5)]
+    inputs = expression_processor(text=["<video> a", "b <video>"], face_tracks=tracks,
+                                  videos=[io.BytesIO(b"not even a video"), "nowhere/missing.mp4"])
+    assert inputs["video_num_frames"].tolist() == [3, 5]
+    expected = [expression_features(track.expression_report) for track in tracks]
+    assert torch.equal(inputs["expression_features"], torch.from_numpy(np.concatenate([f for f, _ in expected])))
+    assert inputs["expression_mask"].tolist() == np.concatenate([m for _, m in expected]).tolist()
+    assert (inputs["input_ids"] == expression_processor.expression_token_id).sum(-1).tolist() == [3 * 2, 5 * 2]
+    assert "<t=0.5s><expression><expression><t=1.0s>" in expression_processor.decode(inputs["input_ids"][0])
+    # Nobody followed (no face anywhere): every frame unmeasured, which is not an error.
+    nobody = measured_track([None, None])
+    empty = expression_processor(text="<video>", videos=["nowhere.mp4"], face_tracks=[nobody])
+    assert empty["expression_mask"].tolist() == [False, False] and (empty["expression_features"] == 0).all()
+
+
+def test_the_stream_alone_decodes_tracks_and_measures_a_new_video(expression_processor, stream_processor,
+                                                                 measured_clip, media_dir):
+    """Captioning a new video with a stream-only model: decoded, tracked and measured, no pixel tensors built."""
+    inputs, _ = measured_clip
+    alone = expression_processor(text="<video>", videos=[str(media_dir / "face_noface.mov")], num_frames=6)
+    assert not any(key.startswith(("pixel_values", "face_mask")) for key in alone)
+    assert torch.equal(alone["expression_features"], inputs["expression_features"])
+    assert torch.equal(alone["expression_mask"], inputs["expression_mask"])
+
+
+def test_missing_expression_packages_are_one_line(expression_processor, monkeypatch):
+    from facetrack.analysis import video_analysis
+    from facetrack.expressions.models import ExpressionDependencyError
+
+    def missing(*args, **kwargs):
+        raise ExpressionDependencyError("the expression models are missing: pip install facetrack-mm[expressions]")
+
+    monkeypatch.setattr(video_analysis, "check_expression_dependencies", missing)
+    with pytest.raises(ExpressionDependencyError, match=r"^the expression models are missing: pip install"):
+        expression_processor(text="<video>", videos=[synthetic_frames(3)], do_sample_frames=False)
+
+
+def test_a_track_without_measured_expressions_is_a_clear_error(expression_processor, stream_processor):
+    from facetrack.faces.track_result import FaceTrackResult
+
+    bare = FaceTrackResult.from_boxes([[6.0, 5.0, 40.0, 38.0]] * 3, width=64, height=48)
+    for processor in (expression_processor, stream_processor):
+        with pytest.raises(FaceTrackProcessorError,
+                           match="holds no measured expressions of person 1.*--no-expressions"):
+            processor(text="<video>", videos=[synthetic_frames(3)], face_tracks=[bare])
+
+
+def test_another_feature_set_is_refused_in_one_line(tiny_stream_model_dir, stream_processor, tmp_path):
+    import json
+    import shutil
+
+    from facetrack.expressions.features import EXPRESSION_FEATURES
+
+    folder = tmp_path / "other-features"
+    shutil.copytree(tiny_stream_model_dir, folder)
+    settings = json.loads((folder / "processor_config.json").read_text())
+    assert settings["expression_features"] == EXPRESSION_FEATURES and settings["expression_tokens_per_frame"] == 2
+    settings["expression_features"] = dict(EXPRESSION_FEATURES, version=EXPRESSION_FEATURES["version"] + 1)
+    (folder / "processor_config.json").write_text(json.dumps(settings))
+    with pytest.raises(FaceTrackProcessorError) as refused:
+        FaceTrackProcessor.from_pretrained(folder)
+    message = str(refused.value)
+    assert "\n" not in message and f"version {EXPRESSION_FEATURES['version'] + 1}" in message
+    assert f"version {EXPRESSION_FEATURES['version']}" in message and "install the facetrack-mm version" in message
+    with pytest.raises(FaceTrackProcessorError, match="needs expression_features"):
+        FaceTrackProcessor(stream_processor.tokenizer, expression_tokens_per_frame=2)
+    with pytest.raises(FaceTrackProcessorError, match="reserved for expression tokens"):
+        stream_processor(text="<video><expression>", videos=[synthetic_frames(2)])
+
+
+def test_stream_settings_are_saved_and_a_processor_without_it_saves_none(stream_processor, processor, tmp_path):
+    import json
+
+    stream_processor.save_pretrained(tmp_path / "stream")
+    saved = json.loads((tmp_path / "stream" / "processor_config.json").read_text())
+    assert (saved["expression_tokens_per_frame"], saved["expression_token"]) == (2, "<expression>")
+    reloaded = FaceTrackProcessor.from_pretrained(tmp_path / "stream")
+    for name in ("expression_tokens_per_frame", "expression_token", "expression_token_id", "expression_features"):
+        assert getattr(reloaded, name) == getattr(stream_processor, name), name
+    processor.save_pretrained(tmp_path / "plain")
+    plain = json.loads((tmp_path / "plain" / "processor_config.json").read_text())
+    assert not any(key.startswith("expression") for key in plain)
+    assert FaceTrackProcessor.from_pretrained(tmp_path / "plain").expression_tokens_per_frame == 0

@@ -26,10 +26,11 @@ def test_recipe_parses_and_its_max_length_holds_the_converted_layout(name):
                                                                        "false"])
     assert model_args.model_name_or_path.startswith("models/facetrack-llava-ov-")
     assert not model_args.train_vision_tower and training_args.activation_checkpointing
-    # The converted layout: 196 global + 16 face tokens per frame, one newline per video.
-    prompt_tokens = script_args.num_frames * (196 + 16) + 1 + 40
+    # The converted layout: 196 global + 16 face + 1 expression tokens per frame, one newline per video.
+    prompt_tokens = script_args.num_frames * (196 + 16 + 1) + 1 + 40
     assert prompt_tokens + CAPTION_TOKENS <= training_args.max_length
     assert "facetrack convert llava-onevision llava-hf/" in RECIPES[name].read_text()
+    assert "--expression-tokens 1" in RECIPES[name].read_text()
 
 
 def test_single_gpu_recipe_full_and_lora():
@@ -46,9 +47,13 @@ def test_single_gpu_recipe_full_and_lora():
 
 def test_training_starts_from_a_converted_llava_onevision(tiny_llava_onevision_dir, media_dir, tmp_path):
     from facetrack.data.build import build_dataset
+    from facetrack.expressions.models import missing_expression_dependencies
 
+    # The recipes' conversion: 4 face tokens here, and 1 expression token per frame where the expression models are
+    # installed (the dataset then stores the measured timelines the stream reads).
+    expression_tokens = 0 if missing_expression_dependencies() else 1
     model_dir = convert_llava_onevision(tiny_llava_onevision_dir, tmp_path / "models" / "facetrack-llava-ov-tiny",
-                                        face_tokens_per_frame=4)
+                                        face_tokens_per_frame=4, expression_tokens_per_frame=expression_tokens)
     annotations = [
         {"id": "face", "video": "single_face.mp4", "caption": "At the beginning, he smiles. Towards the end, he nods."},
         {"id": "noface", "video": "no_face.mp4", "caption": "No face is visible in this video."},
@@ -73,8 +78,12 @@ def test_training_starts_from_a_converted_llava_onevision(tiny_llava_onevision_d
     start = AutoModelForImageTextToText.from_pretrained(model_dir, trust_remote_code=True)
     trained = AutoModelForImageTextToText.from_pretrained(result["final_dir"], trust_remote_code=True)
     assert trained.config.video_newline and trained.config.face_tokens_per_frame == 4
+    assert trained.config.expression_tokens_per_frame == expression_tokens
     before, after = start.state_dict(), trained.state_dict()
     assert all(torch.equal(after[name], before[name]) for name in after if "vision_tower" in name), "vision frozen"
+    stream_parts = ("model.expression_projector.linear_1.weight", "model.no_expression_embedding") \
+        if expression_tokens else ()
     for trained_part in ("model.face_projector.linear_1.weight", "model.video_projector.linear_2.weight",
-                         "model.video_newline_embedding", "model.language_model.layers.0.mlp.up_proj.weight"):
+                         "model.video_newline_embedding", "model.language_model.layers.0.mlp.up_proj.weight",
+                         *stream_parts):
         assert not torch.equal(after[trained_part], before[trained_part]), trained_part

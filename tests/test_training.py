@@ -331,6 +331,49 @@ def test_each_face_track_is_parsed_once(tiny_dataset, tiny_processor_and_rows, m
         collator([load_dataset(str(tiny_dataset), split="train").cast_column("video", rows.features["video"])[0]])
 
 
+def test_a_stream_only_model_trains_on_stored_timelines_without_decoding(tiny_dataset, tmp_path, monkeypatch):
+    """The collator hands each row's stored face track (with the measured timeline) to the processor of a model that
+    reads expression tokens only: no video is decoded and nothing is measured; the loss reaches the projector."""
+    import sys
+
+    from facetrack.analysis import video_analysis
+    from facetrack.analysis.video_analysis import read_face_track
+    from facetrack.expressions import measure
+    from facetrack.expressions.features import expression_features
+    from facetrack.hub.builders import build_tiny_model
+    from facetrack.video import decode
+
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    reports = [read_face_track(rows[index]["face_track"]).expression_report for index in (0, 2)]
+    if reports[0] is None:
+        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
+    folder = build_tiny_model(tmp_path / "stream-only", tokenizer="trained", global_tokens_per_frame=0,
+                              face_tokens_per_frame=0, expression_tokens_per_frame=2)
+    model, processor = training.load_model_and_processor(str(folder), ModelArguments())
+    counts = set_trainable_parts(model, ModelArguments())
+    assert counts["vision"] == 0 and counts["projector"] == sum(
+        p.numel() for n, p in model.named_parameters() if "expression" in n)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training a stream-only model must not decode or measure")
+
+    for module in (decode, video_analysis, sys.modules[type(processor.video_processor).__module__]):
+        monkeypatch.setattr(module, "load_video", refuse)
+    monkeypatch.setattr(measure.ExpressionAnalyzer, "__init__", refuse)
+    batch = FaceTrackDataCollator(processor)([rows[0], rows[2]])
+    assert not any(key.startswith(("pixel_values", "face_mask")) for key in batch)
+    assert batch["video_num_frames"].tolist() == [4, 4]
+    features = [expression_features(report) if report is not None else None for report in reports]
+    assert torch.equal(batch["expression_features"][:4], torch.from_numpy(features[0][0]))
+    assert batch["expression_mask"][:4].tolist() == features[0][1].tolist() and batch["expression_mask"][:4].any()
+    assert not batch["expression_mask"][4:].any(), "the cat clip has no face: nothing measured"
+    labels = batch["labels"][0]
+    assert processor.decode(labels[labels != -100]) == rows[0]["caption"] + "<|im_end|>\n"
+    model.train()
+    model(**batch).loss.backward()
+    assert model.get_parameter("model.expression_projector.linear_1.weight").grad.abs().sum() > 0
+
+
 def test_trainable_parts_default_and_choices(tiny_base):
     from transformers import AutoModelForImageTextToText
 

@@ -9,7 +9,8 @@ transformers checkout's `tests/`); without it this module skips. The sdist lacks
 those tests are absent, not faked), and README.md ("transformers' common tests") lists what does not apply and why.
 
 The tiny model: 3 prompts of one video each, 2 frames per video (frames flattened, `video_num_frames` = [2, 2, 2]),
-4 global + 1 face tokens per frame, faces missing in some frames.
+4 global + 1 face tokens per frame, faces missing in some frames; and the same tests on a tiny model with the
+expression stream alone (no vision tower: 2 expression tokens per frame, some frames unmeasured).
 """
 
 from __future__ import annotations
@@ -127,29 +128,27 @@ from facetrack.model.video_processing_facetrack import FaceTrackVideoProcessor  
 def registered_for_transformers_tests():
     """What transformers' tests look classes up by: the Auto classes (facetrack.hub) and the model-name mapping
     that marks `FaceTrackForConditionalGeneration` as an image-text-to-text model (labels, `pooler_output` checks).
-    Only while this module's tests run: registered, the installed classes would stand in for a folder's remote code
-    in every other test of the session."""
-    from transformers import AutoModel, AutoModelForImageTextToText
-    from transformers.models.auto import modeling_auto
+    Only while this module runs: registered classes win over a folder's remote code in `Auto*.from_pretrained(...,
+    trust_remote_code=True)`, which other modules check is what users get."""
+    from transformers.models.auto import configuration_auto, modeling_auto, processing_auto
 
+    registries = [value for module in (configuration_auto, modeling_auto, processing_auto)
+                  for value in vars(module).values() if hasattr(value, "_extra_content")]
+    saved = [(registry, dict(registry._extra_content)) for registry in registries]
+    names = {key: dict(getattr(modeling_auto, key))
+             for key in ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "MODEL_MAPPING_NAMES")}
     register_auto_classes()
-    names = [(modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES, FaceTrackForConditionalGeneration.__name__),
-             (modeling_auto.MODEL_MAPPING_NAMES, FaceTrackModel.__name__)]
-    added = [(mapping, name) for mapping, name in names if FaceTrackConfig.model_type not in mapping]
-    for mapping, name in added:
-        mapping[FaceTrackConfig.model_type] = name
+    modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.setdefault(
+        FaceTrackConfig.model_type, FaceTrackForConditionalGeneration.__name__
+    )
+    modeling_auto.MODEL_MAPPING_NAMES.setdefault(FaceTrackConfig.model_type, FaceTrackModel.__name__)
     yield
-    for mapping, _ in added:
-        del mapping[FaceTrackConfig.model_type]
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-    CONFIG_MAPPING._extra_content.pop(FaceTrackConfig.model_type, None)
-    for auto_class in (AutoModel, AutoModelForImageTextToText):
-        auto_class._model_mapping._extra_content.pop(FaceTrackConfig, None)
-    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
-
-    PROCESSOR_MAPPING._extra_content.pop(FaceTrackConfig, None)
-
+    for registry, content in saved:
+        registry._extra_content.clear()
+        registry._extra_content.update(content)
+    for key, content in names.items():
+        getattr(modeling_auto, key).clear()
+        getattr(modeling_auto, key).update(content)
 
 
 class FaceTrackModelTester:
@@ -241,6 +240,63 @@ not_applicable(
     "the placeholder ids; FaceTrack-MM refuses placeholders without pixel values (a clear error, not placeholder "
     "embeddings fed to the LLM), and its per-frame inputs cannot be cut to the test's batch rows",
     "test_eager_matches_sdpa_inference_", "test_model_rope_scaling_from_config",
+)
+
+
+class FaceTrackExpressionModelTester(FaceTrackModelTester):
+    """The expression stream alone: no vision tower, no pixels; 2 `<expression>` tokens (id 3) per frame from a
+    5-column feature vector, some frames unmeasured (the "no expression" embedding)."""
+
+    def __init__(self, parent, batch_size: int = 3, num_frames: int = 2, text_length: int = 7):
+        super().__init__(parent, batch_size, num_frames, text_length)
+        self.expression_token_id, self.expression_tokens_per_frame = 3, 2
+        self.expression_features = {"name": "test-features", "version": 1, "size": 5}
+        self.tokens_per_video = num_frames * self.expression_tokens_per_frame
+        self.seq_length = text_length + self.tokens_per_video
+
+    def get_config(self) -> FaceTrackConfig:
+        return FaceTrackConfig(
+            vision_config=None, text_config=self.text_config, global_tokens_per_frame=0, face_tokens_per_frame=0,
+            expression_tokens_per_frame=self.expression_tokens_per_frame, expression_features=self.expression_features,
+            video_token_id=self.video_token_id, face_token_id=self.face_token_id,
+            expression_token_id=self.expression_token_id, pad_token_id=self.pad_token_id,
+        )
+
+    def prepare_config_and_inputs_for_common(self):
+        config = self.get_config()
+        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size - 4) + 4  # no placeholder ids
+        input_ids[:, 1 : 1 + self.tokens_per_video] = self.expression_token_id
+        total_frames = self.batch_size * self.num_frames
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "expression_features": floats_tensor([total_frames, self.expression_features["size"]]),
+            "expression_mask": torch.tensor([index % 3 != 1 for index in range(total_frames)]),
+            "video_num_frames": torch.full((self.batch_size,), self.num_frames, dtype=torch.long),
+        }
+        return config, inputs
+
+
+class FaceTrackExpressionModelTest(FaceTrackModelTest):
+    """The same common tests on a model that reads expression tokens only (no vision tower)."""
+
+    def setUp(self):
+        self.model_tester = FaceTrackExpressionModelTester(self)
+        stream = {key: getattr(self.model_tester, key) for key in
+                  ("expression_tokens_per_frame", "expression_features", "expression_token_id")}
+        self.config_tester = ConfigTester(
+            self, config_class=FaceTrackConfig, has_text_modality=False, vision_config=None,
+            global_tokens_per_frame=0, face_tokens_per_frame=0, **stream,
+            common_properties=["video_token_id", "expression_token_id", "expression_tokens_per_frame"],
+        )
+
+
+not_applicable(
+    FaceTrackExpressionModelTest,
+    "checks the vision encoder's hidden states and attentions from inputs whose names contain 'video'; a model "
+    "without a vision tower has no encoder and its per-frame input is expression_features (tests/"
+    "test_generation_modes.py checks its get_video_features: one pooler_output per video, in frame order)",
+    "test_get_video_features_",
 )
 
 

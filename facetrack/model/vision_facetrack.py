@@ -1,8 +1,11 @@
-"""FaceTrack-MM's vision-side layers: the projector and the pooling of a patch grid to k x k tokens.
+"""FaceTrack-MM's per-frame input layers: the vision projector, the pooling of a patch grid to k x k tokens, and the
+expression projector.
 
-Both paths of the model use them: the global path (whole frames -> `<video>` tokens) and the face path (face crops ->
-`<face>` tokens). `video_pooling="bilinear"` with `projector_before_pooling=True` is LLaVA-OneVision's video path
-(`LlavaOnevisionModel.apply_pooling`: project every patch, then bilinear-interpolate the grid to ceil(side / 2)).
+Both vision paths of the model use the first two: the global path (whole frames -> `<video>` tokens) and the face
+path (face crops -> `<face>` tokens). `video_pooling="bilinear"` with `projector_before_pooling=True` is
+LLaVA-OneVision's video path (`LlavaOnevisionModel.apply_pooling`: project every patch, then bilinear-interpolate the
+grid to ceil(side / 2)). The expression stream's projector turns each frame's expression feature vector into
+`expression_tokens_per_frame` tokens (`<expression>`).
 
 This file is copied flat into Hub repos: it imports only torch, transformers and its sibling configuration file.
 """
@@ -41,6 +44,24 @@ class FaceTrackProjector(nn.Module):
         return hidden
 
 
+class FaceTrackExpressionProjector(nn.Module):
+    """One frame's expression features -> E LLM-width tokens: MLP2x-GELU (Linear(N, D), GELU, Linear(D, E x D)),
+    reshaped to `(..., E, D)`. N = `expression_features["size"]`, D = the LLM width, E = `expression_tokens_per_frame`;
+    one MLP for all E tokens, so each token can carry a different part of the frame's expression."""
+
+    def __init__(self, config: FaceTrackConfig):
+        super().__init__()
+        self.num_tokens = config.expression_tokens_per_frame
+        self.text_width = config.text_config.hidden_size
+        self.linear_1 = nn.Linear(config.expression_features["size"], self.text_width, bias=config.projector_bias)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(self.text_width, self.num_tokens * self.text_width, bias=config.projector_bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.linear_2(self.act(self.linear_1(features)))
+        return hidden.view(*features.shape[:-1], self.num_tokens, self.text_width)
+
+
 def pool_patch_grid(patch_features: torch.Tensor, num_tokens: int, mode: str = "average") -> torch.Tensor:
     """Pool a `(N, side, side, C)` patch grid to `(N, num_tokens, C)`: a k x k grid, row-major.
 
@@ -71,4 +92,4 @@ def project_and_pool(
     return projector(pool_patch_grid(patch_features, num_tokens, mode))
 
 
-__all__ = ["FaceTrackProjector", "pool_patch_grid", "project_and_pool"]
+__all__ = ["FaceTrackExpressionProjector", "FaceTrackProjector", "pool_patch_grid", "project_and_pool"]

@@ -16,8 +16,10 @@ class FaceTrackDataCollator:
     Each row's video (`{"bytes", "path"}`) is decoded from its bytes at the frames of its face track (parsed once,
     when the split was loaded); the processor crops the faces at the track's boxes and expands `<video>`. With
     `face_source="detect"` the processor detects and tracks the faces itself, on as many uniformly sampled frames as
-    the track has. Labels are -100 everywhere but on the assistant's answer (the caption and its end-of-turn token):
-    the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
+    the track has. A model with the expression stream reads the followed person's measured timeline stored in the
+    track (never measured again); a model that reads expression tokens only (no global, no face tokens) needs no
+    pixels, so with precomputed tracks no video is decoded at all. Labels are -100 everywhere but on the assistant's
+    answer (the caption and its end-of-turn token): the answer is what the chat template appends after the generation prompt, tokenised on its own and checked
     against the end of each sequence, so any chat template that ends the prompt on a token boundary works.
     Sequences longer than `max_length` lose the end of their answer; a prompt (video tokens included) that does not
     leave room for the answer is an error, found before training by `check_max_length` (from each row's text and
@@ -65,7 +67,9 @@ class FaceTrackDataCollator:
                 video = row_video(video)  # its bytes (a path-only row was read inside the dataset's folder)
             except DatasetBuildError as error:
                 raise TrainingSetupError(f"row {example.get('id')!r}: {error}") from None
-            if self.face_source == "precomputed":
+            if self.face_source == "precomputed" and not self.needs_pixels:
+                clip = video  # the processor reads the stored timeline only; the bytes are never decoded
+            elif self.face_source == "precomputed":
                 clip = load_video(video, num_frames=None, frame_indices=track_frame_indices(track))
             else:
                 # The same frames the dataset build sampled (uniformly, this many), so both modes see the same pixels.
@@ -127,6 +131,11 @@ class FaceTrackDataCollator:
                 f"{min_answer_tokens} tokens for the caption; set --max_length {suggested_max_length(longest)} or "
                 "more, or train on fewer frames (--num_frames)"
             )
+
+    @property
+    def needs_pixels(self) -> bool:
+        """Whether the model reads pixels (global or face tokens); False for expression tokens alone."""
+        return self.processor.global_tokens_per_frame > 0 or self.processor.face_tokens_per_frame > 0
 
     def _texts(self, messages: list[dict]) -> tuple[str, str]:
         """(full conversation text, answer text appended after the generation prompt)."""

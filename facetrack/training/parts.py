@@ -13,10 +13,12 @@ from facetrack.training.config import ModelArguments, TrainingSetupError
 # modules_to_save.default.weight, ...) belong to the same parts as the plain ones.
 PART_MODULES = {
     "vision": ("vision_tower",),
-    "projector": ("video_projector", "face_projector", "no_face_embedding", "video_newline_embedding"),
+    "projector": ("video_projector", "face_projector", "no_face_embedding", "video_newline_embedding",
+                  "expression_projector", "no_expression_embedding"),
     "language_model": ("language_model", "lm_head"),
 }
-PROJECTOR_MODULES = ["video_projector", "face_projector"]  # the projector modules LoRA trains beside its adapters
+# The projector modules LoRA trains beside its adapters (those a model lacks are not matched).
+PROJECTOR_MODULES = ["video_projector", "face_projector", "expression_projector"]
 
 
 def parameter_part(name: str) -> str:
