@@ -11,23 +11,26 @@ or a Ray actor), with its models built once per process:
 3. Shot cuts (`cut_free_span`): the window's frames are decoded and compared eight times a second with the shot-cut
    rule of `facetrack.video.shot_cuts` (colour histograms); a window holding a cut keeps its longest stretch without
    one when that is at least half of `clip_seconds` (`shot_cut` otherwise). So a clip never spans a cut.
-4. The clip is stored as its own video: the window's frames re-encoded as H.264 (.mp4, CRF 23), at most `max_side`
-   pixels on its longer side, without sound. So `load_dataset(...)[i]["video"]` is the clip itself, and the face
-   track's frame indices are the clip's. The same frames give the same bytes on one kind of CPU: x264 runs on one
-   thread, and without its AVX-512 routines, which gave different bytes for the same frames from one run to the
-   next here (`x264_params`); machines with other instruction sets may encode a clip slightly differently.
-5. `analyze_video` on the clip's bytes (the same pipeline as everywhere): the face track and the main character's
-   measured expressions, with an expression analyzer of the clip's own (30 ms to make): MediaPipe's landmarker
-   in video mode carries state from one clip to the next, so a shared one would make a clip's measures depend on
-   which clips its worker saw before. A clip whose main face is visible in fewer than `min_face_share` of the sampled frames is
-   skipped (`no_face` when no face at all, `few_faces` otherwise), and so is one where the tracker still sees a shot
-   cut (`shot_cut`).
-6. Caption: the expression report's measured caption without its "Measured description (...)." label, since the
+4. `analyze_video` on the clip's frames (the same pipeline as everywhere), sampled as `load_video` would sample
+   the stored clip (`num_frames` spread over it): the face track and the main character's measured expressions,
+   measured on the decoded frames the clip is then encoded from (no second decoding; the stored track names the
+   clip's own frames and pixels). Each clip gets an expression analyzer of its own (30 ms to make): MediaPipe's
+   landmarker in video mode carries state from one clip to the next, so a shared one would make a clip's measures
+   depend on which clips its worker saw before. A clip whose main face is visible in fewer than `min_face_share`
+   of the sampled frames is skipped (`no_face` when no face at all, `few_faces` otherwise), and so is one where
+   the tracker still sees a shot cut (`shot_cut`).
+5. Caption: the expression report's measured caption without its "Measured description (...)." label, since the
    `caption_source` column ("measured") now says where it comes from, and a model trained on the label would learn
    to claim it; the report's events are the facts it is written from. With a rewriter, the caption is its rewrite
    of those events (`caption_source` "rewritten"); a rewrite that fails skips the clip (`rewrite_failed`).
+6. A clip that is kept is stored as its own video: its frames re-encoded as H.264 (.mp4, CRF 23, each frame at its
+   own time from the clip's start, so a variable frame rate stays), at most `max_side` pixels on its longer side
+   (even sizes), without sound. So `load_dataset(...)[i]["video"]` is the clip itself. The same frames give the
+   same bytes on one kind of CPU: x264 runs on one thread, and without its AVX-512 routines, which gave different
+   bytes for the same frames from one run to the next here (`x264_params`); a machine with other instruction sets
+   may encode a clip slightly differently.
 
-The result is a one-row Parquet table (`PART_COLUMNS`: the release's columns, plus the outcome), which the driver
+The result is a one-row Parquet table (`part_schema`: the release's columns, plus the outcome), which the driver
 keeps as the clip's part (`facetrack.data.parts`). Problems with the video itself (missing, unreadable, outside the
 root, too short) are reported by the task of clip 0 only; the other clips of that video say `unused`, as do clip
 numbers beyond the windows a video holds.
@@ -232,15 +235,26 @@ class ClipWorker:
         self.settings = settings
         self.rewriter = rewriter
         self._tracker = None
+        self._clock = None
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tracker": None}
+        return {**self.__dict__, "_tracker": None, "_clock": None}
 
-    def _face_tracker(self):
+    def _face_tracker(self, clock: _StageClock):
+        """This process's face tracker, its detection timed on `clock` (the "detect" stage)."""
+        self._clock = clock
         if self._tracker is None:
             from facetrack.faces.tracking import FaceTracker
 
             self._tracker = FaceTracker(detector=self.settings.detector)
+            detect = self._tracker.detect
+
+            def timed_detect(frames, frame_indices=None):
+                faces = detect(frames, frame_indices)
+                self._clock.lap("detect")
+                return faces
+
+            self._tracker.detect = timed_detect
         return self._tracker
 
     def __call__(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -258,10 +272,11 @@ class ClipWorker:
 
     def _make_clip(self, video: str, clip: int, clock: _StageClock) -> dict[str, Any]:
         from facetrack.analysis.video_analysis import analyze_video
-        from facetrack.video.decode import load_video
+        from facetrack.expressions.measure import ExpressionAnalyzer
+        from facetrack.video.decode import VideoClip, load_video, uniform_indices
         from facetrack.video.probe import VideoDecodeError
 
-        settings = self.settings
+        settings, shown = self.settings, clip_id(video, clip)
         path, status, reason = _resolve_item(Path(self.video_root), video)
         if path is None:
             raise _ItemProblem(status, reason)
@@ -285,25 +300,29 @@ class ClipWorker:
         del data
         first, stop = cut_free_span(window.frames, fps)
         if stop - first < min_frames:
-            raise _ItemProblem("shot_cut", f"{clip_id(video, clip)}: a shot cut leaves no stretch of at least half "
-                                           f"of {settings.clip_seconds:g} s")
-        clock.lap("decode")
-        times = window.timestamps[first:stop]
-        clip_bytes = encode_clip(window.frames[first:stop], times, fps)
-        clip_start, clip_end = round(times[0], 3), round(times[-1] + frame_length(times, fps), 3)
+            raise _ItemProblem("shot_cut", f"{shown}: a shot cut leaves no stretch of at least half of "
+                                           f"{settings.clip_seconds:g} s")
+        # The clip: the stretch's frames (even sizes, as H.264 wants), timed from its first frame.
+        height, width = window.height // 2 * 2, window.width // 2 * 2
+        frames = np.ascontiguousarray(window.frames[first:stop, :height, :width])
+        source_times = window.timestamps[first:stop]
+        times = [round(t - source_times[0], 6) for t in source_times]
+        clip_start = round(source_times[0], 3)
+        clip_end = round(source_times[-1] + frame_length(source_times, fps), 3)
         del window
-        clock.lap("encode")
+        clock.lap("decode")
 
-        from facetrack.expressions.measure import ExpressionAnalyzer
-
-        file = io.BytesIO(clip_bytes)
-        file.name = clip_path(video, clip)
+        # Measured on the frames the clip is encoded from (step 5), sampled as load_video samples the clip.
+        positions = uniform_indices(len(frames), settings.num_frames)
+        sampled = VideoClip(frames=frames[positions], timestamps=[times[p] for p in positions],
+                            frame_indices=positions, source_fps=1.0 / frame_length(times, fps),
+                            duration=clip_end - clip_start, source=clip_path(video, clip),
+                            source_width=width, source_height=height)
         with ExpressionAnalyzer() as analyzer:  # the clip's own (step 5)
-            analysis = analyze_video(file, num_frames=settings.num_frames, tracker=self._face_tracker(),
-                                     expressions=True, analyzer=analyzer, progress=clock.analysis_progress)
+            analysis = analyze_video(sampled, tracker=self._face_tracker(clock), expressions=True,
+                                     analyzer=analyzer, progress=clock.analysis_progress)
         clock.lap("expressions" if clock.measuring else "track")
         track = analysis.track
-        shown = clip_id(video, clip)
         if track.shot_cuts:
             raise _ItemProblem("shot_cut", f"{shown}: the face tracker sees a shot cut at "
                                            f"{', '.join(f'{t:.2f}' for t in track.shot_cuts)} s")
@@ -324,6 +343,9 @@ class ClipWorker:
                 raise _ItemProblem("rewrite_failed", f"{shown}: {type(error).__name__}: "
                                                      f"{str(error).splitlines()[0][:300]}") from None
             clock.lap("rewrite")
+
+        clip_bytes = encode_clip(frames, times, fps)  # only for a clip that is kept
+        clock.lap("encode")
         instruction = instruction_for(shown)
         return {
             "status": "ok", "reason": "",
@@ -336,7 +358,7 @@ class ClipWorker:
 
 
 class _StageClock:
-    """This process's CPU seconds per stage (all its threads: detection runs beside decoding)."""
+    """This process's CPU seconds per stage of one clip (all its threads)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -349,10 +371,7 @@ class _StageClock:
         self._last = now
 
     def analysis_progress(self, fraction: float, message: str) -> None:
-        """analyze_video's progress: 0.25 once the clip's frames are decoded (faces found beside them: "detect"),
-        0.7 as the expressions start (detection finished, tracking done: "track")."""
-        if fraction == 0.25:
-            self.lap("detect")
-        elif fraction == 0.7 and not self.measuring:
+        """analyze_video's progress: at 0.7 the expressions start (detection and tracking are done)."""
+        if fraction == 0.7 and not self.measuring:
             self.lap("track")
             self.measuring = True
