@@ -9,7 +9,8 @@ are no_face's (no face) and noface_face (too short): the skipped windows' work i
 
 Rows: each build runs in a fresh Python process, as `facetrack dataset build` would, so every row pays its own
 start-up (imports, models, workers, Ray), into its own folder:
-- `local`, 1 and 2 worker processes;
+- `local`, 1 worker (in the build's process: inference on 2 threads here, `cpu_count // workers`), the same with
+  FACETRACK_NUM_THREADS=1, and 2 worker processes (1 thread each);
 - `ray` starting its own local cluster (what `--engine ray` without `--ray-address` does), 1 and 2 actors;
 - `ray` joining a cluster that is already running (`--ray-address`; started by this script), 2 actors;
 - the path before this issue, for reference: the same clips (the local 1-worker build's, as files) given as an
@@ -100,12 +101,14 @@ print("REPORT " + json.dumps({"clips": report.num_written, "cpu_seconds": report
 """
 
 
-def measure(label: str, **build_options) -> dict:
-    """One build in a fresh process: its wall time, the CPU of every process it ran, and its report's figures."""
+def measure(label: str, threads: int | None = None, **build_options) -> dict:
+    """One build in a fresh process: its wall time, the CPU of every process it ran, and its report's figures.
+    threads: FACETRACK_NUM_THREADS for it (default: the engine's choice, cpu_count // workers)."""
+    environment = {**os.environ, **({"FACETRACK_NUM_THREADS": str(threads)} if threads else {})}
     meter = CpuMeter()
     started = time.perf_counter()
     process = subprocess.run([sys.executable, "-c", BUILD, json.dumps(build_options, default=str)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - started
     cpu = meter.stop()
     lines = [line for line in process.stdout.splitlines() if line.startswith("REPORT ")]
@@ -139,8 +142,9 @@ def main(argv: list[str] | None = None) -> None:
                            clip_seconds=args.clip_seconds, clips_per_video=args.clips_per_video, **options)
 
         rows = [
-            videos_build("local, 1 worker", "local1", num_proc=1),
-            videos_build("local, 2 workers", "local2", num_proc=2),
+            videos_build("local, 1 worker (2 threads)", "local1", num_proc=1),
+            videos_build("local, 1 worker, 1 thread", "local1_1", num_proc=1, threads=1),
+            videos_build("local, 2 workers (1 thread each)", "local2", num_proc=2),
             videos_build("ray, own cluster, 1 actor", "ray1", engine="ray", num_proc=1),
             videos_build("ray, own cluster, 2 actors", "ray2", engine="ray", num_proc=2),
         ]
@@ -150,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                                      ray_address=ray.get_runtime_context().gcs_address))
         finally:
             ray.shutdown()
-        same = [_shards(work / name) == _shards(work / "local1") for name in ("local2", "ray1", "ray2", "ray_warm")]
+        same = [_shards(work / name) == _shards(work / "local1")
+                for name in ("local1_1", "local2", "ray1", "ray2", "ray_warm")]
         if not args.skip_baseline:
             clips = _clips_as_files(work / "local1", work / "clips")
             for workers in (1, 2):

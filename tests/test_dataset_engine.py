@@ -385,11 +385,13 @@ def test_bad_files_and_links_out_of_the_root_are_reported_once_and_never_read(ti
     (root / "link.mp4").symlink_to(secret)
     (root / "short.mp4").unlink(missing_ok=True)
     write_astronaut_clip(root / "short.mp4", motion="zoom_in", num_frames=4, fps=12, width=128, height=128)
+    shutil.copy(tiny_videos / "a.mp4", os.path.join(bytes(root), b"not-utf8-\xff.mp4"))  # a name Arrow cannot store
     out_dir = tmp_path / "release"
     report = build_dataset(videos=root, out_dir=out_dir, **TINY_SETTINGS)
     problems = {entry["video"]: entry["status"] for entry in report.dropped}
-    assert problems == {"broken.mp4": "unreadable", "link.mp4": "outside_root", "short.mp4": "too_short"}
-    assert len(report.dropped) == 3 and report.num_written == 6  # each bad video once, not once per clip
+    assert problems == {"broken.mp4": "unreadable", "link.mp4": "outside_root", "short.mp4": "too_short",
+                        "not-utf8-\\udcff.mp4": "invalid_text"}
+    assert len(report.dropped) == 4 and report.num_written == 6  # each bad video once, not once per clip
     assert str(tmp_path) not in (out_dir / "build_report.json").read_text()
 
     # A file of someone else's inside facetrack's work folder is kept when the work folder goes.

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from facetrack.data.schema import build_messages, dataset_features, instruction_for
-from facetrack.data.sources import DatasetBuildError, _ItemProblem, _resolve_item, read_inside
+from facetrack.data.sources import DatasetBuildError, _ItemProblem, _resolve_item, _shown, read_inside
 
 CLIP_MAX_SIDE = 1280  # stored clips: longer side at most this (training looks at 384-pixel frames and face crops)
 CLIP_ENCODING = {"codec": "libx264", "pix_fmt": "yuv420p", "crf": "23", "preset": "veryfast", "threads": "1"}
@@ -268,7 +268,12 @@ class ClipWorker:
             record.update(status=problem.status if report_it else "unused", reason=problem.reason)
         except Exception as error:  # noqa: BLE001 - one clip's failure must not stop a 100,000-clip build
             record.update(status="error", reason=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
-        return {"key": task["key"], "part": part_bytes(record), "cpu_seconds": clock.seconds}
+        try:
+            part = part_bytes(record)
+        except (ValueError, TypeError) as error:  # Arrow could not store a value: the clip is reported instead
+            part = part_bytes({"id": _shown(record["id"]), "source_video": _shown(video), "status": "error",
+                               "reason": _shown(f"{type(error).__name__}: {error}")})
+        return {"key": task["key"], "part": part, "cpu_seconds": clock.seconds}
 
     def _make_clip(self, video: str, clip: int, clock: _StageClock) -> dict[str, Any]:
         from facetrack.analysis.video_analysis import analyze_video

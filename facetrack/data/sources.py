@@ -147,6 +147,7 @@ def list_videos(videos: str | os.PathLike, video_root: str | os.PathLike | None 
     Or a text file listing one video per line (blank lines and lines starting with "#" skipped): relative paths
     are relative to `video_root` (default: the list's own folder); an absolute path is kept when it lies inside
     that root (made relative), and left out as `outside_root` otherwise.
+    A path that cannot be stored as text (a file name that is not UTF-8) is left out as `invalid_text`.
     Raises DatasetBuildError when `videos` is neither, or names no video."""
     path = Path(videos)
     if path.is_dir():
@@ -157,7 +158,7 @@ def list_videos(videos: str | os.PathLike, video_root: str | os.PathLike | None 
         found = _walk_videos(path, Path(exclude).resolve() if exclude is not None else None)
         if not found:
             raise DatasetBuildError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) found under {path}")
-        return root, found, []
+        return root, *_storable(found)
     if path.is_file():
         return _read_video_list(path, Path(video_root) if video_root is not None else path.parent)
     raise DatasetBuildError(f"--videos {path} does not exist: give a folder of videos or a text file listing them")
@@ -201,4 +202,18 @@ def _read_video_list(list_path: Path, root: Path) -> tuple[Path, list[str], list
             videos.append(entry)
     if not videos and not left_out:
         raise DatasetBuildError(f"video list {list_path} names no video")
-    return root, sorted(videos), left_out
+    storable, invalid = _storable(sorted(videos))
+    return root, storable, left_out + invalid
+
+
+def _storable(videos: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """(the paths a release can store, entries for those it cannot: not valid UTF-8)."""
+    kept, left_out = [], []
+    for video in videos:
+        problem = _text_problem(video)
+        if problem:
+            left_out.append({"id": _shown(video), "video": _shown(video), "status": "invalid_text",
+                             "reason": f"{_shown(video)}: the path {problem}; not read"})
+        else:
+            kept.append(video)
+    return kept, left_out
