@@ -13,8 +13,10 @@ start-up (imports, models, workers, Ray), into its own folder:
   FACETRACK_NUM_THREADS=1, and 2 worker processes (1 thread each);
 - `ray` starting its own local cluster (what `--engine ray` without `--ray-address` does), 1 and 2 actors;
 - `ray` joining a cluster that is already running (`--ray-address`; started by this script), 2 actors;
-- the path before this issue, for reference: the same clips (the local 1-worker build's, as files) given as an
-  annotation file, one row per whole clip (no cutting, no encoding), 1 and 2 processes.
+- the path before this issue, for reference: the same clips (the first build's, as files) given as an annotation
+  file, one row per whole clip (no cutting, no encoding), 1 and 2 processes.
+Every row runs `--rounds` times, in turn forwards and backwards through the list, and the table shows its mean (and
+each round's wall time), so that a load rising or falling during the run weighs on every row alike.
 
 Figures: wall seconds of the whole build (start-up included), clips per minute, total CPU seconds of this process and
 every process it started (sampled with psutil: Ray's workers included, start-up included), and CPU seconds per clip
@@ -125,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-frames", type=int, default=16, help="frames sampled per clip")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--clips-per-video", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds over every row, in turn forwards and backwards (so a load that rises or falls "
+                        "during the run weighs on every row alike); the table shows each row's mean")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out the annotation-file rows")
     args = parser.parse_args(argv)
 
@@ -136,38 +141,62 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.copies} copies of {len(names)} shipped videos ({', '.join(names)}); {args.num_frames} frames "
               f"per clip, {args.clip_seconds:g} s clips, at most {args.clips_per_video} per video; "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-
-        def videos_build(label: str, name: str, **options) -> dict:
-            return measure(label, videos=work / "videos", out_dir=work / name, num_frames=args.num_frames,
-                           clip_seconds=args.clip_seconds, clips_per_video=args.clips_per_video, **options)
-
-        rows = [
-            videos_build("local, 1 worker (2 threads)", "local1", num_proc=1),
-            videos_build("local, 1 worker, 1 thread", "local1_1", num_proc=1, threads=1),
-            videos_build("local, 2 workers (1 thread each)", "local2", num_proc=2),
-            videos_build("ray, own cluster, 1 actor", "ray1", engine="ray", num_proc=1),
-            videos_build("ray, own cluster, 2 actors", "ray2", engine="ray", num_proc=2),
+        clip_settings = dict(videos=work / "videos", num_frames=args.num_frames, clip_seconds=args.clip_seconds,
+                             clips_per_video=args.clips_per_video)
+        # (label, options; "threads": FACETRACK_NUM_THREADS, "running_cluster": join a cluster started here)
+        configs = [
+            ("local, 1 worker (2 threads)", dict(num_proc=1)),
+            ("local, 1 worker, 1 thread", dict(num_proc=1, threads=1)),
+            ("local, 2 workers (1 thread each)", dict(num_proc=2)),
+            ("ray, own cluster, 1 actor", dict(engine="ray", num_proc=1)),
+            ("ray, own cluster, 2 actors", dict(engine="ray", num_proc=2)),
+            ("ray, running cluster, 2 actors", dict(engine="ray", num_proc=2, running_cluster=True)),
         ]
-        ray.init(num_cpus=2, include_dashboard=False)  # a cluster already running when the build starts
-        try:
-            rows.append(videos_build("ray, running cluster, 2 actors", "ray_warm", engine="ray", num_proc=2,
-                                     ray_address=ray.get_runtime_context().gcs_address))
-        finally:
-            ray.shutdown()
-        same = [_shards(work / name) == _shards(work / "local1")
-                for name in ("local1_1", "local2", "ray1", "ray2", "ray_warm")]
-        if not args.skip_baseline:
-            clips = _clips_as_files(work / "local1", work / "clips")
-            for workers in (1, 2):
-                rows.append(measure(f"annotations (before #21), {workers} process{'es' if workers > 1 else ''}",
-                                    annotations_path=clips, video_root=work / "clips",
-                                    out_dir=work / f"annotations{workers}", num_frames=args.num_frames,
-                                    num_proc=workers))
-        print(f"load average {os.getloadavg()[0]:.1f} at the end; the same shards from every videos build: "
-              f"{all(same)}\n")
-        print_table(rows)
+        if not args.skip_baseline:  # the clips of the first build, as files with an annotation file
+            configs += [(f"annotations (before #21), {workers} process{'es' if workers > 1 else ''}",
+                         dict(num_proc=workers, annotations=True)) for workers in (1, 2)]
+        runs: dict[str, list[dict]] = {label: [] for label, _ in configs}
+        shards = []
+        for round_index in range(args.rounds):
+            order = configs if round_index % 2 == 0 else configs[::-1]
+            print(f"round {round_index + 1} ({'forwards' if round_index % 2 == 0 else 'backwards'}), load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            for label, config in order:
+                options = dict(config)
+                out_dir = work / f"round{round_index}" / label.replace(" ", "_").replace(",", "")
+                if options.pop("annotations", False):
+                    if not (work / "clips.json").is_file():
+                        first_build = next(path for path in shards if path is not None)
+                        _clips_as_files(first_build, work / "clips")
+                    runs[label].append(measure(label, annotations_path=work / "clips.json",
+                                               video_root=work / "clips", out_dir=out_dir,
+                                               num_frames=args.num_frames, **options))
+                    continue
+                if options.pop("running_cluster", False):
+                    ray.init(num_cpus=2, include_dashboard=False)  # running before the build starts
+                    options["ray_address"] = ray.get_runtime_context().gcs_address
+                try:
+                    runs[label].append(measure(label, out_dir=out_dir, **clip_settings, **options))
+                finally:
+                    if ray.is_initialized():
+                        ray.shutdown()
+                shards.append(out_dir)
+        same = len({tuple(_shards(path)) for path in shards}) == 1
+        print(f"load average {os.getloadavg()[0]:.1f} at the end; the same shards from all {len(shards)} videos "
+              f"builds: {same}\n")
+        print_table([_mean(label, rows) for label, rows in runs.items()])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _mean(label: str, rows: list[dict]) -> dict:
+    """A row's mean over its rounds (and each round's wall time)."""
+    count = len(rows)
+    stages = {stage: sum(row["stages"].get(stage, 0.0) for row in rows) / count for stage in STAGES} \
+        if rows[0]["stages"] else {}
+    return {"label": label, "walls": [row["wall"] for row in rows], "wall": sum(row["wall"] for row in rows) / count,
+            "cpu_total": sum(row["cpu_total"] for row in rows) / count, "clips": rows[0]["clips"],
+            "stages": stages}
 
 
 def _shards(folder: Path) -> list[bytes]:
@@ -192,15 +221,17 @@ def _clips_as_files(release: Path, folder: Path) -> Path:
 
 def print_table(rows: list[dict]) -> None:
     base = rows[0]["wall"]
-    print("| build | clips | wall s | clips/min | vs local 1 worker | CPU s/clip (all processes) | "
+    print("| build | clips | wall s (each round) | clips/min | vs local 1 worker | CPU s/clip (all processes) | "
           + " | ".join(STAGES) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(STAGES))
     for row in rows:
         clips = max(row["clips"], 1)
         stages = " | ".join(f"{row['stages'].get(stage, 0.0) / clips:.3f}" if row["stages"] else "-"
                             for stage in STAGES)
-        print(f"| {row['label']} | {row['clips']} | {row['wall']:.1f} | {60 * row['clips'] / row['wall']:.1f} | "
-              f"{base / row['wall']:.2f}x | {row['cpu_total'] / clips:.2f} | {stages} |")
+        walls = " / ".join(f"{wall:.1f}" for wall in row["walls"])
+        print(f"| {row['label']} | {row['clips']} | {row['wall']:.1f} ({walls}) | "
+              f"{60 * row['clips'] / row['wall']:.1f} | {base / row['wall']:.2f}x | {row['cpu_total'] / clips:.2f} | "
+              f"{stages} |")
     print("\nCPU s/clip by stage: as the workers measured each clip (start-up not included; the work on windows "
           "that were skipped is); `-`: the annotation path does not measure stages.")
 
