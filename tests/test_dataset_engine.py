@@ -287,6 +287,22 @@ def test_the_driver_killed_then_rerun_gives_the_uninterrupted_release(tiny_video
     assert state == tiny_reference and state["leftovers"] == []
 
 
+class DieOnTaskOne:
+    """A worker whose process dies (kill -9) on task 1."""
+
+    def __call__(self, task: int) -> int:
+        if task == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return task * 10
+
+
+def test_a_local_worker_process_killed_ends_the_run_with_one_line_instead_of_hanging():
+    from facetrack.data.engine import EngineError, run_tasks
+
+    with pytest.raises(EngineError, match="a worker process died .* run the same build again"):
+        list(run_tasks([0, 1, 2, 3], DieOnTaskOne(), engine="local", num_workers=2))
+
+
 # ------------------------------------------------------------------------------------------- rewriting captions
 def test_captions_rewritten_by_a_chat_endpoint_from_the_measured_events_only(tiny_videos, tmp_path,
                                                                               fake_chat_server):
