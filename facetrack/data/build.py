@@ -1,11 +1,26 @@
-"""Build a Hub-ready `datasets` release of FDA/DFEC-format annotations, with the main character's face track
-precomputed per clip.
+"""Build a Hub-ready `datasets` release of captioned face videos, with the main character's face track precomputed
+per clip: from FDA/DFEC-format annotations (human captions), or from any folder of unlabelled videos, cut into clips
+captioned by their measured expressions.
 
-(Over 400 lines on purpose: the build is one sequence - read and check the annotations, keep paths inside the root,
-track in workers, write, swap in - whose steps share one report; the dataset card, the crash-safe release swap and
-reading rows back are their own modules: card.py, release.py, schema.py, and facetrack/training/data.py.)
+    build_dataset("fda_train.json", video_root="/data/fda", out_dir="data/fda")               # human captions
+    build_dataset(videos="/data/raw_videos", out_dir="data/auto", clip_seconds=4, clips_per_video=4,
+                  engine="ray", num_proc=64)                                                   # measured captions
 
-Input: the published format, a JSON list of `{"id", "video", "caption"}` with `video` relative to a video root.
+(Over 400 lines on purpose: the build is one sequence - read and check the input, keep paths inside the root,
+track in workers, write, swap in - whose steps share one report; the dataset card, the crash-safe release swap,
+where bytes are read, cutting clips, the engines, resumable parts and reading rows back are their own modules:
+card.py, release.py, sources.py, clips.py, engine.py, parts.py, schema.py, and facetrack/training/data.py.)
+
+Input, one of:
+- annotations: the published format, a JSON list of `{"id", "video", "caption"}` with `video` relative to a video
+  root. One row per item, the whole video, `caption_source` "human".
+- videos (`--videos`): a folder (searched recursively by file extension) or a text file listing videos. Each video
+  is cut into clips that never span a shot cut, each captioned by its measured expressions (`caption_source`
+  "measured", or "rewritten" by a language model): see `facetrack.data.clips`. Clips finish into resumable parts
+  (`facetrack.data.parts`), so an interrupted build goes on where it stopped.
+
+Engines (`facetrack.data.engine`): `local` (this process, or `num_proc` worker processes) or `ray` (Ray Data actors
+on a local or running cluster; the driver collects the results and writes the release). Both give the same rows.
 
 Output folder (what `load_dataset(out_dir)` reads and what `--push` uploads as is):
 
@@ -50,33 +65,46 @@ Design choices:
   bytes (SHA-256), else the item is dropped (`outside_root` / `changed`). One bad item (a NUL byte in its path, a
   symbolic link loop, text that cannot be stored such as a lone surrogate) is reported and skipped, never the end
   of the build; text is checked before any tracking.
-- Reproducible: the same input and settings give byte-identical parquet shards (no wall-clock time is stored).
+- Reproducible: the same input and settings give byte-identical parquet shards (no wall-clock time is stored),
+  with either engine and however many workers.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import logging
-import multiprocessing
 import os
-import stat
+import time
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facetrack import __version__
+from facetrack.data import release as dataset_release
 from facetrack.data.card import write_dataset_card
+from facetrack.data.clips import VIDEO_PROBLEMS, ClipSettings, ClipWorker
+from facetrack.data.engine import EngineError, check_engine, run_tasks
+from facetrack.data.parts import PartStore, remove_work, task_key, write_clip_shards
 from facetrack.data.schema import build_messages, dataset_features, instruction_for
+from facetrack.data.sources import (  # noqa: F401  (resolve_video_path, _is_absolute: read by training's row reader)
+    DatasetBuildError,
+    _is_absolute,
+    _ItemProblem,
+    _resolve_item,
+    _shown,
+    _text_problem,
+    list_videos,
+    read_inside,
+    resolve_video_path,
+)
 
 logger = logging.getLogger(__name__)
 
 TRACKING_MAX_SIDE = 1920  # frames are decoded with their longer side at most this for face tracking
-
-
-class DatasetBuildError(ValueError):
-    """Bad input to the dataset build: the message names the file, the item and the problem."""
 
 
 @dataclass
@@ -100,22 +128,34 @@ class TrackOutcome:
 @dataclass
 class BuildReport:
     split: str
-    num_input: int
-    num_written: int = 0
+    num_input: int  # annotation items, or videos listed
+    num_written: int = 0  # rows
     dropped: list[dict[str, str]] = field(default_factory=list)  # {"id", "video", "status", "reason"}
-    no_face: list[dict[str, str]] = field(default_factory=list)  # kept, with an empty main track
+    no_face: list[dict[str, str]] = field(default_factory=list)  # kept, with an empty main track (annotations)
     shards: list[str] = field(default_factory=list)
     expressions: str = ""  # whether the face tracks hold the main character's measured expressions, and why not
+    input: str = "annotations"  # or "videos"
+    caption_sources: dict[str, int] = field(default_factory=dict)  # rows per caption_source
+    skipped: dict[str, int] = field(default_factory=dict)  # videos: clips (and videos) left out, per reason
+    settings: dict[str, Any] = field(default_factory=dict)  # what shaped the rows (the card shows it)
+    # Not saved (they differ from run to run): clips taken from an interrupted build's parts, and CPU seconds
+    # per stage summed over the workers (decode, encode, detect, track, expressions, rewrite; write: this process).
+    reused: int = 0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "input": self.input,
             "num_input": self.num_input,
             "num_written": self.num_written,
             "num_dropped": len(self.dropped),
             "num_no_face": len(self.no_face),
+            "caption_sources": self.caption_sources,
+            "skipped": self.skipped,
             "dropped": self.dropped,
             "no_face": self.no_face,
             "expressions": self.expressions,
+            "settings": self.settings,
             "shards": self.shards,
         }
 
@@ -142,21 +182,6 @@ class _LongNumber:
 def _parse_int(digits: str):
     return int(digits) if len(digits.lstrip("-")) <= MAX_ID_CHARS else _LongNumber(digits)
 
-
-def _text_problem(value: str) -> str | None:
-    """Why a string is not text a release can store (Arrow writes UTF-8), or None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return (f"is not valid text: {value[error.start:error.end].encode('unicode_escape').decode()} at character "
-                f"{error.start} (a lone surrogate) cannot be written as UTF-8")
-    return None
-
-
-def _shown(value: Any) -> str:
-    """A value as the report and messages can show it (lone surrogates escaped, long values cut)."""
-    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def read_annotations(annotations_path: str | os.PathLike,
@@ -237,15 +262,24 @@ def read_annotations(annotations_path: str | os.PathLike,
     return items
 
 
-def _check_build_arguments(video_root: Path, split: str, num_frames: int, num_proc: int) -> None:
+def _check_build_arguments(video_root: Path, split: str, num_frames: int, num_proc: int | None,
+                           engine: str = "local") -> None:
     if not video_root.is_dir():
         raise DatasetBuildError(f"video root does not exist or is not a folder: {video_root}")
-    if not split or not split.replace("_", "").replace("-", "").isalnum():
-        raise DatasetBuildError(f"split name must be letters, digits, '-' or '_', got {split!r}")
+    _check_split_and_engine(split, num_proc, engine)
     if num_frames < 1:
         raise DatasetBuildError(f"--num-frames must be at least 1, got {num_frames}")
-    if num_proc < 1:
+
+
+def _check_split_and_engine(split: str, num_proc: int | None, engine: str) -> None:
+    if not split or not split.replace("_", "").replace("-", "").isalnum():
+        raise DatasetBuildError(f"split name must be letters, digits, '-' or '_', got {split!r}")
+    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
         raise DatasetBuildError(f"--num-proc must be at least 1, got {num_proc}")
+    try:
+        check_engine(engine, num_proc)
+    except (ValueError, EngineError) as error:
+        raise DatasetBuildError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,75 +287,18 @@ def _check_build_arguments(video_root: Path, split: str, num_frames: int, num_pr
 # ---------------------------------------------------------------------------------------------------------------
 
 _WORKER_TRACKER = None  # one FaceTracker per process: the detector session is built once, not per clip
-_WORKER_ANALYZER = None  # and one ExpressionAnalyzer, when expressions are stored
+# Whether expressions are measured. Each clip gets an ExpressionAnalyzer of its own (30 ms to make): MediaPipe's
+# landmarker in video mode carries state from one clip to the next, so a shared one would make a clip's measures
+# depend on the clips its process saw before (and a release on how many workers built it).
+_WORKER_EXPRESSIONS = False
 
 
 def _init_worker(detector: str, expressions: bool = False) -> None:
-    global _WORKER_TRACKER, _WORKER_ANALYZER
+    global _WORKER_TRACKER, _WORKER_EXPRESSIONS
     from facetrack.faces.tracking import FaceTracker
 
     _WORKER_TRACKER = FaceTracker(detector=detector)
-    if _WORKER_ANALYZER is not None:  # a previous build in this process (num_proc=1 runs here)
-        _WORKER_ANALYZER.close()
-    _WORKER_ANALYZER = None
-    if expressions:
-        from facetrack.expressions.measure import ExpressionAnalyzer
-
-        _WORKER_ANALYZER = ExpressionAnalyzer()
-
-
-class _ItemProblem(Exception):
-    """One item cannot be read: its report status and reason (relative paths only)."""
-
-    def __init__(self, status: str, reason: str):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-def _real_path_of(descriptor: int, path: Path) -> Path | None:
-    """The path of the file an open descriptor reads: /proc's link where there is one, else `path` resolved when it
-    still names that same file; None when it cannot be told."""
-    try:
-        return Path(os.readlink(f"/proc/self/fd/{descriptor}"))
-    except OSError:
-        pass
-    try:
-        real = Path(os.path.realpath(path))
-        opened, named = os.fstat(descriptor), os.stat(real)
-    except (OSError, ValueError):
-        return None
-    return real if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino) else None
-
-
-def read_inside(video_root: Path, video_file: Path, shown: str) -> bytes:
-    """The bytes of `video_file` (a path `resolve_video_path` gave), read only when the file opened there is a
-    regular file inside the (resolved) video root: the check is made on the open file, where the bytes are read, so
-    a clip swapped for a symbolic link (or a folder on its way swapped for one) after the path check is never read.
-    Raises `_ItemProblem` naming `shown` (the annotation's relative path), never an absolute path."""
-    root = Path(video_root).resolve()
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        descriptor = os.open(video_file, flags)
-    except FileNotFoundError:
-        raise _ItemProblem("missing", f"video file not found: {shown}") from None
-    except OSError as error:
-        if error.errno == errno.ELOOP:  # the file itself is now a symbolic link
-            raise _ItemProblem("outside_root", f"{shown}: became a symbolic link after its path was checked; "
-                                               "not read") from None
-        raise _ItemProblem("unreadable", f"{shown}: {error.strerror or type(error).__name__}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise _ItemProblem("unreadable", f"{shown}: not a regular file")
-        real = _real_path_of(descriptor, video_file)
-        if real is None or (real != root and root not in real.parents):
-            raise _ItemProblem("outside_root", f"{shown}: leaves the video root (a folder on its path was swapped "
-                                               "for a symbolic link after the check); not read")
-        with os.fdopen(descriptor, "rb", closefd=False) as file:
-            return file.read()
-    except OSError as error:
-        raise _ItemProblem("unreadable", f"{shown}: {error.strerror or type(error).__name__}") from None
-    finally:
-        os.close(descriptor)
+    _WORKER_EXPRESSIONS = expressions
 
 
 def _track_one(task: tuple) -> TrackOutcome:
@@ -347,10 +324,15 @@ def _track_one(task: tuple) -> TrackOutcome:
         if fraction > 0 and not decoded:
             decoded.append(True)
 
+    analyzer = None
+    if _WORKER_EXPRESSIONS:  # the clip's own (see _WORKER_EXPRESSIONS)
+        from facetrack.expressions.measure import ExpressionAnalyzer
+
+        analyzer = ExpressionAnalyzer()
     try:
         analysis = analyze_video(video, num_frames=num_frames, max_side=TRACKING_MAX_SIDE,
-                                 tracker=_WORKER_TRACKER, expressions=_WORKER_ANALYZER is not None,
-                                 analyzer=_WORKER_ANALYZER, progress=progress)
+                                 tracker=_WORKER_TRACKER, expressions=_WORKER_EXPRESSIONS,
+                                 analyzer=analyzer, progress=progress)
     except VideoDecodeError as error:  # the problem alone: the message's path is a local absolute one
         return TrackOutcome(status="unreadable", reason=f"{relative_path}: {error.problem}")
     except Exception as error:  # noqa: BLE001 - one clip's failure must not stop a 5,000-clip build
@@ -358,6 +340,9 @@ def _track_one(task: tuple) -> TrackOutcome:
             return TrackOutcome(status="unreadable", reason=f"{relative_path}: {type(error).__name__}: "
                                 f"{str(error).replace(video_path, relative_path)}")
         return TrackOutcome(status="error", reason=f"face tracking failed: {type(error).__name__}: {error}")
+    finally:
+        if analyzer is not None:
+            analyzer.close()
     result = analysis.track
     track = analysis.source_track().to_dict()
     if result.main_person_id is None or not bool(result.present.any()):
@@ -390,80 +375,79 @@ def expressions_available(wanted: bool) -> tuple[bool, str]:
     return True, "the main character's, in every face_track (FaceTrackResult version 3 'expressions')"
 
 
+class _TrackWorker:
+    """`_track_one` in whichever process the engine runs it, with that process's tracker (and analyzer) built on
+    its first task (picklable: only the settings travel)."""
+
+    def __init__(self, detector: str, expressions: bool):
+        self.detector, self.expressions = detector, expressions
+        self.ready = False
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "ready": False}
+
+    def __call__(self, task: tuple) -> TrackOutcome:
+        if not self.ready:
+            _init_worker(self.detector, self.expressions)
+            self.ready = True
+        return _track_one(task)
+
+
 def _track_all(
-    video_paths: list[tuple[str, str]], num_frames: int, num_proc: int, detector: str, expressions: bool = False,
-    video_root: str | None = None,
+    video_paths: list[tuple[str, str]], num_frames: int, num_proc: int | None, detector: str,
+    expressions: bool = False, video_root: str | None = None, engine: str = "local", ray_address: str | None = None,
 ) -> list[TrackOutcome]:
-    """Track (absolute path, annotation path) pairs (and measure the main character's expressions); each file is
-    read only if it is inside `video_root` when it is read."""
+    """Track (absolute path, annotation path) pairs (and measure the main character's expressions) on the engine;
+    each file is read only if it is inside `video_root` when it is read."""
     from tqdm.auto import tqdm
 
     tasks = [(path, relative, num_frames, video_root) for path, relative in video_paths]
     progress = dict(total=len(tasks), desc="Tracking faces" + (" + expressions" if expressions else ""), unit="clip")
-    if num_proc == 1:
-        _init_worker(detector, expressions)
-        return [_track_one(task) for task in tqdm(tasks, **progress)]
-    # "spawn": onnxruntime and torch thread pools are not fork-safe once initialised in the parent.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(detector, expressions)) as pool:
-        return list(tqdm(pool.imap(_track_one, tasks, chunksize=1), **progress))
-
-
-def _is_absolute(video: str) -> bool:
-    from pathlib import PureWindowsPath
-
-    return os.path.isabs(video) or bool(PureWindowsPath(video).drive) or video.startswith(("\\", "~"))
-
-
-def _resolve_item(video_root: Path, video: str) -> tuple[Path | None, str, str]:
-    """(the file an annotation's `video` names, "", "") or (None, report status, why not): a path that is absolute,
-    leaves the root, holds a NUL byte or cannot be resolved (a symbolic link loop) is never opened. The reason never
-    repeats an absolute path (it goes into the release's report)."""
-    if "\x00" in video:
-        return None, "invalid_path", f"{_shown(video)!r}: the path holds a NUL byte; not read"
-    if _is_absolute(video):
-        return None, "outside_root", (f".../{Path(video).name}: an absolute path; video paths must be relative to "
-                                      "the video root")
-    root = video_root.resolve()
+    outcomes: list[TrackOutcome | None] = [None] * len(tasks)
     try:
-        resolved = (root / video).resolve()  # follows symlinks, so a link out of the root is caught too
-    except RuntimeError:  # Python < 3.13: "Symlink loop from '<absolute path>'"
-        return None, "unreadable", f"{video}: a symbolic link loop; not read"
-    except (OSError, ValueError) as error:  # the message would name the absolute path: only its kind is kept
-        if getattr(error, "errno", None) == errno.ELOOP:
-            return None, "unreadable", f"{video}: a symbolic link loop; not read"
-        why = getattr(error, "strerror", None) or type(error).__name__
-        return None, "unreadable", f"{video}: the path cannot be resolved ({why}); not read"
-    if resolved != root and root not in resolved.parents:
-        return None, "outside_root", f"{video}: leaves the video root (via '..' or a symbolic link); not read"
-    return resolved, "", ""
-
-
-def resolve_video_path(video_root: Path, video: str) -> tuple[Path | None, str]:
-    """The file an annotation's `video` names, or (None, why not) when it is absolute, leaves the root, holds a NUL
-    byte or cannot be resolved. The reason never repeats an absolute path (it goes into the release's report): only
-    its file name."""
-    resolved, _status, reason = _resolve_item(video_root, video)
-    return resolved, reason
+        for position, outcome in tqdm(run_tasks(tasks, _TrackWorker(detector, expressions), engine, num_proc,
+                                                ray_address), **progress):
+            outcomes[position] = outcome
+    except EngineError as error:
+        raise DatasetBuildError(str(error)) from None
+    return outcomes
 
 
 def build_dataset(
-    annotations_path: str | os.PathLike,
-    video_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    annotations_path: str | os.PathLike | None = None,
+    video_root: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
     split: str = "train",
     num_frames: int = 32,
-    num_proc: int = 1,
+    num_proc: int | None = None,
     detector: str = "retinaface",
     license: str = "other",
     max_shard_size: str | int = "500MB",
     expressions: bool = True,
     overwrite: bool = False,
+    *,
+    videos: str | os.PathLike | None = None,
+    clip_seconds: float = 4.0,
+    clips_per_video: int = 4,
+    min_face_share: float = 0.75,
+    rewriter: Any = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> BuildReport:
-    """Build (or rebuild) one split of the dataset folder. Returns the split's report, also saved in
-    `out_dir/build_report.json` beside the other splits' reports. Safe to interrupt: see `facetrack.data.release`.
-    `expressions`: store the main character's measured expressions in every face track (when the optional
-    packages are installed; the report says which).
+    """Build (or rebuild) one split of the dataset folder `out_dir`. Returns the split's report, also saved in
+    `out_dir/build_report.json` beside the other splits' reports. Safe to interrupt: see `facetrack.data.release`
+    (and, for videos, `facetrack.data.parts`: a rerun goes on from the clips already finished).
+
+    Input, one of: `annotations_path` (a JSON list of {id, video, caption}, video paths relative to `video_root`:
+    one row per item, its human caption), or `videos` (a folder of unlabelled videos, or a text file listing them,
+    relative to `video_root`, default the list's folder): up to `clips_per_video` clips of `clip_seconds` per
+    video, each captioned by its measured expressions (`min_face_share`: the share of sampled frames the main face
+    must be seen in; `rewriter`: an object with `rewrite(report) -> str` and `describe() -> dict`, such as
+    `facetrack.inference.caption_rewriter.CaptionRewriter`, to rewrite each caption). See `facetrack.data.clips`.
+    `expressions`: store the main character's measured expressions in every face track (annotations: when the
+    optional packages are installed, the report says which; videos need them for their captions).
+    `engine`: "local" (`num_proc` processes, default 1) or "ray" (`num_proc` actors, default one per CPU of the
+    cluster at `ray_address`, or of a local cluster started for the build).
 
     Never deletes or replaces a file it did not write: a README.md or build_report.json in out_dir that facetrack
     did not write (or that was changed since) is refused by name before any tracking, unless `overwrite`
@@ -471,14 +455,28 @@ def build_dataset(
     Building a split next to facetrack's other splits keeps them, and their rows, in the card."""
     from datasets.utils.py_utils import convert_file_size_to_int
 
-    from facetrack.data import release as dataset_release
+    if out_dir is None:
+        raise DatasetBuildError("out_dir is required: the folder the release is written to")
+    if (annotations_path is None) == (videos is None):
+        raise DatasetBuildError("give either an annotation file (human captions) or videos (a folder of unlabelled "
+                                "videos, or a text file listing them)" + (", not both" if videos else ""))
+    out_dir = Path(out_dir)
+    max_shard_bytes = convert_file_size_to_int(max_shard_size)
+    if videos is not None:
+        settings = ClipSettings(clip_seconds=clip_seconds, clips_per_video=clips_per_video, num_frames=num_frames,
+                                min_face_share=min_face_share, detector=detector)
+        return _build_from_videos(videos, video_root, out_dir, split, settings, num_proc, license, max_shard_bytes,
+                                  expressions, overwrite, rewriter, engine, ray_address)
+    if video_root is None:
+        raise DatasetBuildError("an annotation file needs --video-root: the folder its video paths are relative to")
+    if rewriter is not None:
+        raise DatasetBuildError("rewriting captions is for videos without captions (--videos); an annotation file's "
+                                "captions are human captions and are kept as they are")
 
     video_root = Path(video_root)
-    out_dir = Path(out_dir)
-    _check_build_arguments(video_root, split, num_frames, num_proc)
+    _check_build_arguments(video_root, split, num_frames, num_proc, engine)
     skipped: list[dict[str, str]] = []
     items = read_annotations(annotations_path, skipped=skipped)
-    max_shard_bytes = convert_file_size_to_int(max_shard_size)
 
     report = BuildReport(split=split, num_input=len(items) + len(skipped))
     report.dropped.extend(skipped)  # items whose text cannot be stored: left out before any work
@@ -496,18 +494,28 @@ def build_dataset(
             f"none of the {report.num_input} items of {annotations_path} has a readable video under {video_root} "
             f"(first problem: {report.dropped[0]['reason']})"
         )
+    with _writing(out_dir, overwrite, split):  # the folder's lock, held from before tracking to the commit
+        _build_split(report, items, to_track, annotations_path, video_root, out_dir, split, num_frames,
+                     num_proc, detector, license, max_shard_bytes, expressions, overwrite, engine, ray_address)
+    return report
 
+
+@contextmanager
+def _writing(out_dir: Path, overwrite: bool, split: str):
+    """Hold out_dir's build lock with the folder recovered from any interrupted build and checked (files facetrack
+    did not write, other splits of an older layout) before any heavy work; a folder this build created is removed
+    again when nothing was built in it."""
     created = not out_dir.exists()
     try:
         if out_dir.is_dir() and not (out_dir / dataset_release.STAGING_DIRNAME).exists():
             dataset_release.refuse_foreign_files(out_dir, overwrite)  # refused as it is, with nothing written
         out_dir.mkdir(parents=True, exist_ok=True)
-        with dataset_release.release_lock(out_dir):  # held from before tracking to the commit
+        with dataset_release.release_lock(out_dir):
             for line in dataset_release.recover(out_dir):
                 logger.info("%s: %s", out_dir, line)
-            dataset_release.refuse_foreign_files(out_dir, overwrite)  # before any heavy work
-            _build_split(report, items, to_track, annotations_path, video_root, out_dir, split, num_frames,
-                         num_proc, detector, license, max_shard_bytes, expressions, overwrite)
+            dataset_release.refuse_foreign_files(out_dir, overwrite)
+            _refuse_older_splits(out_dir, split)
+            yield
     except (dataset_release.ReleaseLockedError, dataset_release.ForeignFileError) as error:
         raise DatasetBuildError(str(error)) from error
     finally:
@@ -515,19 +523,37 @@ def build_dataset(
             (out_dir / dataset_release.LOCK_FILENAME).unlink(missing_ok=True)
             if out_dir.is_dir() and not any(out_dir.iterdir()):
                 out_dir.rmdir()
-    return report
+
+
+def _refuse_older_splits(out_dir: Path, split: str) -> None:
+    """One card describes every split's columns: a split of facetrack's built with other columns (by an earlier
+    version) would no longer load beside this one, so it is named before any work."""
+    import pyarrow.parquet as pq
+
+    expected = list(dataset_features())
+    for name, shards in (dataset_release.read_record(out_dir) or {}).get("splits", {}).items():
+        if name == split or not shards or not (out_dir / shards[0]).is_file():
+            continue
+        columns = pq.read_schema(out_dir / shards[0]).names
+        if columns != expected:
+            raise DatasetBuildError(
+                f"split {name!r} in {out_dir} was built by an earlier facetrack with other columns "
+                f"({', '.join(sorted(set(expected) - set(columns))) or 'in another order'} missing): rebuild it too, "
+                "or build into a new folder"
+            )
 
 
 def _build_split(report: BuildReport, items, to_track, annotations_path, video_root: Path, out_dir: Path,
-                 split: str, num_frames: int, num_proc: int, detector: str, license: str, max_shard_bytes: int,
-                 expressions: bool, overwrite: bool) -> None:
+                 split: str, num_frames: int, num_proc: int | None, detector: str, license: str,
+                 max_shard_bytes: int, expressions: bool, overwrite: bool, engine: str = "local",
+                 ray_address: str | None = None) -> None:
     """Track, write and commit one split (build_dataset holds the folder's lock)."""
-    from facetrack.data import release as dataset_release
-
     measure, report.expressions = expressions_available(expressions)
+    report.settings = {"input": "annotations", "num_frames": num_frames, "detector": detector,
+                       "expressions": measure, "facetrack": __version__}
     outcomes = _track_all([(str(path), item.video) for item, path in to_track], num_frames=num_frames,
                           num_proc=num_proc, detector=detector, expressions=measure,
-                          video_root=str(video_root.resolve()))
+                          video_root=str(video_root.resolve()), engine=engine, ray_address=ray_address)
 
     rows = []
     for (item, video_file), outcome in zip(to_track, outcomes):
@@ -550,6 +576,10 @@ def _build_split(report: BuildReport, items, to_track, annotations_path, video_r
                 "messages": build_messages(instruction, item.caption),
                 "face_track": json.dumps(outcome.face_track),
                 "has_face": outcome.status == "ok",
+                "caption_source": "human",
+                "source_video": item.video,
+                "clip_start": None,  # the whole video
+                "clip_end": None,
             }
         )
     if not rows:
@@ -581,6 +611,7 @@ def _build_split(report: BuildReport, items, to_track, annotations_path, video_r
         rows, out_dir, split, build_id, max_shard_bytes, dataset_features(), read_video=read_video
     )
     report.num_written = len(rows) - len(left_out)
+    report.caption_sources = {"human": report.num_written}
     order = {item.id: index for index, item in enumerate(items)}
     report.dropped.sort(key=lambda entry: order.get(entry["id"], -1))
     if not report.shards:
@@ -590,9 +621,113 @@ def _build_split(report: BuildReport, items, to_track, annotations_path, video_r
     entry = {**report.to_dict(), "build_id": build_id}
     dataset_release.commit_split(
         out_dir, split, build_id, report.shards, entry,
-        write_card=lambda path, files: write_dataset_card(out_dir, license=license, files=files, card_path=path),
+        write_card=lambda path, files, reports: write_dataset_card(out_dir, license=license, files=files,
+                                                                   card_path=path, reports=reports),
         overwrite=overwrite,
     )
+
+
+def _build_from_videos(videos, video_root, out_dir: Path, split: str, settings: ClipSettings, num_proc: int | None,
+                       license: str, max_shard_bytes: int, expressions: bool, overwrite: bool, rewriter: Any,
+                       engine: str, ray_address: str | None) -> BuildReport:
+    """Check the settings and list the videos (before any heavy work), then cut, analyse, write and commit one
+    split of clips (see `facetrack.data.clips` and `facetrack.data.parts`)."""
+    _check_split_and_engine(split, num_proc, engine)
+    settings.check()
+    if not expressions:
+        raise DatasetBuildError("videos without captions are captioned by their measured expressions: --videos "
+                                "cannot be built with --no-expressions")
+    measure, expressions_line = expressions_available(True)
+    if not measure:
+        raise DatasetBuildError(f"videos without captions are captioned by their measured expressions, which are "
+                                f"{expressions_line}")
+    if rewriter is not None and not (callable(getattr(rewriter, "rewrite", None))
+                                     and callable(getattr(rewriter, "describe", None))):
+        raise DatasetBuildError(f"a rewriter needs rewrite(report) and describe() methods, got "
+                                f"{type(rewriter).__name__}")
+    root, listed, left_out = list_videos(videos, video_root, exclude=out_dir)
+    report = BuildReport(split=split, num_input=len(listed) + len(left_out), input="videos",
+                         expressions=expressions_line)
+    report.dropped.extend(left_out)
+    report.settings = {"input": "videos", **settings.to_dict(), "facetrack": __version__,
+                       "rewriter": rewriter.describe() if rewriter is not None else None}
+    if not listed:
+        raise DatasetBuildError(f"none of the videos listed in {videos} can be read "
+                                f"(first problem: {left_out[0]['reason']})")
+    with _writing(out_dir, overwrite, split):
+        _build_clip_split(report, root, listed, out_dir, split, settings, num_proc, license, max_shard_bytes,
+                          overwrite, rewriter, engine, ray_address)
+    return report
+
+
+def _build_clip_split(report: BuildReport, root: Path, listed: list[str], out_dir: Path, split: str,
+                      settings: ClipSettings, num_proc: int | None, license: str, max_shard_bytes: int,
+                      overwrite: bool, rewriter: Any, engine: str, ray_address: str | None) -> None:
+    """Run the clips not finished yet, then write the split from every clip's part and commit it (the caller holds
+    the folder's lock)."""
+    from tqdm.auto import tqdm
+
+    root = root.resolve()
+    store = PartStore(out_dir, split, {**report.settings, "video_root": str(root)})
+    tasks = []
+    for video in listed:
+        try:  # the file's identity when listed: a part made from another version of it is not reused
+            status = os.stat(root / video)
+            identity = (status.st_size, status.st_mtime_ns)
+        except (OSError, ValueError):  # the task reports why it cannot be read
+            identity = (-1, -1)
+        tasks += [{"key": task_key(video, clip, *identity), "video": video, "clip": clip}
+                  for clip in range(settings.clips_per_video)]
+    todo = [task for task in tasks if not store.has(task["key"])]
+    report.reused = len(tasks) - len(todo)
+    if report.reused:
+        logger.info("%s: %d clip(s) finished by an interrupted build are reused", out_dir, report.reused)
+
+    cpu = Counter()
+    worker = ClipWorker(str(root), settings, rewriter)
+    try:
+        for _, result in tqdm(run_tasks(todo, worker, engine, num_proc, ray_address), total=len(todo),
+                              desc="Cutting clips, tracking faces + expressions", unit="clip"):
+            started = time.process_time()
+            store.save(result["key"], result["part"])
+            cpu.update(result["cpu_seconds"])
+            cpu["write"] += time.process_time() - started
+    except EngineError as error:
+        raise DatasetBuildError(str(error)) from None
+
+    outcomes = store.read([task["key"] for task in tasks],
+                          columns=["id", "status", "reason", "caption_source", "video_size"]).to_pylist()
+    written: list[tuple[str, int]] = []
+    for task, outcome in zip(tasks, outcomes):
+        status = outcome["status"]
+        if status == "ok":
+            written.append((task["key"], outcome["video_size"]))
+            report.caption_sources[outcome["caption_source"]] = report.caption_sources.get(
+                outcome["caption_source"], 0) + 1
+        elif status != "unused":
+            shown = task["video"] if status in VIDEO_PROBLEMS else outcome["id"]
+            report.dropped.append({"id": shown, "video": task["video"], "status": status,
+                                   "reason": outcome["reason"]})
+            report.skipped[status] = report.skipped.get(status, 0) + 1
+    if not written:
+        raise DatasetBuildError(f"none of the {len(listed)} videos under {root} gave a clip (first problem: "
+                                f"{report.dropped[0]['reason'] if report.dropped else 'none reported'})")
+
+    started = time.process_time()
+    build_id = dataset_release.new_build_id()
+    dataset_release.begin_build(out_dir, split, build_id)
+    report.shards = write_clip_shards(store, [key for key, _ in written], [size for _, size in written], out_dir,
+                                      split, build_id, max_shard_bytes, dataset_features())
+    report.num_written = len(written)
+    dataset_release.commit_split(
+        out_dir, split, build_id, report.shards, {**report.to_dict(), "build_id": build_id},
+        write_card=lambda path, files, reports: write_dataset_card(out_dir, license=license, files=files,
+                                                                   card_path=path, reports=reports),
+        overwrite=overwrite,
+    )
+    remove_work(out_dir, split)
+    cpu["write"] += time.process_time() - started
+    report.cpu_seconds = dict(cpu)
 
 
 def push_dataset(out_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -307,6 +307,20 @@ def discard_build(out_dir: Path, split: str, build_id: str) -> None:
         (out_dir / STAGING_DIRNAME).rmdir()
 
 
+def group_shards(sizes: list[int], max_shard_bytes: int) -> list[list[int]]:
+    """Positions of rows cut into shards by their videos' sizes, in order, as push_to_hub cuts them: a shard closes
+    before the row that would take it over `max_shard_bytes` (a row larger than that gets a shard of its own)."""
+    groups: list[list[int]] = [[]]
+    shard_bytes = 0
+    for position, size in enumerate(sizes):
+        if groups[-1] and shard_bytes + size > max_shard_bytes:
+            groups.append([])
+            shard_bytes = 0
+        groups[-1].append(position)
+        shard_bytes += size
+    return groups
+
+
 def write_shards(
     rows: list[dict[str, Any]], out_dir: Path, split: str, build_id: str, max_shard_bytes: int, features,
     read_video=None,
@@ -324,15 +338,8 @@ def write_shards(
             return Path(row["video_file"]).read_bytes()
 
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
-    shard_groups: list[list[dict[str, Any]]] = [[]]
-    shard_bytes = 0
-    for row in rows:  # cut shards by video file size, as push_to_hub does
-        size = row["video_size"] if "video_size" in row else os.path.getsize(row["video_file"])
-        if shard_groups[-1] and shard_bytes + size > max_shard_bytes:
-            shard_groups.append([])
-            shard_bytes = 0
-        shard_groups[-1].append(row)
-        shard_bytes += size
+    sizes = [row["video_size"] if "video_size" in row else os.path.getsize(row["video_file"]) for row in rows]
+    shard_groups = [[rows[position] for position in group] for group in group_shards(sizes, max_shard_bytes)]
 
     names = []
     for index, group in enumerate(shard_groups):
@@ -361,7 +368,8 @@ def commit_split(
     overwrite: bool = False,
 ) -> None:
     """Make the new split live: stage the card, the report and the record, then move them into place (README first).
-    `write_card(path, split_files)` writes the dataset card for the given split -> files mapping to `path`.
+    `write_card(path, split_files, reports)` writes the dataset card for the given split -> files mapping (and each
+    split's report entry, for its provenance) to `path`.
     The card lists facetrack's own splits only (the record's); a card or report facetrack did not write is replaced
     only with `overwrite` (ForeignFileError otherwise)."""
     refuse_foreign_files(out_dir, overwrite)
@@ -379,7 +387,7 @@ def commit_split(
 
     staging = out_dir / STAGING_DIRNAME / f"{split}-{build_id}"
     staging.mkdir(parents=True, exist_ok=True)
-    write_card(staging / CARD_FILENAME, files)
+    write_card(staging / CARD_FILENAME, files, reports)
     with open(staging / CARD_FILENAME, "rb+") as file:
         os.fsync(file.fileno())
     _write_durably(staging / REPORT_FILENAME, json.dumps(reports, indent=2))

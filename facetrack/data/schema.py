@@ -1,5 +1,9 @@
 """What a row of a FaceTrack-MM dataset release holds: its columns (`dataset_features`), the instruction prompts
-(one picked per item by a stable hash of its id) and the chat-format conversation built from prompt and caption."""
+(one picked per item by a stable hash of its id) and the chat-format conversation built from prompt and caption.
+
+Where a caption comes from (`caption_source`): "human" (an annotation file's caption), "measured" (the clip's
+measured expression caption, written by rule from its expression events, without the "Measured description ..."
+label) or "rewritten" (that caption rewritten in FDA style by a language model given only the measured events)."""
 
 from __future__ import annotations
 
@@ -34,6 +38,9 @@ def instruction_for(item_id: str) -> str:
     return INSTRUCTION_TEMPLATES[int.from_bytes(digest[:8], "big") % len(INSTRUCTION_TEMPLATES)]
 
 
+CAPTION_SOURCES = ("human", "measured", "rewritten")
+
+
 def build_messages(instruction: str, caption: str) -> list[dict[str, Any]]:
     """Chat-format conversation: the user sends the video and the instruction, the assistant answers the caption.
     Every content part has both `type` and `text` keys so the column has one Arrow schema (`text` is None for video)."""
@@ -57,5 +64,9 @@ def dataset_features():
             "messages": List({"role": Value("string"), "content": List(content_part)}),
             "face_track": Value("string"),
             "has_face": Value("bool"),
+            "caption_source": Value("string"),  # CAPTION_SOURCES
+            "source_video": Value("string"),  # the video the clip comes from, relative to the video root
+            "clip_start": Value("float64"),  # seconds into source_video; null: the row is the whole video
+            "clip_end": Value("float64"),
         }
     )
