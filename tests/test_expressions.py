@@ -218,6 +218,22 @@ def test_no_face_gives_an_empty_timeline(media_dir, analyzer, tracker):
 
 
 @needs_models
+def test_a_clip_measures_the_same_whatever_was_measured_before(media_dir, analyzer, tracker):
+    """MediaPipe's video mode tracks a face from one call to the next: one analyzer measuring another clip first
+    must not change what it measures on this one (a worker's history, a long-lived Space, a dataset build)."""
+    clips = {name: load_video(media_dir / name, num_frames=8) for name in ("single_face.mp4", "WolfgangLanger_Pexels.mp4")}
+    tracks = {name: tracker.track(clip) for name, clip in clips.items()}
+
+    def measure(name):
+        clip, track = clips[name], tracks[name]
+        return analyzer.analyze(clip.frames, track.boxes, clip.timestamps, clip.frame_indices).to_dict()
+
+    first = measure("single_face.mp4")
+    measure("WolfgangLanger_Pexels.mp4")
+    assert measure("single_face.mp4") == first
+
+
+@needs_models
 def test_frames_without_the_face_have_no_measurement(media_dir, analyzer, tracker):
     # face_noface.mov cuts from a man to a cartoon title: no box there, so no values (never a neighbour's).
     clip, report = _report(media_dir, analyzer, tracker, "face_noface.mov", 32)

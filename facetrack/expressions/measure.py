@@ -282,17 +282,20 @@ class ExpressionAnalyzer:
 
     def __init__(self, config: ExpressionConfig | None = None) -> None:
         self.config = config or ExpressionConfig()
-        self._landmarker = FaceLandmarker(
+        self._landmarker = self._new_landmarker()
+        self._landmarker_used = False
+        self._emotions = EmotionClassifier(
+            self.config.emotion_model_path, num_threads=self.config.num_threads or default_num_threads()
+        )
+        self._model_names: dict | None = None
+
+    def _new_landmarker(self) -> FaceLandmarker:
+        return FaceLandmarker(
             self.config.landmarker_model_path,
             min_detection_confidence=self.config.min_detection_confidence,
             min_presence_confidence=self.config.min_presence_confidence,
             min_tracking_confidence=self.config.min_tracking_confidence,
         )
-        self._emotions = EmotionClassifier(
-            self.config.emotion_model_path, num_threads=self.config.num_threads or default_num_threads()
-        )
-        self._clock_ms = 0  # VIDEO mode wants strictly increasing timestamps across calls
-        self._model_names: dict | None = None
 
     def __enter__(self) -> ExpressionAnalyzer:
         return self
@@ -342,7 +345,13 @@ class ExpressionAnalyzer:
             if box is not None and (len(box) != 4 or not box[2] > box[0] or not box[3] > box[1]):
                 raise ValueError(f"box {t} must be (x1, y1, x2, y2) with x2 > x1 and y2 > y1, got {box}")
         config = self.config
-        start_ms = self._clock_ms + 1000  # a new call starts well after the last one (a fresh track for mediapipe)
+        # MediaPipe's VIDEO mode carries its face tracking from one call to the next, so a clip's measures would
+        # depend on the clips measured before it: each call gets a landmarker of its own (~30 ms to make).
+        if self._landmarker_used:
+            self._landmarker.close()
+            self._landmarker = self._new_landmarker()
+        self._landmarker_used = True
+        start_ms = 0
         timeline_frames: list[FrameExpression] = []
         previous_ms = start_ms - 1
         for t, box in enumerate(boxes):
@@ -367,7 +376,6 @@ class ExpressionAnalyzer:
             frame.yaw, frame.pitch, frame.roll = (round(v, 2) for v in head_pose_degrees(result.pose_matrix))
             for name, value in geometric_measures(result.landmarks).items():
                 setattr(frame, name, round(value, 4))
-        self._clock_ms = previous_ms
         if self._model_names is None:
             self._model_names = self.models
         return ExpressionTimeline(
