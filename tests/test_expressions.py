@@ -221,7 +221,8 @@ def test_no_face_gives_an_empty_timeline(media_dir, analyzer, tracker):
 def test_a_clip_measures_the_same_whatever_was_measured_before(media_dir, analyzer, tracker):
     """MediaPipe's video mode tracks a face from one call to the next: one analyzer measuring another clip first
     must not change what it measures on this one (a worker's history, a long-lived Space, a dataset build)."""
-    clips = {name: load_video(media_dir / name, num_frames=8) for name in ("single_face.mp4", "WolfgangLanger_Pexels.mp4")}
+    names = ("single_face.mp4", "WolfgangLanger_Pexels.mp4")
+    clips = {name: load_video(media_dir / name, num_frames=8) for name in names}
     tracks = {name: tracker.track(clip) for name, clip in clips.items()}
 
     def measure(name):
