@@ -26,7 +26,10 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def planned(checkout: Path, target: str) -> list[str]:
-    result = subprocess.run(["make", "-n", target], cwd=checkout, capture_output=True, text=True, timeout=30)
+    # Under `make test` the outer make's MAKELEVEL/MAKEFLAGS would make this one print "Entering directory".
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    result = subprocess.run(["make", "-n", target], cwd=checkout, capture_output=True, text=True, timeout=30,
+                            env=environment)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 

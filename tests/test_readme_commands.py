@@ -35,6 +35,8 @@ SUBSTITUTIONS = [
     ("fda_train.json", "tests/media/annotations.json", "the user's annotations: the shipped clips' captions"),
     ("dfec_test.json", "tests/media/annotations.json", "the FEC-Bench annotations: the shipped clips' captions"),
     ("/data/fda", "tests/media", "the user's video folder: the shipped clips"),
+    ("--videos /data/raw_videos", "--videos tests/media", "the user's unlabelled videos: the shipped clips"),
+    ("--clips-per-video 4", "--clips-per-video 1", "one clip per shipped video is enough to show the path"),
     ("--num-proc 8", "--num-proc 1", "a 2-core machine"),
     (" [--push user/fda]", "", "optional, and needs a Hub account"),
     ("--output_dir runs/tiny", "--output_dir runs/tiny --max_steps 2", "the recipe's 50 steps take minutes"),
@@ -58,6 +60,14 @@ NOT_RUN = {
     "FEC_BENCH_VIDEO_ROOT=/data/fda .venv/lmms-eval/bin/lmms-eval --model facetrack --model_args "
     "pretrained=path/to/facetrack-model --tasks fec_bench --include_path lmms_eval_tasks/fec_bench":
         "needs lmms-eval's own venv (tests/test_lmms_eval_task.py runs it there)",
+    "facetrack dataset build --videos /data/raw_videos --out data/auto --rewrite-with Qwen/Qwen2.5-7B-Instruct "
+    "--rewrite-base-url http://localhost:8000/v1": "needs a chat model server (tests/test_dataset_engine.py rewrites "
+                                                   "through a local OpenAI-compatible server)",
+    'pip install "facetrack-mm[ray]"': "the package is installed from the checkout by scripts/setup.sh",
+    "ray start --head --port=6379": "starts a cluster head that runs until stopped",
+    "ray start --address=HEAD_IP:6379": "needs a second machine",
+    "facetrack dataset build --videos /mnt/videos --out data/auto --engine ray --ray-address auto --num-proc 64":
+        "needs the cluster above (tests/test_dataset_engine.py runs --engine ray on a local 2-CPU cluster)",
     "make demo": "starts a server that runs until stopped (tests/test_space.py drives the demo)",
     "FACETRACK_MODEL=quickstart_output/model make demo": "starts a server (tests/test_space.py)",
 }
