@@ -1,14 +1,25 @@
-"""`facetrack quickstart`: the whole system on a CPU in minutes, from clips to a scored caption.
+"""`facetrack quickstart`: the whole system on a CPU in minutes, from clips to captions of clips the model never saw.
+
+The model it trains is the CPU model (recipe `cpu_expression_stream`): SmolLM2-135M-Instruct reading the
+expression stream alone, i.e. a small LLM that verbalises measured expression tokens, trained on weak labels (the
+captions the rules write from those measurements) of montages of a few clips. It cannot see appearance or scenes.
 
 Stages (each writes `<out>/stages/<name>.json` when done; a re-run skips finished stages):
-  1. clips       sample clips: the real videos in ../shared/media when present, plus clips synthesised from a face
-                 photo that a pip dependency ships (skimage's astronaut)
-  2. annotations FDA-format annotations ({"id", "video", "caption"}) for the training clips and a held-back clip
-  3. dataset     `facetrack dataset build`: parquet + videos + precomputed main-character face tracks
-  4. train       `train_sft.py` with the tiny CPU recipe (TRL SFTTrainer); its output is a Hub-layout model folder
-  5. caption     a fresh process loads that folder with `trust_remote_code` and captions the held-back clip
-                 (`facetrack describe --json`: the model's caption and the measured one, from the same frames)
-  6. score       TEM (evaluate_metric/tem) of both captions against the held-back reference
+  1. clips       the training clips (the real videos in ../shared/media or tests/media when present, clips of each
+                 face of the group photo there, and clips synthesised from a face photo that a pip dependency ships:
+                 skimage's astronaut) and the held-out
+                 clips, which no training example comes from: another person's clips and edits of them (reversed,
+                 mirrored, slowed down), written here
+  2. annotations FDA-format annotations ({"id", "video", "caption"}) of the training clips
+  3. dataset     `facetrack dataset build`: parquet + videos + face tracks with the measured expressions, at dense
+                 frames (montages are cut from them)
+  4. held_out    each held-out clip's measured caption, at the frames the model will be shown (16)
+  5. train       `train_sft.py --config cpu_expression_stream` (TRL SFTTrainer, LoRA): montages of the training
+                 timelines drawn at every step, each with its own measured caption as the target
+  6. caption     a fresh process loads the trained folder with `trust_remote_code` and captions every held-out clip
+                 (`facetrack eval --model`)
+  7. score       TEM of each caption against its own clip's measured caption and against the other clips' (does the
+                 caption follow its clip?), and against the hand-written caption where there is one
 """
 
 from __future__ import annotations
@@ -63,16 +74,41 @@ ASTRONAUT_CAPTIONS = {
     "the camera slides sideways. In the middle, her eyebrows stay relaxed and her eyes look at the camera. Towards "
     "the end, she keeps smiling.",
 }
-HELD_BACK_REAL = "single_face.mp4"
-HELD_BACK_SYNTHETIC = "pan_right"
+# Held out: another person than the training clips' (the young man of single_face.mp4; face_noface / noface_face
+# are the same footage with a title card), as shipped and edited. No training example comes from them.
+HELD_OUT_REAL = ("single_face.mp4", "face_noface.mov", "noface_face.mov")
+# name: (source, reversed, mirrored, speed)
+HELD_OUT_EDITS_REAL = {
+    "single_face_reversed.mp4": ("single_face.mp4", True, False, 1.0),
+    "single_face_mirrored.mp4": ("single_face.mp4", False, True, 1.0),
+    "single_face_reversed_mirrored.mp4": ("single_face.mp4", True, True, 1.0),
+    "single_face_slowed.mp4": ("single_face.mp4", False, False, 0.5),
+    "face_noface_reversed.mp4": ("face_noface.mov", True, False, 1.0),
+}
+HELD_OUT_SYNTHETIC = ("astronaut_pan_right.mp4",)
+HELD_OUT_EDITS_SYNTHETIC = {
+    "astronaut_pan_right_reversed.mp4": ("astronaut_pan_right.mp4", True, False, 1.0),
+    "astronaut_pan_right_mirrored.mp4": ("astronaut_pan_right.mp4", False, True, 1.0),
+}
+# More people: faces of the shipped group photo, seen through a slow zoom: person 3 has a neutral face, which no
+# training video shows, person 2 a wide smile with the mouth open. Stills are cut together with another clip in
+# training (TimelineVariants), so they add transitions (neutral -> smiling) without crowding out the video's events.
+PHOTO_PEOPLE = ("photo_person_2.mp4", "photo_person_3.mp4")
+GROUP_PHOTO = "multi_face.jpg"
+PHOTO_PERSON_CAPTION = ("This video shows the facial expression of a person from a group photo, seen through a slow "
+                        "zoom; their expression stays the same.")
+HELD_OUT_FRAMES = 16  # what the model is shown of each held-out clip, and what its measured caption is made from
+TRAIN_FRAMES = 128  # the training clips' timelines, measured densely (~6.5 a second of the 19.7 s clip): montages
+# are cut from them
 
-STAGES = ("clips", "annotations", "dataset", "train", "caption", "score")
+STAGES = ("clips", "annotations", "dataset", "held_out", "train", "caption", "score")
 
 
 class Quickstart:
     """Runs the stages in order, skipping those whose record exists (delete `<out>/stages/X.json` to redo X)."""
 
-    def __init__(self, out_dir: Path, shared_media: Path | None, llm: str, max_steps: int, log: Callable[[str], None]):
+    def __init__(self, out_dir: Path, shared_media: Path | None, llm: str, max_steps: int | None,
+                 log: Callable[[str], None]):
         self.out_dir = out_dir
         self.shared_media = shared_media if shared_media and shared_media.is_dir() else None
         self.llm = llm
@@ -119,14 +155,14 @@ class Quickstart:
 
     # ------------------------------------------------------------------------------------------------ stages
     def stage_clips(self, records: dict) -> dict:
-        from facetrack.data.sample_media import write_astronaut_clip
+        from facetrack.data.sample_media import write_astronaut_clip, write_edited_clip, write_face_photo_clips
 
         video_root = self.out_dir / "videos"
-        clips = {}
+        captions = {}
         for motion, caption in ASTRONAUT_CAPTIONS.items():
             name = f"astronaut_{motion}.mp4"
             write_astronaut_clip(video_root / name, motion=motion)
-            clips[name] = caption
+            captions[name] = caption
         if self.shared_media is not None:
             for name, caption in CAPTIONS.items():
                 source = self.shared_media / name
@@ -135,22 +171,34 @@ class Quickstart:
                     if target.is_symlink() or target.exists():
                         target.unlink()
                     target.symlink_to(source.resolve())
-                    clips[name] = caption
-        held_back = HELD_BACK_REAL if HELD_BACK_REAL in clips else f"astronaut_{HELD_BACK_SYNTHETIC}.mp4"
-        return {"video_root": str(video_root), "captions": clips, "held_back": held_back,
-                "real_media": str(self.shared_media) if self.shared_media else None}
+                    captions[name] = caption
+        group_photo = None if self.shared_media is None else self.shared_media / GROUP_PHOTO
+        if group_photo is not None and group_photo.is_file():
+            for path in write_face_photo_clips(group_photo, video_root, prefix="photo_person"):
+                if path.name in PHOTO_PEOPLE:
+                    captions[path.name] = PHOTO_PERSON_CAPTION
+        real = all(name in captions for name in HELD_OUT_REAL) and "WolfgangLanger_Pexels.mp4" in captions
+        if real:  # the astronaut stills are the synthetic-only run's material: beside real videos, only more stills
+            for name in ASTRONAUT_CAPTIONS:
+                captions.pop(f"astronaut_{name}.mp4")
+        held_out, edits = (HELD_OUT_REAL, HELD_OUT_EDITS_REAL) if real else (HELD_OUT_SYNTHETIC,
+                                                                             HELD_OUT_EDITS_SYNTHETIC)
+        for name, (source, reverse, mirror, speed) in edits.items():
+            write_edited_clip(video_root / source, video_root / name, reverse=reverse, mirror=mirror, speed=speed)
+        held_out = [*held_out, *edits]
+        reversed_pairs = [(source, name) for name, (source, reverse, mirror, speed) in edits.items()
+                          if reverse and not mirror and speed == 1.0]
+        return {"video_root": str(video_root), "captions": captions, "held_out": held_out,
+                "train": sorted(name for name in captions if name not in held_out),
+                "reversed_pairs": reversed_pairs, "real_media": str(self.shared_media) if real else None}
 
     def stage_annotations(self, records: dict) -> dict:
         clips = records["clips"]
-        train, held_back = [], []
-        for index, (name, caption) in enumerate(sorted(clips["captions"].items())):
-            item = {"id": f"quickstart_{index:02d}", "video": name, "caption": caption}
-            (held_back if name == clips["held_back"] else train).append(item)
+        train = [{"id": f"quickstart_{index:02d}", "video": name, "caption": clips["captions"][name]}
+                 for index, name in enumerate(clips["train"])]
         train_path = self.out_dir / "annotations_train.json"
-        held_back_path = self.out_dir / "annotations_held_back.json"
         train_path.write_text(json.dumps(train, indent=2))
-        held_back_path.write_text(json.dumps(held_back, indent=2))
-        return {"train": str(train_path), "held_back": str(held_back_path), "num_train": len(train)}
+        return {"train": str(train_path), "num_train": len(train)}
 
     def stage_dataset(self, records: dict) -> dict:
         from facetrack.data.build import build_dataset
@@ -160,81 +208,89 @@ class Quickstart:
             records["annotations"]["train"],
             video_root=records["clips"]["video_root"],
             out_dir=dataset_dir,
-            num_frames=8,
+            num_frames=TRAIN_FRAMES,
             num_proc=1,
         )
         return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
 
+    def stage_held_out(self, records: dict) -> dict:
+        from facetrack.analysis.video_analysis import analyze_video
+        from facetrack.expressions.caption import measured_caption_text
+
+        clips = records["clips"]
+        items = []
+        for index, name in enumerate(clips["held_out"]):
+            analysis = analyze_video(Path(clips["video_root"]) / name, num_frames=HELD_OUT_FRAMES, expressions=True)
+            if analysis.expression_problem:
+                raise RuntimeError(f"cannot measure {name}: {analysis.expression_problem}")
+            items.append({"id": f"held_out_{index:02d}", "video": name,
+                          "caption": measured_caption_text(analysis.measured_caption),
+                          "caption_source": "measured", "human_caption": clips["captions"].get(name)})
+        path = self.out_dir / "annotations_held_out.json"
+        path.write_text(json.dumps(items, indent=2))
+        return {"annotations": str(path), "num_clips": len(items)}
+
     def stage_train(self, records: dict) -> dict:
         from facetrack.training.checkpoints import checkpoints_dir
-        from facetrack.training.config import recipe_path
-        from facetrack.training.run import main as train_main
+        from facetrack.training.config import parse_arguments, recipe_path
+        from facetrack.training.run import run_training
 
         output_dir = self.out_dir / "model"
         argv = [
-            "--config", str(recipe_path("tiny_cpu.yaml")),
+            "--config", str(recipe_path("cpu_expression_stream")),
             "--dataset_name", records["dataset"]["dataset_dir"],
             "--output_dir", str(output_dir),
-            "--max_train_samples", str(records["annotations"]["num_train"]),
-            "--max_steps", str(self.max_steps),
             "--tiny_language_model", self.llm,
             "--tiny_model_dir", str(self.out_dir / "base_model"),
         ]
-        if self.llm == "smollm2":
-            # A 135M-parameter LLM: real matrix sizes, so all cores help; a real LM memorises at a far lower lr.
-            argv += ["--tiny_tokenizer", "smollm2", "--learning_rate", "5e-4", "--per_device_train_batch_size", "2",
-                     "--cpu_threads", str(os.cpu_count() or 1)]
+        if self.max_steps is not None:
+            argv += ["--max_steps", str(self.max_steps), "--save_steps", str(max(10, self.max_steps // 3))]
+        if self.llm == "random":
+            # A tiny random LLM (tests, smoke runs): fully trained, one thread, its own small tokenizer.
+            argv += ["--tiny_tokenizer", "trained", "--use_peft", "false", "--learning_rate", "3e-3",
+                     "--cpu_threads", "1"]
         checkpoints = Path(checkpoints_dir(str(output_dir)))  # beside the model folder, never inside it
         argv += ["--resume_from_checkpoint", "true"] if any(checkpoints.glob("checkpoint-*")) else []
-        train_main(argv)
+        script_args, model_args, training_args = parse_arguments(argv)
+        result = run_training(script_args, model_args, training_args)
         losses = _losses(checkpoints)
-        return {"model_dir": str(output_dir), "first_loss": losses[0] if losses else None,
-                "last_loss": losses[-1] if losses else None, "argv": argv}
+        return {"model_dir": result["final_dir"], "first_loss": losses[0] if losses else None,
+                "last_loss": losses[-1] if losses else None, "steps": training_args.max_steps, "argv": argv}
 
     def stage_caption(self, records: dict) -> dict:
-        held_back = json.loads(Path(records["annotations"]["held_back"]).read_text())[0]
-        video = Path(records["clips"]["video_root"]) / held_back["video"]
-        # A fresh process: the caption comes from the folder on disk, loaded with trust_remote_code.
-        command = [sys.executable, "-m", "facetrack", "describe", str(video), "--model",
-                   records["train"]["model_dir"], "--json", "--max-new-tokens", "160"]
+        eval_dir = self.out_dir / "held_out_eval"
+        # A fresh process: the captions come from the folder on disk, loaded with trust_remote_code.
+        command = [sys.executable, "-m", "facetrack", "eval", "--model", records["train"]["model_dir"],
+                   "--annotations", records["held_out"]["annotations"], "--video-root", records["clips"]["video_root"],
+                   "--out", str(eval_dir), "--num-frames", str(HELD_OUT_FRAMES), "--max-new-tokens", "200",
+                   "--batch-size", "4", "--name", "quickstart model"]
+        started = time.perf_counter()
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             raise RuntimeError(f"`{' '.join(command)}` failed:\n{completed.stderr[-2000:]}")
-        result = json.loads(completed.stdout)
-        # Without the optional expression packages describe says so in one stderr line and gives no measured caption.
-        note = next((line for line in completed.stderr.splitlines() if line.startswith("note: no measured caption")),
-                    None)
-        return {"video": str(video), "reference": held_back["caption"], "caption": result["caption"],
-                "measured_caption": result.get("measured_caption"), "measured_note": note,
-                "main_face_frames": sum(frame["box"] is not None for frame in result["face_track"]["frames"]),
-                "frames": len(result["face_track"]["frames"]), "command": " ".join(command)}
+        seconds = time.perf_counter() - started
+        predictions = [json.loads(line) for line in (eval_dir / "predictions.jsonl").read_text().splitlines()
+                       if line.strip()]
+        return {"predictions": {row["id"]: row["prediction"] for row in predictions}, "eval_dir": str(eval_dir),
+                "command": " ".join(command), "process_seconds": round(seconds, 1)}
 
     def stage_score(self, records: dict) -> dict:
+        from facetrack.evaluation.follows_clip import caption_follows_clip
         from facetrack.evaluation.tem.metric import load_tem_metric
 
         tem = load_tem_metric()
-        caption = records["caption"]
-        scores = tem.compute(predictions=[caption["caption"]], references=[caption["reference"]],
-                             return_events=True)
-        measured = caption.get("measured_caption")
-        measured_scores = None if not measured else tem.compute(
-            predictions=[measured], references=[caption["reference"]], return_events=True)
-        return {"scores": _jsonable(scores), "measured_scores": None if measured_scores is None
-                else _jsonable(measured_scores)}
-
-
-def _score_lines(scores: dict) -> list[str]:
-    """The TEM summary line and the matched-event table of one caption."""
-    summary = {key: value for key, value in scores.items() if isinstance(value, (int, float))}
-    lines = ["TEM:          " + ", ".join(f"{key}={value:.3f}" for key, value in sorted(summary.items()))]
-    table = scores["events"][0]["table"]
-    lines.append(f"matched events ({len(table)} rows; phase in brackets, * = counted in temporal order):")
-    for row in table:
-        predicted = f"[{row['prediction_phase']}] {row['prediction_event']}" if row["prediction_event"] else "-"
-        reference = f"[{row['reference_phase']}] {row['reference_event']}" if row["reference_event"] else "-"
-        mark = "*" if row["in_order"] else " "
-        lines.append(f"  {mark} {row['relation']:<13} {predicted}  <->  {reference}")
-    return lines
+        items = json.loads(Path(records["held_out"]["annotations"]).read_text())
+        predictions = [records["caption"]["predictions"][item["id"]] for item in items]
+        follows = caption_follows_clip(predictions, [item["caption"] for item in items],
+                                       [item["video"] for item in items],
+                                       reversed_pairs=records["clips"]["reversed_pairs"], tem=tem)
+        human = []
+        for item, prediction in zip(items, predictions):
+            if item.get("human_caption"):
+                scores = tem.compute(predictions=[prediction, item["caption"]],
+                                     references=[item["human_caption"]] * 2, return_per_sample=True)["per_sample"]
+                human.append({"video": item["video"], "model": scores[0]["tem"], "measured": scores[1]["tem"]})
+        return {"follows_clip": follows, "against_hand_written": human}
 
 
 def _losses(output_dir: Path) -> list[float]:
@@ -250,38 +306,43 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda item: getattr(item, "__dict__", str(item))))
-
-
 def format_report(records: dict, out_dir: Path) -> str:
-    """The short report printed at the end: what was made, where, and the score."""
-    caption, train, scores = records["caption"], records["train"], records["score"]["scores"]
+    """The report printed at the end: what was made, where, and for each held-out clip the model's caption beside
+    its measured caption, with TEM; then whether the captions follow their clips."""
+    from facetrack.evaluation.follows_clip import format_follows_clip
+
+    clips, train, score = records["clips"], records["train"], records["score"]
+    follows = score["follows_clip"]
     lines = [
         "",
         "FaceTrack-MM quickstart report",
         "=" * 30,
-        f"clips:        {len(records['clips']['captions'])} in {records['clips']['video_root']}"
-        + ("" if records["clips"]["real_media"] else "  (synthesised only: ../shared/media not found)"),
-        f"annotations:  {records['annotations']['train']} (train), {records['annotations']['held_back']} (held back)",
+        f"model:        {train['model_dir']}  (Hub layout; {train['steps']} steps, training loss "
+        f"{_number(train['first_loss'])} -> {_number(train['last_loss'])})",
+        "              what it is: a small LLM (SmolLM2-135M) that verbalises measured expression tokens (1 per frame:",
+        "              blendshapes, head pose, eye / mouth / brow measures, emotions), trained on weak labels (captions",
+        "              written by rules from the measurements) of montages of a few clips. It cannot see appearance.",
+        f"trained on:   {', '.join(clips['train'])}"
+        + ("" if clips["real_media"] else "  (synthesised only: no real sample videos found)"),
         f"dataset:      {records['dataset']['dataset_dir']}  (load_dataset('{records['dataset']['dataset_dir']}'))",
-        f"model:        {train['model_dir']}  (Hub layout; training loss {_number(train['first_loss'])} -> {_number(train['last_loss'])})",
-        f"held back:    {caption['video']}  (main face in {caption['main_face_frames']}/{caption['frames']} frames)",
-        f"reference:    {caption['reference']}",
-        f"caption:      {caption['caption']}",
-        "              (generated by the model reloaded from disk with trust_remote_code, in a fresh process)",
+        f"held out:     {len(clips['held_out'])} clips no training example comes from, {HELD_OUT_FRAMES} frames each "
+        f"({records['held_out']['annotations']})",
+        "",
     ]
-    lines += _score_lines(scores)
-    measured, measured_scores = caption.get("measured_caption"), records["score"].get("measured_scores")
-    if measured and measured_scores:
-        lines += [f"measured:     {measured}",
-                  "              (measured: written by rules from face landmarks and an emotion classifier on the "
-                  "same frames, not by a language model)"]
-        lines += _score_lines(measured_scores)
-    else:
-        lines.append(f"measured:     not available ({caption.get('measured_note') or 'no measured caption'})")
+    for clip in follows["clips"]:
+        lines += [f"{clip['name']}  (TEM of the model's caption against the measured one: {clip['own']:.3f})",
+                  f"  model:    {clip['prediction']}",
+                  f"  measured: {clip['reference']}"]
+    lines += ["", "Does each caption follow its own clip? TEM against its own clip's measured caption and against the "
+              "other clips':"]
+    lines += ["  " + line for line in format_follows_clip(follows)]
+    for row in score["against_hand_written"]:
+        lines.append(f"  against the hand-written caption of {row['video']}: TEM model {row['model']:.3f}, "
+                     f"measured {row['measured']:.3f}")
     lines += [
         "",
+        "(measured: written by rules from face landmarks and an emotion classifier on the same frames, not by a "
+        "language model; the model's captions came from the folder reloaded with trust_remote_code in a fresh process)",
         f"Try it:  facetrack describe VIDEO --model {train['model_dir']}",
         f"Demo:    FACETRACK_MODEL={train['model_dir']} make demo",
         f"Stages are recorded in {out_dir / 'stages'}; re-running reuses them.",

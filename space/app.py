@@ -144,6 +144,8 @@ def build_demo(
                         interactive=False,
                         elem_id="caption",
                     )
+                    if captioner.notice:  # what the model is, from its card: said where its captions are read
+                        gr.Markdown(captioner.notice, elem_id="model-notice")
             people = gr.Gallery(
                 label="People", columns=6, height=190, allow_preview=False, fit_columns=False, object_fit="contain",
                 elem_id="people",

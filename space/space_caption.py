@@ -38,6 +38,18 @@ class CaptionModel:
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             ) from error
 
+    @property
+    def notice(self) -> str | None:
+        """The model card's notice of what the model is (a demonstration model's warning, or what the CPU
+        expression-stream model is), shown beside its captions; None for a Hub id or a card without one."""
+        card = Path(self.model_path) / "README.md"
+        if not card.is_file():
+            return None
+        for line in card.read_text(encoding="utf-8").splitlines():
+            if line.startswith("> **"):
+                return line[2:]
+        return None
+
     def stream(self, video_path: str, analysis=None) -> Iterator[str]:
         """Yield the caption as it grows (generate runs in a thread feeding a TextIteratorStreamer). With the page's
         analysis, the model sees exactly the frames and face boxes the page shows, and nothing is decoded or

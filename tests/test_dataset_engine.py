@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from facetrack.data.build import DatasetBuildError, build_dataset
-from facetrack.data.clips import measured_caption_text, plan_windows
+from facetrack.data.clips import plan_windows
+from facetrack.expressions.caption import measured_caption_text
 from facetrack.data.sample_media import write_astronaut_clip
 from facetrack.data.sources import list_videos
 from facetrack.expressions.caption import MEASURED_LABEL, PHRASES

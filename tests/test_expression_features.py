@@ -3,6 +3,8 @@ again): on made-up timelines for the rules, and against the real pipeline on a r
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from facetrack.expressions.measure import BLENDSHAPE_NAMES, ExpressionTimeline, 
 from facetrack.expressions.models import missing_expression_dependencies
 from facetrack.expressions.report import report_from_timeline
 from facetrack.expressions.variants import (
-    TimelineVariant, mirror, random_variant, resample, retime, reverse, window,
+    TimelineVariant, concatenate, mirror, random_variant, resample, retime, reverse, window,
 )
 from facetrack.video.decode import load_video
 
@@ -107,9 +109,9 @@ def test_a_grimace_is_no_smiling_state():
 
 def test_a_model_config_records_the_feature_set_and_other_sets_are_refused():
     check_feature_set(dict(EXPRESSION_FEATURES))
-    assert EXPRESSION_FEATURES["size"] == len(set(COLUMNS)) == 52 + 9 + 7 + 16 + 2
-    with pytest.raises(ValueError, match="version 2 with 86 columns.*version 1.*differs in version"):
-        check_feature_set({**EXPRESSION_FEATURES, "version": 2})
+    assert EXPRESSION_FEATURES["size"] == len(set(COLUMNS)) == 52 + 9 + 7 + 16 + 28 + 2
+    with pytest.raises(ValueError, match="version 1 with 114 columns.*version 2.*differs in version"):
+        check_feature_set({**EXPRESSION_FEATURES, "version": 1})
     with pytest.raises(ValueError, match="differs in size"):
         check_feature_set({**EXPRESSION_FEATURES, "size": 68, "columns": COLUMNS[:68]})
     swapped = list(COLUMNS)
@@ -186,6 +188,26 @@ def test_a_variant_re_derives_its_measured_caption_and_random_ones_vary():
     for v in drawn:
         assert v.seconds is None or (1.5 <= v.seconds and v.start + v.seconds <= 8.0 + 1e-6)
         assert 0.5 <= v.speed <= 2.0 and len(v.apply(timeline, frame_width=640)) == v.num_frames
+
+
+def test_a_montage_tells_its_pieces_events_in_the_order_they_are_cut_together():
+    timeline = made_up_timeline(6.0, 10.0, smile=lambda t: 0.9 if t >= 3.0 else 0.0,
+                                happy=lambda t: 0.9 if t >= 3.0 else 0.0)
+    source = report_from_timeline(timeline, 1, ExpressionConfig())
+    assert kinds(source.events) == ["smile_start", "emotion_shift"]
+    # The smile's end (the clip reversed), then its start: two smiles, in that order, one after the other.
+    montage = concatenate([reverse(timeline), window(timeline, 1.0, 4.0)])
+    assert len(montage) == 60 + 40 and list(montage.timestamps) == sorted(montage.timestamps)
+    assert montage.timestamps[60] == pytest.approx(6.0) and montage.timestamps[-1] == pytest.approx(9.9)
+    assert [frame.frame_index for frame in montage.frames] == list(range(100))
+    smiles = [event for event in report_from_timeline(montage, 1).events if event.kind.startswith("smile")]
+    assert kinds(smiles) == ["smile_end", "smile_start"] and smiles[0].time < 6.0 < smiles[1].time
+    with pytest.raises(ValueError, match="nothing to concatenate"):
+        concatenate([])
+    # Short windows on demand.
+    rng = np.random.default_rng(0)
+    drawn = [random_variant(timeline, rng, max_seconds=2.0, whole_probability=0.0) for _ in range(30)]
+    assert all(1.5 <= variant.seconds <= 2.0 for variant in drawn)
 
 
 # ------------------------------------------------------------------------------------- against real edited videos

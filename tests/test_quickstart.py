@@ -25,31 +25,42 @@ def test_quickstart_end_to_end_then_reuses_finished_stages(tmp_path):
     first = run_quickstart(out_dir)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "FaceTrack-MM quickstart report" in first.stdout
-    assert "TEM:" in first.stdout and "tem=" in first.stdout
     for name in STAGES:
         assert (out_dir / "stages" / f"{name}.json").is_file(), name
 
-    # The model folder is a complete Hub repo, and the caption came from a fresh process that loaded it.
-    model_dir = out_dir / "model"
+    # The model folder is a complete Hub repo reading the expression stream alone.
+    train = json.loads((out_dir / "stages" / "train.json").read_text())
+    model_dir = Path(train["model_dir"])
     config = json.loads((model_dir / "config.json").read_text())
     assert "AutoModelForImageTextToText" in config["auto_map"]
-    assert (model_dir / "modeling_facetrack.py").is_file() and (model_dir / "README.md").is_file()
+    assert (config["expression_tokens_per_frame"], config["global_tokens_per_frame"], config["face_tokens_per_frame"]
+            ) == (1, 0, 0)
+    assert (model_dir / "modeling_facetrack.py").is_file()
+    assert "What this model is: a small LLM that verbalises measured expression tokens" in (
+        model_dir / "README.md").read_text()
+    # No training example comes from the held-out clips (synthetic only: the astronaut panning right, and its
+    # reversed and mirrored edits, written by the quickstart).
+    clips = json.loads((out_dir / "stages" / "clips.json").read_text())
+    assert clips["held_out"] == ["astronaut_pan_right.mp4", "astronaut_pan_right_reversed.mp4",
+                                 "astronaut_pan_right_mirrored.mp4"]
+    assert not set(clips["train"]) & set(clips["held_out"])
+    assert [row["video"] for row in json.loads((out_dir / "annotations_train.json").read_text())] == clips["train"]
+    # Every held-out clip was captioned by a fresh process that loaded the folder, and scored against every clip's
+    # measured caption.
     caption = json.loads((out_dir / "stages" / "caption.json").read_text())
-    assert caption["caption"] and "describe" in caption["command"] and str(model_dir) in caption["command"]
-    assert caption["main_face_frames"] >= caption["frames"] - 1  # the astronaut's face is in every frame
-    score = json.loads((out_dir / "stages" / "score.json").read_text())
-    assert 0.0 <= score["scores"]["tem"] <= 1.0
-    # The measured caption (same frames, no language model) is in the report beside the model's, each with its TEM.
-    if missing_expression_dependencies():
-        assert "measured:     not available" in first.stdout and "pip install" in first.stdout
-    else:
-        assert caption["measured_caption"].startswith("Measured description")
-        assert 0.0 <= score["measured_scores"]["tem"] <= 1.0
-        report = first.stdout[first.stdout.index("FaceTrack-MM quickstart report"):]
-        assert f"measured:     {caption['measured_caption']}" in report
-        assert "not by a language model" in report
-        assert report.count("TEM:          ") == 2
-        assert f"tem={score['measured_scores']['tem']:.3f}" in report.split("measured:     ")[1]
+    assert " eval " in caption["command"] and str(model_dir) in caption["command"]
+    held_out = json.loads((out_dir / "annotations_held_out.json").read_text())
+    assert sorted(caption["predictions"]) == sorted(item["id"] for item in held_out)
+    if not missing_expression_dependencies():
+        assert all(item["caption_source"] == "measured" and not item["caption"].startswith("Measured description")
+                   for item in held_out)
+    follows = json.loads((out_dir / "stages" / "score.json").read_text())["follows_clip"]
+    assert [clip["name"] for clip in follows["clips"]] == clips["held_out"]
+    assert 0.0 <= follows["mean_own"] <= 1.0 and len(follows["matrix"]) == 3
+    report = first.stdout[first.stdout.index("FaceTrack-MM quickstart report"):]
+    for clip in follows["clips"]:
+        assert f"{clip['name']}  (TEM of the model's caption against the measured one: {clip['own']:.3f})" in report
+    assert "verbalises measured expression tokens" in report and "Does each caption follow its own clip?" in report
 
     # Run again: every stage is reused, nothing is recomputed.
     dataset_record = (out_dir / "stages" / "dataset.json").stat().st_mtime_ns
@@ -81,35 +92,35 @@ def test_interrupted_quickstart_resumes_without_redoing_finished_stages(tmp_path
     assert not (out_dir / "stages" / "dataset.json").exists()  # an interrupted stage leaves no record
 
     records = quickstart.run()
-    assert calls == ["clips", "annotations", "dataset", "dataset", "train", "caption", "score"]
+    assert calls == ["clips", "annotations", "dataset", "dataset", "held_out", "train", "caption", "score"]
     assert set(records) == set(STAGES)
 
 
-def test_report_shows_both_captions_with_their_tem(tmp_path):
-    """The report's lines for a recorded run: the model's caption and TEM, then the measured caption, labelled as
-    measured, and its own TEM; a run without the expression packages says why the measured one is missing."""
-    def scores(tem: float, event: str) -> dict:
-        row = {"prediction_phase": 0, "prediction_event": event, "reference_phase": 0, "reference_event": event,
-               "relation": "entailment", "in_order": True}
-        return {"tem": tem, "content_f1": tem, "events": [{"table": [row]}]}
+def test_report_shows_each_held_out_caption_beside_its_measured_caption(tmp_path):
+    """The report for a recorded run: per held-out clip the model's caption, the measured one and the TEM between
+    them; then the table of own against other clips' TEM and the reversed-order check."""
+    from facetrack.evaluation.follows_clip import caption_follows_clip
 
+    predictions = ["At the beginning, the person starts to smile.", "At the beginning, the person frowns.",
+                   "Towards the end, the person frowns."]
+    references = ["At the beginning, the person starts to smile.", "At the beginning, the person closes their eyes.",
+                  "Towards the end, the person frowns."]
+    names = ["a.mp4", "b.mp4", "a_reversed.mp4"]
+    follows = caption_follows_clip(predictions, references, names, reversed_pairs=[("a.mp4", "a_reversed.mp4")])
     records = {
-        "clips": {"captions": {"a.mp4": "x"}, "video_root": "videos", "real_media": None},
-        "annotations": {"train": "train.json", "held_back": "held.json"},
+        "clips": {"train": ["t.mp4"], "held_out": names, "real_media": "media", "video_root": "videos"},
         "dataset": {"dataset_dir": "dataset"},
-        "train": {"model_dir": "model", "first_loss": 2.0, "last_loss": 1.0},
-        "caption": {"video": "a.mp4", "reference": "REF", "caption": "MODEL TEXT", "main_face_frames": 8, "frames": 8,
-                    "measured_caption": "Measured description (...). At the beginning, the person smiles."},
-        "score": {"scores": scores(0.125, "the person frowns"), "measured_scores": scores(0.5, "the person smiles")},
+        "held_out": {"annotations": "held.json"},
+        "train": {"model_dir": "model/merged", "first_loss": 2.0, "last_loss": 0.5, "steps": 140},
+        "score": {"follows_clip": follows, "against_hand_written": [{"video": "a.mp4", "model": 0.25,
+                                                                   "measured": 0.5}]},
     }
     report = format_report(records, tmp_path)
-    model_part, measured_part = report.split("measured:     ")
-    assert "caption:      MODEL TEXT" in model_part and "tem=0.125" in model_part and "the person frowns" in model_part
-    assert measured_part.startswith("Measured description (...)") and "not by a language model" in measured_part
-    assert "tem=0.500" in measured_part and "the person smiles" in measured_part
-    records["caption"].update(measured_caption=None, measured_note="note: no measured caption: pip install X")
-    records["score"]["measured_scores"] = None
-    assert "measured:     not available (note: no measured caption: pip install X)" in format_report(records, tmp_path)
+    assert "a.mp4  (TEM of the model's caption against the measured one: 1.000)" in report
+    assert "  model:    At the beginning, the person frowns.\n  measured: At the beginning, the person closes" in report
+    assert "against the hand-written caption of a.mp4: TEM model 0.250, measured 0.500" in report
+    assert f"own beats other in {follows['wins']}/{follows['pairs']} pairs" in report
+    assert "reversed a_reversed.mp4" in report and "FACETRACK_MODEL=model/merged make demo" in report
 
 
 def test_quickstart_rejects_bad_arguments(tmp_path):
@@ -132,3 +143,14 @@ def test_quickstart_refuses_to_mix_runs_made_with_other_options(tmp_path, monkey
     Quickstart(tmp_path, None, "random", 5, log=lambda line: None).run()
     with pytest.raises(ValueError, match="pass --fresh to start over"):
         Quickstart(tmp_path, None, "smollm2", 5, log=lambda line: None).run()
+
+
+def test_fresh_deletes_only_a_quickstart_run(tmp_path):
+    """`--fresh` removes an earlier quickstart run; a folder of the user's that --out names is refused and kept."""
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "thesis.tex").write_text("months of work")
+    refused = subprocess.run([sys.executable, "-m", "facetrack", "quickstart", "--out", str(users), "--fresh"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "holds no quickstart run" in refused.stderr
+    assert (users / "thesis.tex").read_text() == "months of work"

@@ -69,7 +69,7 @@ NOT_RUN = {
     "facetrack dataset build --videos /mnt/videos --out data/auto --engine ray --ray-address auto --num-proc 64":
         "needs the cluster above (tests/test_dataset_engine.py runs --engine ray on a local 2-CPU cluster)",
     "make demo": "starts a server that runs until stopped (tests/test_space.py drives the demo)",
-    "FACETRACK_MODEL=quickstart_output/model make demo": "starts a server (tests/test_space.py)",
+    "FACETRACK_MODEL=quickstart_output/model/merged make demo": "starts a server (tests/test_space.py)",
 }
 
 

@@ -511,6 +511,8 @@ def test_browser_end_to_end_with_streamed_caption(
     assert "not by a language model" in page.locator("#measured-caption").inner_text()
     caption_block = page.locator("#caption").inner_text()
     assert "Model caption" in caption_block and f"{tiny_model_dir.parent.name}/{tiny_model_dir.name}" in caption_block
+    # What the model is, from its card, beside its captions (the tiny test model's: a demonstration warning).
+    assert "Warning: a demonstration model" in page.locator("#model-notice").inner_text()
 
     # The caption is the model's own (greedy, same frames and track), built up in steps that only ever extend it.
     # (How many steps the page shows depends on how the browser batches the stream; the API test counts them.)

@@ -374,6 +374,90 @@ def test_a_stream_only_model_trains_on_stored_timelines_without_decoding(tiny_da
     assert model.get_parameter("model.expression_projector.linear_1.weight").grad.abs().sum() > 0
 
 
+def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements(tiny_dataset, tiny_base, tmp_path,
+                                                                                 monkeypatch):
+    """With timeline variants each row is, at every visit, a montage of its stored timeline with its measured
+    caption as the target: frames and captions vary, the same seed gives the same batches, nothing is decoded or
+    measured; a model that reads pixels and a row without measurements are refused by name."""
+    import sys
+
+    from facetrack.analysis import video_analysis
+    from facetrack.expressions import measure
+    from facetrack.expressions.caption import MEASURED_LABEL
+    from facetrack.hub.builders import build_tiny_model
+    from facetrack.training.collator import TimelineVariants
+    from facetrack.video import decode
+
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    if not rows[0]["face_track"].get("expressions"):
+        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
+    folder = build_tiny_model(tmp_path / "stream-only", tokenizer="trained", global_tokens_per_frame=0,
+                              face_tokens_per_frame=0, expression_tokens_per_frame=1, timestamps=False)
+    model, processor = training.load_model_and_processor(str(folder), ModelArguments())
+    assert processor.timestamp_template is None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("montages are cut from the stored timelines: nothing is decoded or measured")
+
+    for module in (decode, video_analysis, sys.modules[type(processor.video_processor).__module__]):
+        monkeypatch.setattr(module, "load_video", refuse)
+    monkeypatch.setattr(measure.ExpressionAnalyzer, "__init__", refuse)
+
+    def batches(seed: int) -> list[dict]:
+        collator = FaceTrackDataCollator(processor, timeline_variants=TimelineVariants(seed=seed, frame_counts=(3, 5), max_seconds=None))
+        return [collator([rows[0], rows[0]]) for _ in range(6)]
+
+    first, again, other = batches(0), batches(0), batches(1)
+    answers = set()
+    for batch in first:
+        assert set(batch["video_num_frames"].tolist()) <= {3, 5}
+        assert batch["expression_features"].shape[0] == int(batch["video_num_frames"].sum())
+        for labels in batch["labels"]:
+            answer = processor.decode(labels[labels != -100])
+            assert answer.startswith("This video shows") and MEASURED_LABEL not in answer
+            answers.add(answer)
+    assert len(answers) > 1, "the montages' captions vary"
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["expression_features"],
+                                                                            b["expression_features"])
+               for a, b in zip(first, again))
+    assert any(not torch.equal(a["expression_features"], b["expression_features"]) for a, b in zip(first, other)
+               if a["expression_features"].shape == b["expression_features"].shape) or any(
+        a["expression_features"].shape != b["expression_features"].shape for a, b in zip(first, other))
+    model.train()
+    model(**first[0]).loss.backward()
+    assert model.get_parameter("model.expression_projector.linear_1.weight").grad.abs().sum() > 0
+
+    pixel_model, pixel_processor = training.load_model_and_processor(str(tiny_base), ModelArguments())
+    with pytest.raises(TrainingSetupError, match="expression stream alone"):
+        FaceTrackDataCollator(pixel_processor, timeline_variants=TimelineVariants())
+    bare = {**rows[0], "id": "bare", "face_track": {**rows[0]["face_track"], "expressions": {}}}
+    with pytest.raises(TrainingSetupError, match="row 'bare'.*no measured expressions"):
+        FaceTrackDataCollator(processor, timeline_variants=TimelineVariants())([bare])
+
+
+def test_the_cpu_stream_recipe_trains_a_stream_only_model_with_full_batches(tiny_dataset, tmp_path,
+                                                                           restore_torch_threads):
+    """`--config cpu_expression_stream` (here over a tiny random LLM, 2 steps): a model without a vision tower,
+    one expression token per frame and no timestamps; the 4-row split is repeated so every batch is full."""
+    output_dir = tmp_path / "stream-run"
+    script_args, model_args, training_args = parse_arguments([
+        "--config", "cpu_expression_stream", "--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir),
+        "--tiny_language_model", "random", "--tiny_tokenizer", "trained", "--use_peft", "false",
+        "--max_steps", "3", "--per_device_train_batch_size", "3", "--cpu_threads", "1", "--logging_steps", "1"])
+    result = training.run_training(script_args, model_args, training_args)
+    assert len(result["trainer"].train_dataset) >= 9
+    from transformers import AutoConfig, AutoProcessor
+
+    config = AutoConfig.from_pretrained(result["final_dir"], trust_remote_code=True)
+    assert (config.global_tokens_per_frame, config.face_tokens_per_frame, config.expression_tokens_per_frame) == (
+        0, 0, 1) and config.vision_config is None
+    assert AutoProcessor.from_pretrained(result["final_dir"], trust_remote_code=True).timestamp_template is None
+    for bad, message in ((["--variant_frame_counts", "8,x"], "variant_frame_counts must be"),
+                         (["--variant_part_counts", "0"], "variant_part_counts must be")):
+        with pytest.raises(TrainingSetupError, match=message):
+            parse_arguments(["--config", "cpu_expression_stream", *bad])
+
+
 def test_trainable_parts_default_and_choices(tiny_base):
     from transformers import AutoModelForImageTextToText
 

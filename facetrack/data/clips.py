@@ -52,6 +52,7 @@ import numpy as np
 
 from facetrack.data.schema import build_messages, dataset_features, instruction_for
 from facetrack.data.sources import DatasetBuildError, _ItemProblem, _resolve_item, _shown, read_inside
+from facetrack.expressions.caption import measured_caption_text
 
 CLIP_MAX_SIDE = 1280  # stored clips: longer side at most this (training looks at 384-pixel frames and face crops)
 CLIP_ENCODING = {"codec": "libx264", "pix_fmt": "yuv420p", "crf": "23", "preset": "veryfast", "threads": "1"}
@@ -190,13 +191,6 @@ def encode_clip(frames: np.ndarray, timestamps: list[float], fps: float) -> byte
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()
-
-
-def measured_caption_text(caption: str) -> str:
-    """The measured caption without its "Measured description (...)." label."""
-    from facetrack.expressions.caption import MEASURED_LABEL
-
-    return caption.removeprefix(MEASURED_LABEL).strip()
 
 
 # ---------------------------------------------------------------------------------------------------- parts

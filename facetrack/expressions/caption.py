@@ -52,6 +52,28 @@ PHRASES = {
 EMOTION_WORDS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",
                  "surprise": "surprised", "neutral": "neutral"}
 _COUNTS = {1: "", 2: " twice", 3: " three times"}
+WIDE_SMILE_STRENGTH = 0.8  # a smile start this strong "breaks into a wide smile"
+_STATE_PHRASES = {"eyes_closed": "{p} eyes are closed", "smiling": "{s} is smiling", "mouth_open": "{p} mouth is open",
+                  "lips_pressed": "{p} lips are pressed together", "brows_raised": "{p} eyebrows are raised",
+                  "brows_furrowed": "{p} eyebrows are knitted in a frown"}
+
+
+def feature_phrases(subject: str = "the person", possessive: str = "their") -> dict[str, str]:
+    """The caption's words for each state and event column of the expression features (`features.py`): what a
+    frame with that column on would be described as. A model's expression projector can start out from them
+    (`facetrack.hub.builders.lexical_expression_init`), so that its tokens read as these words from the first
+    step."""
+    s, p = subject, possessive
+    phrases = {f"state:{name}": phrase.format(s=s, p=p) for name, phrase in _STATE_PHRASES.items()}
+    for label, word in EMOTION_WORDS.items():
+        phrases[f"state:emotion:{label}"] = f"{p} face is neutral" if label == "neutral" else f"{s} looks {word}"
+    for kind, phrase in PHRASES.items():
+        phrases[f"event:{kind}"] = phrase.format(s=s, p=p)
+    phrases["event:blink"] = f"{s} blinks"
+    phrases["event:wide_smile"] = f"{s} breaks into a wide smile"
+    for label, word in EMOTION_WORDS.items():
+        phrases[f"event:emotion_to:{label}"] = f"{p} expression changes to {word}"
+    return phrases
 
 
 def _join(clauses: list[str], subject: str = "") -> str:
@@ -71,7 +93,7 @@ def _event_clause(event: ExpressionEvent, subject: str, possessive: str) -> str:
         before = EMOTION_WORDS.get(event.details.get("from"), event.details.get("from", "another expression"))
         after = EMOTION_WORDS.get(event.details.get("to"), event.details.get("to", "another expression"))
         return f"{possessive} expression changes from {before} to {after}"
-    if event.kind == "smile_start" and event.strength >= 0.8:
+    if event.kind == "smile_start" and event.strength >= WIDE_SMILE_STRENGTH:
         return f"{subject} breaks into a wide smile"
     return PHRASES[event.kind].format(s=subject, p=possessive)
 
@@ -119,6 +141,12 @@ def initial_state(timeline: ExpressionTimeline, config: ExpressionConfig, second
     elif emotion is not None:
         clauses.append(f"{s} looks {EMOTION_WORDS.get(emotion, emotion)}")
     return clauses
+
+
+def measured_caption_text(caption: str) -> str:
+    """A measured caption without its "Measured description (...)." label: the text a training row or a model
+    writes (a model's caption is not a measurement)."""
+    return caption.removeprefix(MEASURED_LABEL).strip()
 
 
 def measured_caption(

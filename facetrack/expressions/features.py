@@ -24,6 +24,10 @@ One row per sampled frame of the followed person's measured timeline (`Expressio
   angle minus its value at the first measured frame, degrees / 45, clipped to [-2, 2]), and
   `state:emotion:LABEL` (7, one-hot: the dominant emotion after the disagreement rule; all 0 where none
   reaches `emotion_min_probability`);
+- `event:*` (28): the measured events (`detect_events`; a report's own events), each at the sampled frame nearest
+  its time: `event:KIND` for every kind but emotion shifts (its count there: a frame can hold two blinks),
+  `event:wide_smile` (a smile start of strength >= 0.8, which the caption calls "breaks into a wide smile") and
+  `event:emotion_to:LABEL` (7: an emotion shift to that emotion). These are the caption's clauses, frame by frame;
 - `time:position` (0 at the first measured frame, 1 at the last: where the caption's four phases lie) and
   `time:seconds` (seconds since the first measured frame / 10, clipped to [0, 3]: how long things take).
 
@@ -38,8 +42,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from facetrack.expressions.caption import WIDE_SMILE_STRENGTH
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.events import (
+    EVENT_KINDS,
     _brow_evidence,
     _clean_runs,
     _hysteresis,
@@ -66,11 +72,14 @@ _COLUMNS = (
     + [f"state:{name}" for name in LEVEL_STATES]
     + ["state:yaw_change", "state:pitch_change", "state:roll_change"]
     + [f"state:emotion:{label}" for label in EMOTION_LABELS]
+    + [f"event:{kind}" for kind in EVENT_KINDS if kind != "emotion_shift"]
+    + ["event:wide_smile"]
+    + [f"event:emotion_to:{label}" for label in EMOTION_LABELS]
     + ["time:position", "time:seconds"]
 )
 EXPRESSION_FEATURES = {
     "name": "facetrack-expression-features",
-    "version": 1,
+    "version": 2,
     "size": len(_COLUMNS),
     "columns": list(_COLUMNS),
 }
@@ -143,12 +152,36 @@ def level_states(timeline: ExpressionTimeline, config: ExpressionConfig | None =
     return states
 
 
+def event_columns(events, t: np.ndarray) -> list[np.ndarray]:
+    """The `event:*` columns: each event counted at the sampled time nearest its own."""
+    kinds = [kind for kind in EVENT_KINDS if kind != "emotion_shift"]
+    names = [f"event:{kind}" for kind in kinds] + ["event:wide_smile"] + [f"event:emotion_to:{label}"
+                                                                          for label in EMOTION_LABELS]
+    values = {name: np.zeros(len(t)) for name in names}
+    for event in events:
+        frame = int(np.argmin(np.abs(t - event.time)))
+        if event.kind == "emotion_shift":
+            name = f"event:emotion_to:{event.details.get('to')}"
+            if name in values:
+                values[name][frame] += 1.0
+            continue
+        values[f"event:{event.kind}"][frame] += 1.0
+        if event.kind == "smile_start" and event.strength >= WIDE_SMILE_STRENGTH:
+            values["event:wide_smile"][frame] += 1.0
+    return [values[name] for name in names]
+
+
 def expression_features(source, config: ExpressionConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(features (T, N) float32, present (T,) bool) of a timeline or an `ExpressionReport` (see the module docstring;
     N = EXPRESSION_FEATURES["size"]). `config`: the rules' thresholds for the states (default: the report's own,
     else `ExpressionConfig()`)."""
     timeline, report_config = _as_timeline(source)
     config = config or report_config or ExpressionConfig()
+    events = getattr(source, "events", None)
+    if events is None:
+        from facetrack.expressions.events import detect_events
+
+        events = detect_events(timeline, config)
     if list(timeline.blendshape_names) != list(BLENDSHAPE_NAMES) or list(timeline.emotion_labels) != list(
             EMOTION_LABELS):
         raise ValueError("the timeline's blendshape names or emotion labels are not the ones this feature set "
@@ -177,6 +210,7 @@ def expression_features(source, config: ExpressionConfig | None = None) -> tuple
         columns.append(np.clip((angle - angle[first]) / POSE_SCALE_DEGREES, -2.0, 2.0))
     dominant = dominant_emotions(timeline, config)
     columns += [np.array([value == label for value in dominant], dtype=np.float64) for label in EMOTION_LABELS]
+    columns += event_columns(events, t)
 
     measured_times = t[present]
     span = max(float(measured_times[-1] - measured_times[0]), 1e-9)

@@ -161,15 +161,17 @@ def random_variant(
     timeline: ExpressionTimeline,
     rng: np.random.Generator,
     min_seconds: float = 1.5,
+    max_seconds: float | None = None,
     speeds: tuple[float, float] = (0.5, 2.0),
     frame_counts: tuple[int, ...] = (8, 12, 16, 24, 32),
     reverse_probability: float = 0.5,
     mirror_probability: float = 0.5,
     whole_probability: float = 0.1,
 ) -> TimelineVariant:
-    """A variant drawn at random: the whole clip (`whole_probability`) or a window of uniformly drawn length
-    (at least `min_seconds`, at most the clip) at a uniform offset, a log-uniform speed in `speeds`, reversed and
-    mirrored with the given probabilities, sampled to one of `frame_counts`."""
+    """A variant drawn at random: the whole clip (`whole_probability`, or when it is no longer than `min_seconds`)
+    or a window of uniformly drawn length (at least `min_seconds`, at most `max_seconds` and the clip) at a uniform
+    offset, a log-uniform speed in `speeds`, reversed and mirrored with the given probabilities, sampled to one of
+    `frame_counts`."""
     t = timeline.timestamps
     if len(t) == 0:
         raise ValueError("an empty timeline has no variants")
@@ -177,10 +179,32 @@ def random_variant(
     if rng.random() < whole_probability or duration <= min_seconds:
         start, seconds = 0.0, None
     else:
-        seconds = float(rng.uniform(min_seconds, duration))
+        seconds = float(rng.uniform(min_seconds, min(duration, max_seconds or duration)))
         start = float(t[0] + rng.uniform(0.0, duration - seconds))
     speed = float(np.exp(rng.uniform(np.log(speeds[0]), np.log(speeds[1]))))
     return TimelineVariant(start=round(start, 3), seconds=None if seconds is None else round(seconds, 3),
                            speed=round(speed, 3), reverse=bool(rng.random() < reverse_probability),
                            mirror=bool(rng.random() < mirror_probability),
                            num_frames=int(rng.choice(frame_counts)))
+
+
+def concatenate(timelines: list[ExpressionTimeline]) -> ExpressionTimeline:
+    """The timelines one after another, as if cut together into one file: each starts one of its own sampling steps
+    after the previous one's last frame; frames are numbered 0..n-1."""
+    if not timelines:
+        raise ValueError("nothing to concatenate")
+    names = {tuple(timeline.blendshape_names) for timeline in timelines}
+    if len(names) > 1:
+        raise ValueError("the timelines were measured with different blendshape sets")
+    frames, times, offset = [], [], 0.0
+    for timeline in timelines:
+        t = timeline.timestamps
+        if len(t) == 0:
+            continue
+        step = float(np.median(np.diff(t))) if len(t) > 1 else 0.1
+        frames += timeline.frames
+        times += list(t - t[0] + offset)
+        offset = times[-1] + step
+    if not frames:
+        raise ValueError("the timelines have no frames")
+    return _renumbered(timelines[0], frames, times)

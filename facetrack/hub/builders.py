@@ -89,6 +89,51 @@ def assemble_model(
     return model, processor_for(config, tokenizer)
 
 
+def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
+    """Start the expression projector out speaking the LLM's words: for each state and event column of the feature
+    set that the caption has words for (`facetrack.expressions.caption.feature_phrases`), one hidden unit of the
+    MLP passes that column on (GELU(scale x value)) and the second layer writes the mean input embedding of the
+    phrase's tokens, so a frame where the person breaks into a wide smile starts out as a token that reads like
+    "the person breaks into a wide smile" (summed with the other columns on in that frame). The other hidden units
+    keep their random first layer and get a zero second layer: the raw measures enter as training finds them
+    useful. The no-expression embedding starts as the words "no face is visible". Returns the columns given words.
+
+    Why: a small LLM trained for minutes on a few clips learns to read random projections poorly (it learns the
+    clips' stories instead); tokens that already mean the events leave it only the captions' wording to learn."""
+    from facetrack.expressions.caption import feature_phrases
+
+    projector = model.model.expression_projector
+    if projector is None:
+        raise ValueError("the model has no expression stream")
+    embeddings = model.get_input_embeddings().weight
+
+    def phrase_embedding(text: str) -> torch.Tensor:
+        ids = tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+        return embeddings[ids].detach().float().mean(0)
+
+    columns = model.config.expression_features["columns"]
+    phrases = feature_phrases()
+    given = [column for column in columns if column in phrases]
+    if len(given) > projector.text_width:
+        raise ValueError(f"{len(given)} phrase columns do not fit a projector {projector.text_width} wide")
+    with torch.no_grad():
+        first, second = projector.linear_1, projector.linear_2
+        second.weight.zero_()
+        if second.bias is not None:
+            second.bias.zero_()
+        for unit, column in enumerate(given):
+            first.weight[unit].zero_()
+            first.weight[unit, columns.index(column)] = scale
+            if first.bias is not None:
+                first.bias[unit] = 0.0
+            vector = (phrase_embedding(phrases[column]) / scale).to(second.weight.dtype)
+            for token in range(projector.num_tokens):  # every token of the frame starts the same
+                second.weight[token * projector.text_width:(token + 1) * projector.text_width, unit] = vector
+        missing = phrase_embedding("no face is visible").to(model.model.no_expression_embedding.dtype)
+        model.model.no_expression_embedding.copy_(missing.expand_as(model.model.no_expression_embedding))
+    return given
+
+
 def fresh_visual_parts(config: FaceTrackConfig, dtype: torch.dtype, seed: int | None = None) -> dict:
     """Randomly initialised projectors and learned embeddings (what no pretrained part provides), by name."""
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -223,6 +268,7 @@ def build_tiny_model(
     num_frames: int = 8,
     seed: int = 0,
     expression_tokens_per_frame: int = 0,
+    timestamps: bool = True,
 ) -> Path:
     """Build a tiny FaceTrack-MM and save it as a complete Hub folder; returns the folder.
 
@@ -236,6 +282,8 @@ def build_tiny_model(
     expression_tokens_per_frame: the expression stream's tokens per frame (0: off), beside the vision tokens or,
         without them, alone: e.g. `build_tiny_model(out, language_model="smollm2", global_tokens_per_frame=0,
         face_tokens_per_frame=0, expression_tokens_per_frame=1)` is the real SmolLM2 + a fresh expression projector.
+    timestamps: whether the prompt writes each frame's time before its tokens (`<t=1.5s>`, ~7 tokens a frame); the
+        stream's features hold each frame's time already.
     """
     from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -278,7 +326,11 @@ def build_tiny_model(
         face_tokens_per_frame=face_tokens_per_frame,
         use_no_face_embedding=use_no_face_embedding,
     )
+    if expression_tokens_per_frame:
+        lexical_expression_init(model, processor.tokenizer)
     processor.num_frames = num_frames
+    if not timestamps:
+        processor.timestamp_template = None
     base_models = ["HuggingFaceTB/SmolLM2-135M-Instruct"] if language_model == "smollm2" else []
     parts = ("random weights (a 2-layer LLM" if language_model == "random"
              else "SmolLM2-135M-Instruct under random weights (") + f", a {image_size} px vision encoder, projectors)"

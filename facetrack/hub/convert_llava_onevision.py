@@ -40,6 +40,7 @@ from facetrack.hub.builders import (
     expression_stream_settings,
     finish_model,
     fresh_visual_parts,
+    lexical_expression_init,
     model_from_parts,
     processor_for,
 )
@@ -201,6 +202,8 @@ def convert_llava_onevision(
     parts["video_newline_embedding"] = torch.nn.Parameter(llava.model.image_newline.detach().clone())
     model = model_from_parts(config, llava.model.vision_tower, llava.model.language_model, llava.lm_head, parts)
     finish_model(model, tokenizer, llava.generation_config, exact_vocab=False)
+    if config.has_expression_stream:  # the new projector starts out as the caption's words (see the function)
+        lexical_expression_init(model, tokenizer)
     if getattr(llava_config, "image_token_id", None) is not None:  # FaceTrack-MM takes no images
         model.generation_config.suppress_tokens = [*model.generation_config.suppress_tokens, llava_config.image_token_id]
 

@@ -16,6 +16,17 @@ DEMONSTRATION_WARNING = (
     "`single_gpu_0p5b` or `paper_7b` recipe on a real dataset."
 )
 
+STREAM_MODEL_NOTE = (
+    "**What this model is: a small LLM that verbalises measured expression tokens.** {what} It has no image "
+    "encoder: per sampled frame it reads {tokens} expression token(s) projected from the followed person's "
+    "measurements by pretrained face models (MediaPipe's 52 blendshapes and head pose, eye / mouth / brow measures, "
+    "fer's emotion probabilities, and the rule states and events computed from them), so it describes how the face "
+    "changes and cannot see appearance, clothes or the scene. It was trained on weak labels: captions written by rules "
+    "from those measurements, for montages of a few clips. For the paper's model (SigLIP global and face tokens "
+    "beside the stream, trained on human captions), train FaceTrack-MM's `single_gpu_0p5b` or `paper_7b` recipe on a "
+    "GPU."
+)
+
 
 def portable_path(value: str | os.PathLike) -> str:
     """What a model card may say about a path on the machine that built it: a path under the working folder becomes

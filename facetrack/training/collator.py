@@ -6,8 +6,117 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataclasses import replace
+
+import numpy as np
+
 from facetrack.training.config import TrainingSetupError
 from facetrack.training.data import row_video, subsample_track, track_frame_indices
+
+
+class TimelineVariants:
+    """Training examples drawn from the rows' measured timelines: at each call, a montage of 1 or more edited pieces
+    (`facetrack.expressions.variants.random_variant`: a window of at most `max_seconds`, re-timed, maybe reversed
+    and mirrored) cut together (`concatenate`) and sampled to one of `frame_counts`, with its events and measured
+    caption derived again. Each piece comes from the row's own timeline, or with probability `other_clip_share`
+    from another row's seen before: a montage that cuts between clips, as a film cuts between shots, so that
+    transitions the clips never show (from one person's neutral face to another's smile) are in the data. A row
+    whose own timeline has no event (a still face) always starts a montage that cuts to another clip.
+
+    The caption is a weak label (written by rules from the measurements, not by a person), and it describes exactly
+    the montage's measurements: a model trained on montages learns to read the stream frame by frame instead of
+    learning a few clips' stories by heart. Only for models that read the stream alone: the pixels of a montage do
+    not exist. A draw whose measurements give no event at all is kept with probability `keep_eventless` (a long
+    clip sampled sparsely often has none) and drawn again otherwise, at most `max_draws` times.
+    """
+
+    def __init__(self, seed: int = 0, frame_counts: tuple[int, ...] = (8, 12, 16),
+                 part_counts: tuple[int, ...] = (1, 1, 2), max_seconds: float | None = 5.0,
+                 other_clip_share: float = 0.5, keep_eventless: float = 0.25, max_draws: int = 20):
+        if not frame_counts or min(frame_counts) < 2:
+            raise TrainingSetupError(f"variant frame counts must be at least 2 each, got {list(frame_counts)}")
+        if not part_counts or min(part_counts) < 1:
+            raise TrainingSetupError(f"variant part counts must be at least 1 each, got {list(part_counts)}")
+        if max_seconds is not None and not max_seconds > 0:
+            raise TrainingSetupError(f"variant max seconds must be > 0, got {max_seconds}")
+        if not 0 <= other_clip_share <= 1:
+            raise TrainingSetupError(f"variant other-clip share must be in [0, 1], got {other_clip_share}")
+        self.rng = np.random.default_rng(seed)
+        self.frame_counts = tuple(frame_counts)
+        self.part_counts = tuple(part_counts)
+        self.max_seconds = max_seconds
+        self.other_clip_share = other_clip_share
+        self.keep_eventless = keep_eventless
+        self.max_draws = max_draws
+        self._sources: dict[tuple, tuple[Any, float]] = {}  # each row's parsed report and frame width, read once
+
+    def source(self, track: dict[str, Any], row_id: Any) -> tuple[Any, float]:
+        """The followed person's measured report stored in a row's track, and the frame width (TrainingSetupError
+        when there is no report)."""
+        key = (str(row_id), len(track["frames"]))
+        if key not in self._sources:
+            from facetrack.expressions.report import ExpressionReport
+
+            person = track.get("person_id")
+            stored = (track.get("expressions") or {}).get(str(person))
+            if stored is None:
+                raise TrainingSetupError(
+                    f"row {row_id!r}: its face track holds no measured expressions of the followed person, which "
+                    "timeline variants are drawn from: build the dataset with expressions (the default)"
+                )
+            report = ExpressionReport.from_dict(stored)
+            # A clip sampled at more frames than it has repeats frames (same index, same time): montages are cut
+            # from its distinct frames.
+            indices = [frame.frame_index for frame in report.timeline.frames]
+            distinct = [position for position, index in enumerate(indices) if index not in indices[:position]]
+            if len(distinct) < len(indices):
+                report = report.select_frames(distinct)
+            self._sources[key] = (report, float(track["width"]))
+        return self._sources[key]
+
+    def __call__(self, track: dict[str, Any], row_id: Any = None) -> tuple[dict[str, Any], str | None]:
+        """(the montage's face track, its measured caption without the "Measured description" label); for a row
+        where nobody is followed, (its track, None): it trains as it is, with its own caption."""
+        from facetrack.expressions.caption import measured_caption_text
+        from facetrack.expressions.report import report_from_timeline
+        from facetrack.expressions.variants import concatenate, random_variant, resample
+
+        if track.get("person_id") is None:  # nobody followed (no face): nothing to edit, the row trains as it is
+            return track, None
+        own = self.source(track, row_id)
+        others = [self._sources[key] for key in sorted(self._sources) if self._sources[key] is not own]
+        # A clip whose own timeline has no event (a still face) teaches only "stays the same" alone: it is cut
+        # together with another clip instead (its state, then the other's: a change no clip shows).
+        still = not own[0].events and bool(others) and self.other_clip_share > 0
+        for _ in range(self.max_draws):
+            count = max(2, int(self.rng.choice(self.part_counts))) if still else int(self.rng.choice(self.part_counts))
+            pieces = []
+            for index in range(count):
+                from_other = others and count > 1 and (
+                    (still and index > 0) or (not still and self.rng.random() < self.other_clip_share))
+                report, width = others[self.rng.integers(len(others))] if from_other else own
+                variant = random_variant(report.timeline, self.rng, min_seconds=1.5 if count == 1 else 1.0,
+                                         max_seconds=self.max_seconds)
+                pieces.append(replace(variant, num_frames=None).apply(report.timeline, width))
+            timeline = resample(concatenate(pieces), int(self.rng.choice(self.frame_counts)))
+            report = report_from_timeline(timeline, own[0].person_id, own[0].config)
+            if report.events or self.rng.random() < self.keep_eventless:
+                break
+        return variant_track(track, report), measured_caption_text(report.caption)
+
+
+def variant_track(track: dict[str, Any], report) -> dict[str, Any]:
+    """A stored face track (`FaceTrackResult.to_dict()`) standing for an edited clip: the followed person alone, at
+    the frames of `report`'s timeline (their boxes where the face was measured), with `report` as their
+    expressions."""
+    person = track["person_id"]
+    boxes = [frame.box for frame in report.timeline.frames]
+    frames = [{"timestamp": frame.timestamp, "frame_index": frame.frame_index, "box": frame.box, "score": None,
+               "person_id": person if frame.box is not None else None, "interpolated": False}
+              for frame in report.timeline.frames]
+    return {**track, "frames": frames, "shot_cuts": [], "tracks": {str(person): boxes},
+            "track_scores": {str(person): [None] * len(boxes)}, "persons": {str(person): {"fragments": []}},
+            "expressions": {str(person): report.to_dict()}}
 
 
 class FaceTrackDataCollator:
@@ -32,6 +141,7 @@ class FaceTrackDataCollator:
         num_frames: int | None = None,
         max_length: int | None = None,
         face_source: str = "precomputed",
+        timeline_variants: TimelineVariants | None = None,
     ):
         if face_source not in ("precomputed", "detect"):
             raise TrainingSetupError(f"face_source must be 'precomputed' or 'detect', got {face_source!r}")
@@ -40,6 +150,12 @@ class FaceTrackDataCollator:
         self.num_frames = num_frames
         self.max_length = max_length
         self.face_source = face_source
+        self.timeline_variants = timeline_variants
+        if timeline_variants is not None and (self.needs_pixels or face_source != "precomputed"):
+            raise TrainingSetupError(
+                "timeline variants edit the stored measurements only, so they need a model that reads the "
+                "expression stream alone (no global or face tokens) and face_source='precomputed'"
+            )
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         from facetrack.data.build import DatasetBuildError
@@ -47,14 +163,18 @@ class FaceTrackDataCollator:
 
         texts, answers, videos, tracks = [], [], [], []
         for example in examples:
-            full, answer = self._texts(example["messages"])
+            messages = example["messages"]
             track = example["face_track"]
             if not isinstance(track, dict):
                 raise TrainingSetupError(
                     f"row {example.get('id')!r}: face_track is a {type(track).__name__}, not a parsed track: give "
                     "the collator rows of training_data.load_training_splits / training_split"
                 )
-            if self.num_frames is not None and self.num_frames != len(track["frames"]):
+            if self.timeline_variants is not None:  # a montage of the row's timeline, captioned by its measurements
+                track, caption = self.timeline_variants(track, example.get("id"))
+                if caption is not None:
+                    messages = [*messages[:-1], {"role": "assistant", "content": [{"type": "text", "text": caption}]}]
+            elif self.num_frames is not None and self.num_frames != len(track["frames"]):
                 try:
                     track = subsample_track(track, self.num_frames)
                 except DatasetBuildError as error:
@@ -74,6 +194,7 @@ class FaceTrackDataCollator:
             else:
                 # The same frames the dataset build sampled (uniformly, this many), so both modes see the same pixels.
                 clip = load_video(video, num_frames=len(track["frames"]))
+            full, answer = self._texts(messages)
             texts.append(full)
             answers.append(answer)
             videos.append(clip)
@@ -94,9 +215,13 @@ class FaceTrackDataCollator:
     def prompt_text(self, example: dict[str, Any]) -> str:
         """A row's prompt with its `<video>` expanded, as the processor expands it for that row's frames."""
         track = example["face_track"]
-        if self.num_frames is not None and self.num_frames != len(track["frames"]):
-            track = subsample_track(track, self.num_frames)
-        frames = track["frames"]
+        if self.timeline_variants is not None:  # the longest montage: the most frames, at the latest times
+            count = max(self.timeline_variants.frame_counts)
+            frames = [{"timestamp": 100.0 * index / count, "box": [0, 0, 1, 1]} for index in range(count)]
+        else:
+            if self.num_frames is not None and self.num_frames != len(track["frames"]):
+                track = subsample_track(track, self.num_frames)
+            frames = track["frames"]
         # precomputed: the followed person's boxes say where a face is; detect: unknown before decoding, so every
         # frame counts as having one (the most tokens a frame can take).
         present = [frame.get("box") is not None or self.face_source == "detect" for frame in frames]

@@ -43,6 +43,27 @@ class ScriptArguments:
             "pool's overhead outweighs the parallelism, badly so on a shared machine."
         },
     )
+    timeline_variants: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on montages of each row's measured timeline (windows, re-timed, reversed, mirrored, cut "
+            "together), drawn anew at every step, each captioned by its own measurements (weak labels). For models "
+            "that read the expression stream alone; rows are repeated so that batches are full."
+        },
+    )
+    variant_frame_counts: str = field(
+        default="8,12,16", metadata={"help": "With timeline_variants: the frame counts a montage is sampled to."}
+    )
+    variant_part_counts: str = field(
+        default="1,1,2", metadata={"help": "With timeline_variants: how many pieces a montage has (drawn from these)."}
+    )
+    variant_max_seconds: float = field(
+        default=5.0, metadata={"help": "With timeline_variants: the longest piece, in the source clip's seconds."}
+    )
+    variant_other_clip_share: float = field(
+        default=0.5,
+        metadata={"help": "With timeline_variants: the share of a montage's pieces taken from another row's clip."},
+    )
     face_source: str = field(
         default="precomputed",
         metadata={
@@ -85,6 +106,17 @@ class ModelArguments:
             "help": "Face tokens per frame (a perfect square). Only when building a tiny model, or equal to the "
             "pretrained model's: the face projector and the no-face embedding are sized by it."
         },
+    )
+    global_tokens_per_frame: int | None = field(
+        default=None, metadata={"help": "Global tokens per frame of a tiny model built for the run (0: none)."}
+    )
+    expression_tokens_per_frame: int | None = field(
+        default=None,
+        metadata={"help": "Expression-stream tokens per frame of a tiny model built for the run (0: no stream)."},
+    )
+    timestamps: bool = field(
+        default=True,
+        metadata={"help": "Whether a tiny model built for the run writes each frame's time (<t=1.5s>) in the prompt."},
     )
     train_vision_tower: bool = field(default=False, metadata={"help": "Train the vision encoder (frozen by default)."})
     train_projectors: bool = field(
@@ -206,6 +238,20 @@ def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments,
     at_least("max_eval_samples", script_args.max_eval_samples, 1)
     at_least("cpu_threads", script_args.cpu_threads, 1)
     at_least("lora_r", model_args.lora_r, 1, allow_none=False)
+    for name in ("variant_frame_counts", "variant_part_counts"):
+        try:
+            counts = parse_counts(getattr(script_args, name))
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < (2 if name == "variant_frame_counts" else 1):
+            problems.append(f"{name} must be comma-separated whole numbers (at least "
+                            f"{2 if name == 'variant_frame_counts' else 1}), got {getattr(script_args, name)!r}")
+    if not script_args.variant_max_seconds > 0:
+        problems.append(f"variant_max_seconds must be > 0, got {script_args.variant_max_seconds}")
+    if not 0 <= script_args.variant_other_clip_share <= 1:
+        problems.append(f"variant_other_clip_share must be in [0, 1], got {script_args.variant_other_clip_share}")
+    at_least("global_tokens_per_frame", model_args.global_tokens_per_frame, 0)
+    at_least("expression_tokens_per_frame", model_args.expression_tokens_per_frame, 0)
     if script_args.face_source not in ("precomputed", "detect"):
         problems.append(f"face_source must be 'precomputed' or 'detect', got {script_args.face_source!r}")
     if not 0 <= model_args.lora_dropout < 1:
@@ -214,3 +260,8 @@ def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments,
         problems.append(f"projector_lr must be > 0, got {model_args.projector_lr}")
     if problems:
         raise TrainingSetupError("; ".join(problems))
+
+
+def parse_counts(text: str) -> list[int]:
+    """"8,12,16" -> [8, 12, 16] (ValueError on anything else)."""
+    return [int(part) for part in str(text).split(",") if part.strip()]

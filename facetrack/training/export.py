@@ -43,13 +43,23 @@ def model_card_with_recipe(config, recipe: dict[str, Any], model_path: str, demo
     `demonstration`, a warning first that the model only demonstrates the pipeline."""
     import yaml
 
-    from facetrack.hub.model_card import DEMONSTRATION_WARNING, model_card, portable_path
+    from facetrack.hub.model_card import DEMONSTRATION_WARNING, STREAM_MODEL_NOTE, model_card, portable_path
 
     steps = recipe.get("training", {}).get("max_steps")
-    warning = DEMONSTRATION_WARNING.format(what=(
-        "It was trained from a tiny model with a random vision encoder, built for the run (FaceTrack-MM's `tiny_cpu` "
-        f"recipe), for {steps if steps and steps > 0 else 'a few'} steps on a handful of clips."
-    )) if demonstration else None
+    steps = steps if steps and steps > 0 else "a few"
+    stream_only = getattr(config, "has_expression_stream", False) and not getattr(config, "has_vision_path", True) \
+        and not getattr(config, "has_face_path", True)
+    if demonstration and stream_only:
+        warning = STREAM_MODEL_NOTE.format(tokens=config.expression_tokens_per_frame, what=(
+            f"A {config.text_config.num_hidden_layers}-layer LLM ({config.text_config.hidden_size} wide) built for the "
+            f"run and trained for {steps} steps (FaceTrack-MM's `cpu_expression_stream` recipe, as in `facetrack "
+            "quickstart`)."))
+    elif demonstration:
+        warning = DEMONSTRATION_WARNING.format(what=(
+            "It was trained from a tiny model with a random vision encoder, built for the run (FaceTrack-MM's "
+            f"`tiny_cpu` recipe), for {steps} steps on a handful of clips."))
+    else:
+        warning = None
     card = model_card(config, model_name="FaceTrack-MM (instruction-tuned)", warning=warning)
     recipe_yaml = yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False)
     start = (f"a tiny model built for the run (`{portable_path(model_path)}`)" if demonstration

@@ -48,8 +48,11 @@ def resolve_model_path(model_args: ModelArguments, output_dir: str) -> str:
         build_kwargs = {}
         if model_args.tiny_tokenizer is not None:
             build_kwargs["tokenizer"] = model_args.tiny_tokenizer
-        if model_args.face_tokens_per_frame is not None:
-            build_kwargs["face_tokens_per_frame"] = model_args.face_tokens_per_frame
+        for name in ("face_tokens_per_frame", "global_tokens_per_frame", "expression_tokens_per_frame"):
+            if getattr(model_args, name) is not None:
+                build_kwargs[name] = getattr(model_args, name)
+        if not model_args.timestamps:
+            build_kwargs["timestamps"] = False
         # Built beside its place and renamed into it when complete, so an interrupted build leaves no half folder.
         # A partial folder is deleted only when facetrack made it (its marker file) and the run that made it is gone.
         for stale in tiny_dir.parent.glob(f".{tiny_dir.name}.partial-*"):

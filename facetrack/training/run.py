@@ -23,12 +23,13 @@ import sys
 from typing import Any
 
 from facetrack.training.checkpoints import checkpoints_dir, resolve_checkpoint
-from facetrack.training.collator import FaceTrackDataCollator
+from facetrack.training.collator import FaceTrackDataCollator, TimelineVariants
 from facetrack.training.config import (
     ModelArguments,
     ScriptArguments,
     TrainingSetupError,
     parse_arguments,
+    parse_counts,
 )
 from facetrack.training.data import load_training_splits
 from facetrack.training.export import export_final_model, recipe_record
@@ -68,11 +69,21 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     ################
     # Training
     ################
+    variants = None
+    if script_args.timeline_variants:
+        variants = TimelineVariants(seed=training_args.data_seed if training_args.data_seed is not None
+                                    else training_args.seed,
+                                    frame_counts=tuple(parse_counts(script_args.variant_frame_counts)),
+                                    part_counts=tuple(parse_counts(script_args.variant_part_counts)),
+                                    max_seconds=script_args.variant_max_seconds,
+                                    other_clip_share=script_args.variant_other_clip_share)
+        train_dataset = repeated_rows(train_dataset, training_args)
     collator = FaceTrackDataCollator(
         processor,
         num_frames=script_args.num_frames,
         max_length=training_args.max_length,
         face_source=script_args.face_source,
+        timeline_variants=variants,
     )
     # A prompt that leaves no room for its caption is refused now, not at the step that reaches its row.
     collator.check_max_length(train_dataset, f"{script_args.dataset_name} split {script_args.dataset_train_split!r}")
@@ -96,6 +107,19 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     final_dir = export_final_model(trainer, processor, model_args, recipe, model_path, output_dir)
     logger.info("final model written to %s", final_dir)
     return {"trainer": trainer, "train_result": train_result, "final_dir": final_dir}
+
+
+def repeated_rows(dataset, training_args):
+    """With timeline variants each visit of a row is a new example: repeat a small split's rows so that every batch
+    is full and one pass covers the run's steps (a split of 2 rows and batches of 4 would otherwise give batches of
+    2)."""
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps \
+        * max(training_args.world_size, 1)
+    wanted = batch * (training_args.max_steps if training_args.max_steps > 0 else 1)
+    if len(dataset) >= wanted:
+        return dataset
+    repeats = -(-wanted // len(dataset))
+    return dataset.select([index for _ in range(repeats) for index in range(len(dataset))])
 
 
 def main(argv: list[str] | None = None) -> int:
