@@ -3,8 +3,6 @@ again): on made-up timelines for the rules, and against the real pipeline on a r
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 

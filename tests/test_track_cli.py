@@ -371,3 +371,17 @@ def test_the_strip_of_a_chosen_person_is_not_called_main(media_dir, tmp_path, ca
     assert main(["track", str(path), "--frames", "4", "--no-expressions", "--person", str(other)]) == 0
     printed = capsys.readouterr().out
     assert f"chosen (person {other}) face per frame: CCCC" in printed and "MMMM" not in printed
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["track", "clip.mp4", "--frames", "abc"], "facetrack track: error: argument --frames: invalid int value: 'abc'"),
+    (["dataset", "build", "--videos", "v"], "facetrack dataset build: error: the following arguments are required: "
+                                             "--out"),
+    (["nosuch"], "facetrack: error: argument COMMAND: invalid choice: 'nosuch'"),
+])
+def test_a_bad_argument_is_one_line_not_the_whole_usage(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith(expected), err
+    assert err[0].endswith("--help`)")

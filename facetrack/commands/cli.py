@@ -16,8 +16,16 @@ class UserError(Exception):
     """An error caused by the user's input: printed as one readable line, exit code 2, no traceback."""
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints a command's whole usage (dozens of lines) before a bad value's message; one line naming the
+    argument and the problem is enough. Subcommand parsers are made of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="facetrack",
         description="FaceTrack-MM: follow the main character's face through a video and describe how "
         "their facial expression changes.",
