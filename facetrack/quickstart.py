@@ -93,7 +93,7 @@ HELD_OUT_EDITS_SYNTHETIC = {
 # More people: faces of the shipped group photo, seen through a slow zoom: person 3 has a neutral face, which no
 # training video shows, person 2 a wide smile with the mouth open. Stills are cut together with another clip in
 # training (TimelineVariants), so they add transitions (neutral -> smiling) without crowding out the video's events.
-PHOTO_PEOPLE = ("photo_person_2.mp4", "photo_person_3.mp4")
+PHOTO_PEOPLE = (2, 3)  # the detector's person ids in the photo
 GROUP_PHOTO = "multi_face.jpg"
 PHOTO_PERSON_CAPTION = ("This video shows the facial expression of a person from a group photo, seen through a slow "
                         "zoom; their expression stays the same.")
@@ -159,10 +159,6 @@ class Quickstart:
 
         video_root = self.out_dir / "videos"
         captions = {}
-        for motion, caption in ASTRONAUT_CAPTIONS.items():
-            name = f"astronaut_{motion}.mp4"
-            write_astronaut_clip(video_root / name, motion=motion)
-            captions[name] = caption
         if self.shared_media is not None:
             for name, caption in CAPTIONS.items():
                 source = self.shared_media / name
@@ -170,17 +166,20 @@ class Quickstart:
                     target = video_root / name
                     if target.is_symlink() or target.exists():
                         target.unlink()
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     target.symlink_to(source.resolve())
                     captions[name] = caption
-        group_photo = None if self.shared_media is None else self.shared_media / GROUP_PHOTO
-        if group_photo is not None and group_photo.is_file():
-            for path in write_face_photo_clips(group_photo, video_root, prefix="photo_person"):
-                if path.name in PHOTO_PEOPLE:
+            group_photo = self.shared_media / GROUP_PHOTO
+            if group_photo.is_file():
+                for path in write_face_photo_clips(group_photo, video_root, prefix="photo_person",
+                                                   person_ids=PHOTO_PEOPLE):
                     captions[path.name] = PHOTO_PERSON_CAPTION
         real = all(name in captions for name in HELD_OUT_REAL) and "WolfgangLanger_Pexels.mp4" in captions
-        if real:  # the astronaut stills are the synthetic-only run's material: beside real videos, only more stills
-            for name in ASTRONAUT_CAPTIONS:
-                captions.pop(f"astronaut_{name}.mp4")
+        if not real:  # the astronaut stills are the synthetic run's material (beside real videos: only more stills)
+            for motion, caption in ASTRONAUT_CAPTIONS.items():
+                name = f"astronaut_{motion}.mp4"
+                write_astronaut_clip(video_root / name, motion=motion)
+                captions[name] = caption
         held_out, edits = (HELD_OUT_REAL, HELD_OUT_EDITS_REAL) if real else (HELD_OUT_SYNTHETIC,
                                                                              HELD_OUT_EDITS_SYNTHETIC)
         for name, (source, reverse, mirror, speed) in edits.items():

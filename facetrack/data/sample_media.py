@@ -5,6 +5,7 @@ example and the tests."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,11 +94,12 @@ def write_edited_clip(
 
 def write_face_photo_clips(
     photo: str | os.PathLike, out_dir: str | os.PathLike, prefix: str = "photo_person", num_frames: int = 36,
-    fps: float = 12.0, size: int = 256,
+    fps: float = 12.0, size: int = 256, person_ids: Sequence[int] | None = None,
 ) -> list[Path]:
-    """One short clip per face of a photo (e.g. a group photo): a square window around the face (2.5x its box),
-    seen through a slow zoom-in, as H.264 .mp4 files `<prefix>_<n>.mp4` in `out_dir` (n = the detector's person id).
-    More people for a quickstart that has few: each face's expression is the photo's, still."""
+    """One short clip per face of a photo (e.g. a group photo; `person_ids`: only those of the detector's person
+    ids, default all): a square window around the face (2.5x its box), seen through a slow zoom-in, as H.264 .mp4
+    files `<prefix>_<n>.mp4` in `out_dir` (n = the person id). More people for a quickstart that has few: each
+    face's expression is the photo's, still."""
     import cv2
 
     from facetrack.analysis.overlay import write_video
@@ -109,6 +111,8 @@ def write_face_photo_clips(
     analysis = analyze_video(photo, expressions=False)
     paths = []
     for person_id, person in sorted(analysis.track.persons.items()):
+        if person_ids is not None and person_id not in person_ids:
+            continue
         box = next(box for box in person.boxes if box is not None)
         center_x, center_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         side = min(2.5 * max(box[2] - box[0], box[3] - box[1]), width, height)

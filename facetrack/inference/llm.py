@@ -100,11 +100,6 @@ class OpenAICompatibleClient:
         self.timeout = timeout
 
     def complete(self, prompt: str, temperature: float = 0.0, seed: int | None = None) -> str:
-        import requests
-
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
         body = {
             "model": self.model_id,
             "messages": [{"role": "user", "content": prompt}],
@@ -113,17 +108,31 @@ class OpenAICompatibleClient:
         }
         if seed is not None:
             body["seed"] = seed
-        url = f"{self.base_url}/chat/completions"
-        try:
-            response = requests.post(url, json=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise LLMError(f"TEM: could not reach the LLM endpoint {url}: {error}") from error
-        if response.status_code != 200:
-            raise LLMError(f"TEM: LLM endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}")
-        try:
-            return response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise LLMError(f"TEM: unexpected answer from {url}: {response.text[:300]}") from error
+        return post_chat_completion(self.base_url, body, self.api_key, self.timeout, LLMError,
+                                    endpoint="LLM endpoint", prefix="TEM: ")
+
+
+def post_chat_completion(base_url: str, body: dict, api_key: str | None, timeout: float,
+                         error: type[Exception], endpoint: str, prefix: str = "") -> str:
+    """POST `body` to an OpenAI-compatible `<base_url>/chat/completions`; the answer's text ("" when empty). An
+    unreachable endpoint, an HTTP error or an answer of another shape raises `error`, naming the `endpoint` (what
+    the caller calls it) and the URL, after `prefix`."""
+    import requests
+
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    url = f"{base_url}/chat/completions"
+    try:
+        response = requests.post(url, json=body, headers=headers, timeout=timeout)
+    except requests.RequestException as failure:
+        raise error(f"{prefix}could not reach the {endpoint} {url}: {failure}") from failure
+    if response.status_code != 200:
+        raise error(f"{prefix}{endpoint} {url} answered HTTP {response.status_code}: {response.text[:300]}")
+    try:
+        return response.json()["choices"][0]["message"]["content"] or ""
+    except (ValueError, KeyError, IndexError, TypeError) as failure:
+        raise error(f"{prefix}unexpected answer from {url}: {response.text[:300]}") from failure
 
 
 class TransformersChatClient:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from facetrack.data.schema import FEC_BENCH_PROMPT
+from facetrack.inference.llm import post_chat_completion
 
 
 class EndpointError(OSError):
@@ -223,25 +224,11 @@ class OpenAIVideoCaptioner:
         return [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}]
 
     def caption(self, video, prompt: str, num_frames: int | None, max_new_tokens: int) -> str:
-        import requests
-
         frames = sample_frames(video, num_frames or self.default_num_frames)
         body = {"model": self.model_name, "messages": self.messages(frames, prompt), "temperature": 0,
                 "max_tokens": max_new_tokens}
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        url = f"{self.base_url}/chat/completions"
-        try:
-            response = requests.post(url, json=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise EndpointError(f"could not reach the chat endpoint {url}: {error}") from error
-        if response.status_code != 200:
-            raise EndpointError(f"chat endpoint {url} answered HTTP {response.status_code}: {response.text[:300]}")
-        try:
-            return (response.json()["choices"][0]["message"]["content"] or "").strip()
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise EndpointError(f"unexpected answer from {url}: {response.text[:300]}") from error
+        return post_chat_completion(self.base_url, body, self.api_key, self.timeout, EndpointError,
+                                    endpoint="chat endpoint").strip()
 
     def generate_captions(self, videos, prompt: str = FEC_BENCH_PROMPT, num_frames: int | None = None,
                           max_new_tokens: int = 256) -> tuple[list[str], list[dict]]:

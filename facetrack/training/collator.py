@@ -67,10 +67,11 @@ class TimelineVariants:
             report = ExpressionReport.from_dict(stored)
             # A clip sampled at more frames than it has repeats frames (same index, same time): montages are cut
             # from its distinct frames.
-            indices = [frame.frame_index for frame in report.timeline.frames]
-            distinct = [position for position, index in enumerate(indices) if index not in indices[:position]]
-            if len(distinct) < len(indices):
-                report = report.select_frames(distinct)
+            first_positions: dict[int, int] = {}
+            for position, frame in enumerate(report.timeline.frames):
+                first_positions.setdefault(frame.frame_index, position)
+            if len(first_positions) < len(report.timeline):
+                report = report.select_frames(sorted(first_positions.values()))
             self._sources[key] = (report, float(track["width"]))
         return self._sources[key]
 

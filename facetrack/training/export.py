@@ -47,8 +47,7 @@ def model_card_with_recipe(config, recipe: dict[str, Any], model_path: str, demo
 
     steps = recipe.get("training", {}).get("max_steps")
     steps = steps if steps and steps > 0 else "a few"
-    stream_only = getattr(config, "has_expression_stream", False) and not getattr(config, "has_vision_path", True) \
-        and not getattr(config, "has_face_path", True)
+    stream_only = config.has_expression_stream and not config.has_vision_path and not config.has_face_path
     if demonstration and stream_only:
         warning = STREAM_MODEL_NOTE.format(tokens=config.expression_tokens_per_frame, what=(
             f"A {config.text_config.num_hidden_layers}-layer LLM ({config.text_config.hidden_size} wide) built for the "
