@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -164,10 +165,11 @@ class Quickstart:
                 source = self.shared_media / name
                 if source.is_file():
                     target = video_root / name
-                    if target.is_symlink() or target.exists():
+                    if target.is_symlink():  # an earlier version linked them: the dataset build refuses links
                         target.unlink()
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.symlink_to(source.resolve())
+                    # A copy, not a link: the dataset build reads only files inside its video root (a few MB).
+                    shutil.copyfile(source, target)
                     captions[name] = caption
             group_photo = self.shared_media / GROUP_PHOTO
             if group_photo.is_file():
@@ -210,6 +212,11 @@ class Quickstart:
             num_frames=TRAIN_FRAMES,
             num_proc=1,
         )
+        # Every training clip must be in the data: a clip the build dropped would silently train another model.
+        missing = report.to_dict()["dropped"] + report.to_dict()["no_face"]
+        if missing:
+            raise RuntimeError("the dataset build left out training clips: " + "; ".join(
+                f"{item.get('video')}: {item.get('reason') or item.get('status')}" for item in missing))
         return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
 
     def stage_held_out(self, records: dict) -> dict:

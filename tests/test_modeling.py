@@ -411,6 +411,80 @@ def test_unmeasured_frames_get_the_no_expression_embedding(stream_model_and_proc
         assert not torch.allclose(model(**changed).logits, output.logits)
 
 
+@pytest.mark.parametrize("tokens_per_frame", [1, 3])
+def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
+    """lexical_expression_init: a frame's tokens start as the caption's words for what is on in it (events, states)
+    and for the caption phase its time falls in, each word told apart from the others (orthogonal) and nearest to
+    its own phrase; with 3 tokens per frame each of the three in its own token, with 1 all summed."""
+    from facetrack.expressions.caption import PHASES, feature_phrases
+    from facetrack.hub.builders import lexical_expression_init
+    from facetrack.hub.tokenizers import add_facetrack_tokens, load_smollm2_tokenizer
+
+    tokenizer = load_smollm2_tokenizer()
+    add_facetrack_tokens(tokenizer, expression_token=True)
+    config = FaceTrackConfig(vision_config=None, global_tokens_per_frame=0, face_tokens_per_frame=0,
+                             expression_tokens_per_frame=tokens_per_frame, expression_features=EXPRESSION_FEATURES,
+                             text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 96,
+                                          "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                          "num_key_value_heads": 1})
+    torch.manual_seed(0)
+    model = FaceTrackForConditionalGeneration(config).eval()
+    given = lexical_expression_init(model, tokenizer)
+    phrases = feature_phrases()
+    assert set(given) == {*phrases, "time:position"}
+    embeddings = model.get_input_embeddings().weight.detach()
+
+    def mean_embedding(text):
+        return embeddings[tokenizer(" " + text, add_special_tokens=False)["input_ids"]].mean(0)
+
+    columns = EXPRESSION_FEATURES["columns"]
+    projector = model.model.expression_projector
+    texts = [*(phrases[column] for column in phrases), *PHASES]
+    means = torch.nn.functional.normalize(torch.stack([mean_embedding(text) for text in texts]), dim=1)
+
+    def read(features_row):  # the frame's tokens, (tokens_per_frame, width)
+        with torch.no_grad():
+            return projector(features_row[None])[0]
+
+    # Each phrase column alone, at the first phase: its token minus the first phase's is a word nearest its own
+    # phrase, orthogonal to every other column's.
+    at_start = read(torch.zeros(len(columns))).sum(0)
+    words = []
+    for column in phrases:
+        row = torch.zeros(len(columns))
+        row[columns.index(column)] = 1.0
+        words.append(read(row).sum(0) - at_start)
+    words = torch.stack(words)
+    cosines = torch.nn.functional.normalize(words, dim=1) @ means.T
+    assert cosines.argmax(1).tolist() == list(range(len(phrases)))
+    between = torch.nn.functional.normalize(words, dim=1) @ torch.nn.functional.normalize(words, dim=1).T
+    worst = int((between - torch.eye(len(words))).abs().argmax())
+    assert (between - torch.eye(len(words))).abs().max() < 1e-3, [list(phrases)[worst // len(words)], list(phrases)[worst % len(words)]]
+
+    # The phase: the quarter of the clip a frame's time:position falls in.
+    positions = [0.0, 0.2, 0.25, 0.3, 0.47, 0.5, 0.72, 0.75, 0.9, 1.0]  # frames >= 1/60 of the clip from a boundary
+    phase_slot = 2 % tokens_per_frame
+    phases = []
+    for position in positions:
+        row = torch.zeros(len(columns))
+        row[columns.index("time:position")] = position
+        phase_token = torch.nn.functional.normalize(read(row)[phase_slot], dim=0)
+        phases.append(int((means[len(phrases):] @ phase_token).argmax()))
+    assert phases == [min(3, int(position * 4)) for position in positions]
+
+    # Slots: with 3 tokens, an event and a state frame write into tokens 0 and 1 only (the phase into token 2).
+    if tokens_per_frame == 3:
+        row = torch.zeros(len(columns))
+        row[columns.index("event:blink")] = 1.0
+        assert torch.equal(read(row)[1:], read(torch.zeros(len(columns)))[1:])
+        row = torch.zeros(len(columns))
+        row[columns.index("state:smiling")] = 1.0
+        assert torch.equal(read(row)[[0, 2]], read(torch.zeros(len(columns)))[[0, 2]])
+    missing = model.model.no_expression_embedding.detach().reshape(tokens_per_frame, -1)
+    torch.testing.assert_close(missing, mean_embedding("no face is visible").expand(tokens_per_frame, -1),
+                               atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("which", ["beside_vision", "alone"])
 def test_gradients_reach_the_expression_projector(stream_model_and_processor, expression_model_and_processor, which):
     model, processor = stream_model_and_processor if which == "beside_vision" else expression_model_and_processor

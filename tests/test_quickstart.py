@@ -154,3 +154,28 @@ def test_fresh_deletes_only_a_quickstart_run(tmp_path):
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "holds no quickstart run" in refused.stderr
     assert (users / "thesis.tex").read_text() == "months of work"
+
+
+def test_real_training_videos_are_copied_into_the_run_and_every_training_clip_reaches_the_dataset(tmp_path,
+                                                                                                   monkeypatch):
+    """The real sample videos are copied (not linked) into the run's video folder, which the dataset build reads
+    from (it refuses links that leave its root); and a build that leaves a training clip out stops the quickstart
+    with the clip named, instead of training on the rest."""
+    media = Path(__file__).parent / "media"
+    quickstart = Quickstart(tmp_path / "qs", media, "random", 1, log=lambda line: None)
+    clips = quickstart.stage_clips({})
+    assert "WolfgangLanger_Pexels.mp4" in clips["train"] and clips["real_media"]
+    for name in clips["train"] + clips["held_out"]:
+        path = Path(clips["video_root"]) / name
+        assert path.is_file() and not path.is_symlink(), name
+    assert (Path(clips["video_root"]) / "single_face.mp4").read_bytes() == (media / "single_face.mp4").read_bytes()
+
+    from facetrack.data import build
+
+    class Dropped:
+        def to_dict(self):
+            return {"dropped": [{"video": "WolfgangLanger_Pexels.mp4", "reason": "unreadable"}], "no_face": []}
+
+    monkeypatch.setattr(build, "build_dataset", lambda *args, **kwargs: Dropped())
+    with pytest.raises(RuntimeError, match="left out training clips: WolfgangLanger_Pexels.mp4: unreadable"):
+        quickstart.stage_dataset({"annotations": {"train": "unused.json"}, "clips": clips})

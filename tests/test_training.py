@@ -434,6 +434,56 @@ def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements
         FaceTrackDataCollator(processor, timeline_variants=TimelineVariants())([bare])
 
 
+def test_montages_cut_to_no_face_and_measures_jittered_leave_the_rule_columns_and_captions(tiny_dataset, tiny_base,
+                                                                                             tmp_path):
+    """no_face_share: montages cut at their start or end to a stretch without the face (unmeasured frames, the
+    "no expression" embedding), as title cards and cutaways are in real clips. measure_jitter: each video's raw
+    measure columns get a gain and an offset; the rule columns (state / event / time), the unmeasured frames and
+    the targets are those of the same batch without it."""
+    from facetrack.hub.builders import build_tiny_model
+    from facetrack.training.collator import TimelineVariants
+
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
+    if not rows[0]["face_track"].get("expressions"):
+        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
+    folder = build_tiny_model(tmp_path / "stream-only", tokenizer="trained", global_tokens_per_frame=0,
+                              face_tokens_per_frame=0, expression_tokens_per_frame=1, timestamps=False)
+    _, processor = training.load_model_and_processor(str(folder), ModelArguments())
+    variants = TimelineVariants(seed=0, frame_counts=(12,), max_seconds=None, no_face_share=1.0)
+    gaps = []
+    for _ in range(6):
+        track, caption = variants(rows[0]["face_track"], rows[0]["id"])
+        present = [frame["box"] is not None for frame in track["frames"]]
+        gaps.append((present[0], present[-1]))
+        missing = [index for index, on in enumerate(present) if not on]
+        assert missing and (missing[0] == 0 or missing[-1] == len(present) - 1)  # a cut at the start or the end
+        assert caption.startswith("This video shows")
+    assert {False} < {first for first, _ in gaps} | {last for _, last in gaps}
+
+    def batch(jitter: float) -> dict:
+        collator = FaceTrackDataCollator(processor, measure_jitter=jitter, seed=3,
+                                         timeline_variants=TimelineVariants(seed=1, frame_counts=(12,),
+                                                                            no_face_share=0.5))
+        return collator([rows[0], rows[1]])
+
+    plain, jittered = batch(0.0), batch(0.5)
+    assert torch.equal(plain["labels"], jittered["labels"]) and torch.equal(plain["input_ids"], jittered["input_ids"])
+    columns = processor.expression_features["columns"]
+    rule = torch.tensor([name.startswith(("state:", "event:", "time:")) for name in columns])
+    measured = plain["expression_mask"]
+    assert torch.equal(plain["expression_features"][:, rule], jittered["expression_features"][:, rule])
+    assert torch.equal(plain["expression_features"][~measured], jittered["expression_features"][~measured])
+    assert not torch.allclose(plain["expression_features"][measured][:, ~rule],
+                              jittered["expression_features"][measured][:, ~rule])
+    with pytest.raises(TrainingSetupError, match="measure_jitter must be >= 0"):
+        FaceTrackDataCollator(processor, measure_jitter=-1.0)
+    _, pixel_processor = training.load_model_and_processor(str(tiny_base), ModelArguments())
+    with pytest.raises(TrainingSetupError, match="no expression stream"):
+        FaceTrackDataCollator(pixel_processor, measure_jitter=0.5)
+    with pytest.raises(TrainingSetupError, match="no-face share"):
+        TimelineVariants(no_face_share=2.0)
+
+
 def test_the_cpu_stream_recipe_trains_a_stream_only_model_with_full_batches(tiny_dataset, tmp_path,
                                                                            restore_torch_threads):
     """`--config cpu_expression_stream` (here over a tiny random LLM, 2 steps): a model without a vision tower,

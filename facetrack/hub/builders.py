@@ -89,35 +89,66 @@ def assemble_model(
     return model, processor_for(config, tokenizer)
 
 
+# Which token of a frame (modulo expression_tokens_per_frame) starts out carrying each group of words: with 3 tokens
+# a frame reads "<what changes> <what is> <when>", with 1 all three are summed in one token.
+LEXICAL_SLOTS = {"event": 0, "state": 1, "phase": 2}
+PHASE_SHARPNESS = 600.0  # the phase steps' slope in time:position: a step is complete 0.01 before its boundary
+
+
+def distinct_rows(vectors: torch.Tensor) -> torch.Tensor:
+    """The rows made orthogonal to each other while each stays as close as possible to itself (symmetric, Loewdin
+    orthogonalisation: (V V^T)^-1/2 V = U V^T of V's SVD), each at its own norm. Mean embeddings of phrases that share most of their
+    words ("the person raises their eyebrows" / "... lowers ...") point almost the same way; a small LLM tells
+    orthogonal tokens apart at once."""
+    left, _, right = torch.linalg.svd(vectors.double(), full_matrices=False)  # the polar factor: stable when close
+    orthonormal = (left @ right).to(vectors.dtype)
+    return orthonormal * vectors.norm(dim=1, keepdim=True)
+
+
 def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
     """Start the expression projector out speaking the LLM's words: for each state and event column of the feature
     set that the caption has words for (`facetrack.expressions.caption.feature_phrases`), one hidden unit of the
     MLP passes that column on (GELU(scale x value)) and the second layer writes the mean input embedding of the
     phrase's tokens, so a frame where the person breaks into a wide smile starts out as a token that reads like
-    "the person breaks into a wide smile" (summed with the other columns on in that frame). The other hidden units
-    keep their random first layer and get a zero second layer: the raw measures enter as training finds them
-    useful. The no-expression embedding starts as the words "no face is visible". Returns the columns given words.
+    "the person breaks into a wide smile" (summed with the other columns on in that frame). The frame's phase of
+    the caption ("At the beginning" ... "Towards the end": the quarter of the clip its `time:position` falls in)
+    is written the same way, by steps of `time:position` (pairs of steep GELU units; needs projector biases).
+    With several tokens per frame, events, states and the phase start out in different tokens (`LEXICAL_SLOTS`,
+    modulo the token count). The other hidden units keep their random first layer and get a zero second layer:
+    the raw measures enter as training finds them useful. The no-expression embedding starts as the words "no
+    face is visible". Returns the columns given words (and `time:position` when the phase is written).
 
     Why: a small LLM trained for minutes on a few clips learns to read random projections poorly (it learns the
-    clips' stories instead); tokens that already mean the events leave it only the captions' wording to learn."""
-    from facetrack.expressions.caption import feature_phrases
+    clips' stories instead); tokens that already mean the events, and say which part of the clip they are in,
+    leave it only the captions' wording to learn."""
+    from facetrack.expressions.caption import PHASES, feature_phrases
 
     projector = model.model.expression_projector
     if projector is None:
         raise ValueError("the model has no expression stream")
     embeddings = model.get_input_embeddings().weight
+    width, num_tokens = projector.text_width, projector.num_tokens
 
     def phrase_embedding(text: str) -> torch.Tensor:
         ids = tokenizer(" " + text, add_special_tokens=False)["input_ids"]
         return embeddings[ids].detach().float().mean(0)
 
+    def rows(group: str) -> slice:
+        slot = LEXICAL_SLOTS[group] % num_tokens
+        return slice(slot * width, (slot + 1) * width)
+
     columns = model.config.expression_features["columns"]
     phrases = feature_phrases()
     given = [column for column in columns if column in phrases]
-    if len(given) > projector.text_width:
-        raise ValueError(f"{len(given)} phrase columns do not fit a projector {projector.text_width} wide")
+    # The columns' and the phases' words, made distinguishable from each other (a frame's token sums several).
+    words = distinct_rows(torch.stack([phrase_embedding(text) for text in [*(phrases[c] for c in given), *PHASES]]))
+    phase_words = words[len(given):]
+    first, second = projector.linear_1, projector.linear_2
+    with_phase = "time:position" in columns and first.bias is not None and second.bias is not None
+    units = len(given) + (2 * (len(PHASES) - 1) if with_phase else 0)
+    if units > first.out_features:
+        raise ValueError(f"{units} lexical units do not fit a projector {first.out_features} wide")
     with torch.no_grad():
-        first, second = projector.linear_1, projector.linear_2
         second.weight.zero_()
         if second.bias is not None:
             second.bias.zero_()
@@ -126,9 +157,23 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
             first.weight[unit, columns.index(column)] = scale
             if first.bias is not None:
                 first.bias[unit] = 0.0
-            vector = (phrase_embedding(phrases[column]) / scale).to(second.weight.dtype)
-            for token in range(projector.num_tokens):  # every token of the frame starts the same
-                second.weight[token * projector.text_width:(token + 1) * projector.text_width, unit] = vector
+            group = "event" if column.startswith("event:") else "state"
+            second.weight[rows(group), unit] = (words[unit] / scale).to(second.weight.dtype)
+        if with_phase:
+            # The first phase's words are the bias; each later boundary b adds (next phase - previous phase) once
+            # time:position >= b: (GELU(z + 3) - GELU(z - 3)) / 6 with z = sharpness x (position - b + margin) is 0
+            # below the boundary and 1 from it on (z >= 6), for frames at least 1/60 of the clip apart.
+            position, margin = columns.index("time:position"), 6.0 / PHASE_SHARPNESS
+            second.bias[rows("phase")] = phase_words[0].to(second.bias.dtype)
+            for boundary in range(1, len(PHASES)):
+                step = ((phase_words[boundary] - phase_words[boundary - 1]) / 6.0).to(second.weight.dtype)
+                for offset, sign in ((3.0, 1.0), (-3.0, -1.0)):
+                    unit = len(given) + 2 * (boundary - 1) + (0 if sign > 0 else 1)
+                    first.weight[unit].zero_()
+                    first.weight[unit, position] = PHASE_SHARPNESS
+                    first.bias[unit] = PHASE_SHARPNESS * (margin - boundary / len(PHASES)) + offset
+                    second.weight[rows("phase"), unit] = sign * step
+            given = [*given, "time:position"]
         missing = phrase_embedding("no face is visible").to(model.model.no_expression_embedding.dtype)
         model.model.no_expression_embedding.copy_(missing.expand_as(model.model.no_expression_embedding))
     return given

@@ -22,9 +22,10 @@ STREAM_MODEL_NOTE = (
     "measurements by pretrained face models (MediaPipe's 52 blendshapes and head pose, eye / mouth / brow measures, "
     "fer's emotion probabilities, and the rule states and events computed from them), so it describes how the face "
     "changes and cannot see appearance, clothes or the scene. It was trained on weak labels: captions written by rules "
-    "from those measurements, for montages of a few clips. For the paper's model (SigLIP global and face tokens "
-    "beside the stream, trained on human captions), train FaceTrack-MM's `single_gpu_0p5b` or `paper_7b` recipe on a "
-    "GPU."
+    "from those measurements, for montages of a few clips, and on people it never saw its captions often miss events "
+    "or tell them in the wrong order: read them beside the measured timeline. For the paper's model (SigLIP global "
+    "and face tokens beside the stream, trained on human captions), train FaceTrack-MM's `single_gpu_0p5b` or "
+    "`paper_7b` recipe on a GPU."
 )
 
 

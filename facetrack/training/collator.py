@@ -27,12 +27,15 @@ class TimelineVariants:
     the montage's measurements: a model trained on montages learns to read the stream frame by frame instead of
     learning a few clips' stories by heart. Only for models that read the stream alone: the pixels of a montage do
     not exist. A draw whose measurements give no event at all is kept with probability `keep_eventless` (a long
-    clip sampled sparsely often has none) and drawn again otherwise, at most `max_draws` times.
+    clip sampled sparsely often has none) and drawn again otherwise, at most `max_draws` times. A share
+    `no_face_share` of the montages is cut, at its start or its end, to 0.5-3 s where no face is measured (a title
+    card, a cutaway), so the model meets frames without the face in training.
     """
 
     def __init__(self, seed: int = 0, frame_counts: tuple[int, ...] = (8, 12, 16),
                  part_counts: tuple[int, ...] = (1, 1, 2), max_seconds: float | None = 5.0,
-                 other_clip_share: float = 0.5, keep_eventless: float = 0.25, max_draws: int = 20):
+                 other_clip_share: float = 0.5, keep_eventless: float = 0.25, no_face_share: float = 0.0,
+                 max_draws: int = 20):
         if not frame_counts or min(frame_counts) < 2:
             raise TrainingSetupError(f"variant frame counts must be at least 2 each, got {list(frame_counts)}")
         if not part_counts or min(part_counts) < 1:
@@ -41,12 +44,15 @@ class TimelineVariants:
             raise TrainingSetupError(f"variant max seconds must be > 0, got {max_seconds}")
         if not 0 <= other_clip_share <= 1:
             raise TrainingSetupError(f"variant other-clip share must be in [0, 1], got {other_clip_share}")
+        if not 0 <= no_face_share <= 1:
+            raise TrainingSetupError(f"variant no-face share must be in [0, 1], got {no_face_share}")
         self.rng = np.random.default_rng(seed)
         self.frame_counts = tuple(frame_counts)
         self.part_counts = tuple(part_counts)
         self.max_seconds = max_seconds
         self.other_clip_share = other_clip_share
         self.keep_eventless = keep_eventless
+        self.no_face_share = no_face_share
         self.max_draws = max_draws
         self._sources: dict[tuple, tuple[Any, float]] = {}  # each row's parsed report and frame width, read once
 
@@ -99,11 +105,23 @@ class TimelineVariants:
                 variant = random_variant(report.timeline, self.rng, min_seconds=1.5 if count == 1 else 1.0,
                                          max_seconds=self.max_seconds)
                 pieces.append(replace(variant, num_frames=None).apply(report.timeline, width))
+            if self.rng.random() < self.no_face_share:  # a cut to a shot without the face (a title card, a cutaway)
+                pieces.insert(0 if self.rng.random() < 0.5 else len(pieces), self._no_face_piece(pieces[0]))
             timeline = resample(concatenate(pieces), int(self.rng.choice(self.frame_counts)))
             report = report_from_timeline(timeline, own[0].person_id, own[0].config)
             if report.events or self.rng.random() < self.keep_eventless:
                 break
         return variant_track(track, report), measured_caption_text(report.caption)
+
+
+    def _no_face_piece(self, piece):
+        """0.5-3 s (at most as long as `piece`) at `piece`'s frame rate where nobody's face is measured."""
+        from facetrack.expressions.measure import FrameExpression
+
+        seconds = float(self.rng.uniform(0.5, 3.0))
+        frames = [frame for frame in piece.frames if frame.timestamp - piece.frames[0].timestamp < seconds]
+        return replace(piece, frames=[FrameExpression(timestamp=frame.timestamp, frame_index=frame.frame_index)
+                                      for frame in frames])
 
 
 def variant_track(track: dict[str, Any], report) -> dict[str, Any]:
@@ -143,6 +161,8 @@ class FaceTrackDataCollator:
         max_length: int | None = None,
         face_source: str = "precomputed",
         timeline_variants: TimelineVariants | None = None,
+        measure_jitter: float = 0.0,
+        seed: int = 0,
     ):
         if face_source not in ("precomputed", "detect"):
             raise TrainingSetupError(f"face_source must be 'precomputed' or 'detect', got {face_source!r}")
@@ -152,6 +172,12 @@ class FaceTrackDataCollator:
         self.max_length = max_length
         self.face_source = face_source
         self.timeline_variants = timeline_variants
+        if not measure_jitter >= 0:
+            raise TrainingSetupError(f"measure_jitter must be >= 0, got {measure_jitter}")
+        if measure_jitter > 0 and not getattr(processor, "expression_features", None):
+            raise TrainingSetupError("measure_jitter changes expression features: the model has no expression stream")
+        self.measure_jitter = measure_jitter
+        self.rng = np.random.default_rng(seed)
         if timeline_variants is not None and (self.needs_pixels or face_source != "precomputed"):
             raise TrainingSetupError(
                 "timeline variants edit the stored measurements only, so they need a model that reads the "
@@ -204,6 +230,8 @@ class FaceTrackDataCollator:
         face_tracks = tracks if self.face_source == "precomputed" else None
         batch = self.processor(text=texts, videos=videos, face_tracks=face_tracks, padding=True, padding_side="right")
         batch["labels"] = self._labels(batch["input_ids"], batch["attention_mask"], answers)
+        if self.measure_jitter > 0:
+            self._jitter_measures(batch)
         if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
             self._truncate(batch)
         return dict(batch)
@@ -257,6 +285,26 @@ class FaceTrackDataCollator:
                 f"{min_answer_tokens} tokens for the caption; set --max_length {suggested_max_length(longest)} or "
                 "more, or train on fewer frames (--num_frames)"
             )
+
+    def _jitter_measures(self, batch) -> None:
+        """Each video's raw measure columns (blendshapes, pose, eye / mouth / brow measures, emotion probabilities)
+        scaled by a gain and shifted by an offset of their own (log-normal sigma and normal sigma `measure_jitter`;
+        one draw per video and column), on its measured frames. The rule columns (`state:*`, `event:*`, `time:*`)
+        and the target stay as they are: the caption is written from the rules, and the raw values are what
+        differs from face to face, so a model trained on a few faces must not read the caption from them."""
+        import torch
+
+        columns = self.processor.expression_features["columns"]
+        raw = torch.tensor([not name.startswith(("state:", "event:", "time:")) for name in columns])
+        features, mask = batch["expression_features"], batch["expression_mask"]
+        start = 0
+        for count in batch["video_num_frames"].tolist():
+            rows = slice(start, start + count)
+            gain = torch.from_numpy(np.exp(self.rng.normal(0.0, self.measure_jitter, len(columns)))).to(features.dtype)
+            offset = torch.from_numpy(self.rng.normal(0.0, self.measure_jitter, len(columns))).to(features.dtype)
+            jittered = features[rows] * torch.where(raw, gain, 1.0) + torch.where(raw, offset, 0.0)
+            features[rows] = torch.where(mask[rows, None], jittered, features[rows])
+            start += count
 
     @property
     def needs_pixels(self) -> bool:

@@ -64,6 +64,16 @@ class ScriptArguments:
         default=0.5,
         metadata={"help": "With timeline_variants: the share of a montage's pieces taken from another row's clip."},
     )
+    measure_jitter: float = field(
+        default=0.0,
+        metadata={"help": "Expression stream: each training video's raw measure columns get a random gain and offset "
+                  "of this sigma (the rule columns and the caption do not change): 0 = as measured."},
+    )
+    variant_no_face_share: float = field(
+        default=0.0,
+        metadata={"help": "With timeline_variants: the share of montages cut, at their start or end, to 0.5-3 s "
+                  "where no face is visible (a title card, a cutaway)."},
+    )
     face_source: str = field(
         default="precomputed",
         metadata={
@@ -250,6 +260,10 @@ def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments,
         problems.append(f"variant_max_seconds must be > 0, got {script_args.variant_max_seconds}")
     if not 0 <= script_args.variant_other_clip_share <= 1:
         problems.append(f"variant_other_clip_share must be in [0, 1], got {script_args.variant_other_clip_share}")
+    if not script_args.measure_jitter >= 0:
+        problems.append(f"measure_jitter must be >= 0, got {script_args.measure_jitter}")
+    if not 0 <= script_args.variant_no_face_share <= 1:
+        problems.append(f"variant_no_face_share must be in [0, 1], got {script_args.variant_no_face_share}")
     at_least("global_tokens_per_frame", model_args.global_tokens_per_frame, 0)
     at_least("expression_tokens_per_frame", model_args.expression_tokens_per_frame, 0)
     if script_args.face_source not in ("precomputed", "detect"):

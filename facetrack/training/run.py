@@ -76,7 +76,8 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
                                     frame_counts=tuple(parse_counts(script_args.variant_frame_counts)),
                                     part_counts=tuple(parse_counts(script_args.variant_part_counts)),
                                     max_seconds=script_args.variant_max_seconds,
-                                    other_clip_share=script_args.variant_other_clip_share)
+                                    other_clip_share=script_args.variant_other_clip_share,
+                                    no_face_share=script_args.variant_no_face_share)
         train_dataset = repeated_rows(train_dataset, training_args)
     collator = FaceTrackDataCollator(
         processor,
@@ -84,6 +85,8 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
         max_length=training_args.max_length,
         face_source=script_args.face_source,
         timeline_variants=variants,
+        measure_jitter=script_args.measure_jitter,
+        seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
     )
     # A prompt that leaves no room for its caption is refused now, not at the step that reaches its row.
     collator.check_max_length(train_dataset, f"{script_args.dataset_name} split {script_args.dataset_train_split!r}")
