@@ -299,23 +299,29 @@ def test_a_stream_only_model_from_the_real_smollm2(tmp_path):
         generated = model.generate(**inputs, max_new_tokens=8, do_sample=False)
     assert generated.shape[1] > inputs["input_ids"].shape[1]
 
-    # The projector starts out speaking the LLM's words: a frame where only "breaks into a wide smile" is on becomes
-    # the mean embedding of those words; a frame not measured, the words "no face is visible".
-    from facetrack.expressions.caption import feature_phrases
+    # The projector starts out speaking the LLM's words: a frame where only "breaks into a wide smile" is on adds to an
+    # empty frame's token (the words of the first phase) the word nearest those words of all the caption's phrases,
+    # at their size; a frame not measured is the words "no face is visible".
+    from facetrack.expressions.caption import PHASES, feature_phrases
     from facetrack.expressions.features import EXPRESSION_FEATURES
 
     columns = EXPRESSION_FEATURES["columns"]
-    embeddings = model.get_input_embeddings().weight
+    embeddings = model.get_input_embeddings().weight.detach()
 
     def words(text: str) -> torch.Tensor:
         return embeddings[processor.tokenizer(" " + text, add_special_tokens=False)["input_ids"]].mean(0)
 
-    features = torch.zeros(1, len(columns))
-    features[0, columns.index("event:wide_smile")] = 1.0
+    phrases = feature_phrases()
+    assert phrases["event:wide_smile"] == "the person breaks into a wide smile"
+    features = torch.zeros(2, len(columns))
+    features[1, columns.index("event:wide_smile")] = 1.0
     with torch.no_grad():
-        token = model.model.expression_projector(features)[0, 0]
-    assert torch.allclose(token, words(feature_phrases()["event:wide_smile"]), atol=1e-3)
-    assert feature_phrases()["event:wide_smile"] == "the person breaks into a wide smile"
+        empty, smile = model.model.expression_projector(features)[:, 0]
+    means = torch.stack([words(text) for text in [*phrases.values(), *PHASES]])
+    nearest = torch.nn.functional.cosine_similarity(smile - empty, means, dim=1).argmax()
+    assert list(phrases)[int(nearest)] == "event:wide_smile"
+    assert torch.nn.functional.cosine_similarity(empty, means, dim=1).argmax() == len(phrases)  # "At the beginning"
+    assert (smile - empty).norm() == pytest.approx(float(words(phrases["event:wide_smile"]).norm()), rel=1e-3)
     assert torch.allclose(model.model.no_expression_embedding[0], words("no face is visible"), atol=1e-4)
 
 
