@@ -113,7 +113,6 @@ class TimelineVariants:
                 break
         return variant_track(track, report), measured_caption_text(report.caption)
 
-
     def _no_face_piece(self, piece):
         """0.5-3 s (at most as long as `piece`) at `piece`'s frame rate where nobody's face is measured."""
         from facetrack.expressions.measure import FrameExpression
