@@ -212,12 +212,13 @@ class Quickstart:
             num_frames=TRAIN_FRAMES,
             num_proc=1,
         )
+        summary = report.to_dict()
         # Every training clip must be in the data: a clip the build dropped would silently train another model.
-        missing = report.to_dict()["dropped"] + report.to_dict()["no_face"]
+        missing = summary["dropped"] + summary["no_face"]
         if missing:
             raise RuntimeError("the dataset build left out training clips: " + "; ".join(
                 f"{item.get('video')}: {item.get('reason') or item.get('status')}" for item in missing))
-        return {"dataset_dir": str(dataset_dir), "report": report.to_dict()}
+        return {"dataset_dir": str(dataset_dir), "report": summary}
 
     def stage_held_out(self, records: dict) -> dict:
         from facetrack.analysis.video_analysis import analyze_video

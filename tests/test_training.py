@@ -374,8 +374,26 @@ def test_a_stream_only_model_trains_on_stored_timelines_without_decoding(tiny_da
     assert model.get_parameter("model.expression_projector.linear_1.weight").grad.abs().sum() > 0
 
 
-def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements(tiny_dataset, tiny_base, tmp_path,
-                                                                                 monkeypatch):
+@pytest.fixture(scope="module")
+def stream_only_dir(tmp_path_factory) -> Path:
+    """A tiny model that reads one expression token per frame and nothing else (no timestamps), built once."""
+    from facetrack.hub.builders import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("stream-only"), tokenizer="trained", global_tokens_per_frame=0,
+                            face_tokens_per_frame=0, expression_tokens_per_frame=1, timestamps=False)
+
+
+def measured_rows(dataset_dir: Path) -> list[dict]:
+    """The dataset's training rows, each face track with the followed person's measured expressions (the test is
+    skipped where the expression models are not installed and the build stored none)."""
+    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(dataset_dir)))
+    if not rows[0]["face_track"].get("expressions"):
+        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
+    return rows
+
+
+def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements(tiny_dataset, tiny_base,
+                                                                                 stream_only_dir, monkeypatch):
     """With timeline variants each row is, at every visit, a montage of its stored timeline with its measured
     caption as the target: frames and captions vary, the same seed gives the same batches, nothing is decoded or
     measured; a model that reads pixels and a row without measurements are refused by name."""
@@ -384,16 +402,11 @@ def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements
     from facetrack.analysis import video_analysis
     from facetrack.expressions import measure
     from facetrack.expressions.caption import MEASURED_LABEL
-    from facetrack.hub.builders import build_tiny_model
     from facetrack.training.collator import TimelineVariants
     from facetrack.video import decode
 
-    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
-    if not rows[0]["face_track"].get("expressions"):
-        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
-    folder = build_tiny_model(tmp_path / "stream-only", tokenizer="trained", global_tokens_per_frame=0,
-                              face_tokens_per_frame=0, expression_tokens_per_frame=1, timestamps=False)
-    model, processor = training.load_model_and_processor(str(folder), ModelArguments())
+    rows = measured_rows(tiny_dataset)
+    model, processor = training.load_model_and_processor(str(stream_only_dir), ModelArguments())
     assert processor.timestamp_template is None
 
     def refuse(*args, **kwargs):
@@ -435,20 +448,15 @@ def test_timeline_variants_train_on_montages_captioned_by_their_own_measurements
 
 
 def test_montages_cut_to_no_face_and_measures_jittered_leave_the_rule_columns_and_captions(tiny_dataset, tiny_base,
-                                                                                             tmp_path):
+                                                                                             stream_only_dir):
     """no_face_share: montages cut at their start or end to a stretch without the face (unmeasured frames, the
     "no expression" embedding), as title cards and cutaways are in real clips. measure_jitter: each video's raw
     measure columns get a gain and an offset; the rule columns (state / event / time), the unmeasured frames and
     the targets are those of the same batch without it."""
-    from facetrack.hub.builders import build_tiny_model
     from facetrack.training.collator import TimelineVariants
 
-    rows, _ = load_training_splits(ScriptArguments(dataset_name=str(tiny_dataset)))
-    if not rows[0]["face_track"].get("expressions"):
-        pytest.skip("the dataset was built without expressions (the expression models are not installed)")
-    folder = build_tiny_model(tmp_path / "stream-only", tokenizer="trained", global_tokens_per_frame=0,
-                              face_tokens_per_frame=0, expression_tokens_per_frame=1, timestamps=False)
-    _, processor = training.load_model_and_processor(str(folder), ModelArguments())
+    rows = measured_rows(tiny_dataset)
+    _, processor = training.load_model_and_processor(str(stream_only_dir), ModelArguments())
     variants = TimelineVariants(seed=0, frame_counts=(12,), max_seconds=None, no_face_share=1.0)
     gaps = []
     for _ in range(6):

@@ -97,9 +97,9 @@ PHASE_SHARPNESS = 600.0  # the phase steps' slope in time:position: a step is co
 
 def distinct_rows(vectors: torch.Tensor) -> torch.Tensor:
     """The rows made orthogonal to each other while each stays as close as possible to itself (symmetric, Loewdin
-    orthogonalisation: (V V^T)^-1/2 V = U V^T of V's SVD), each at its own norm. Mean embeddings of phrases that share most of their
-    words ("the person raises their eyebrows" / "... lowers ...") point almost the same way; a small LLM tells
-    orthogonal tokens apart at once."""
+    orthogonalisation: (V V^T)^-1/2 V = U V^T of V's SVD), each at its own norm. Mean embeddings of phrases that
+    share most of their words ("the person raises their eyebrows" / "... lowers ...") point almost the same way; a
+    small LLM tells orthogonal tokens apart at once."""
     left, _, right = torch.linalg.svd(vectors.double(), full_matrices=False)  # the polar factor: stable when close
     orthonormal = (left @ right).to(vectors.dtype)
     return orthonormal * vectors.norm(dim=1, keepdim=True)
@@ -108,8 +108,8 @@ def distinct_rows(vectors: torch.Tensor) -> torch.Tensor:
 def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
     """Start the expression projector out speaking the LLM's words: for each state and event column of the feature
     set that the caption has words for (`facetrack.expressions.caption.feature_phrases`), one hidden unit of the
-    MLP passes that column on (GELU(scale x value)) and the second layer writes the mean input embedding of the
-    phrase's tokens, so a frame where the person breaks into a wide smile starts out as a token that reads like
+    MLP passes that column on (GELU(scale x value)) and the second layer writes the phrase's words (the mean input
+    embedding of its tokens, made orthogonal to the other phrases' by `distinct_rows`), so a frame where the person breaks into a wide smile starts out as a token that reads like
     "the person breaks into a wide smile" (summed with the other columns on in that frame). The frame's phase of
     the caption ("At the beginning" ... "Towards the end": the quarter of the clip its `time:position` falls in)
     is written the same way, by steps of `time:position` (pairs of steep GELU units; needs projector biases).
@@ -167,8 +167,8 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
             second.bias[rows("phase")] = phase_words[0].to(second.bias.dtype)
             for boundary in range(1, len(PHASES)):
                 step = ((phase_words[boundary] - phase_words[boundary - 1]) / 6.0).to(second.weight.dtype)
-                for offset, sign in ((3.0, 1.0), (-3.0, -1.0)):
-                    unit = len(given) + 2 * (boundary - 1) + (0 if sign > 0 else 1)
+                for part, (offset, sign) in enumerate(((3.0, 1.0), (-3.0, -1.0))):
+                    unit = len(given) + 2 * (boundary - 1) + part
                     first.weight[unit].zero_()
                     first.weight[unit, position] = PHASE_SHARPNESS
                     first.bias[unit] = PHASE_SHARPNESS * (margin - boundary / len(PHASES)) + offset

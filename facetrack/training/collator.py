@@ -177,6 +177,9 @@ class FaceTrackDataCollator:
             raise TrainingSetupError("measure_jitter changes expression features: the model has no expression stream")
         self.measure_jitter = measure_jitter
         self.rng = np.random.default_rng(seed)
+        if measure_jitter > 0:  # which feature columns are raw measures (jittered) rather than rule columns
+            self.raw_columns = np.array([not name.startswith(("state:", "event:", "time:"))
+                                         for name in processor.expression_features["columns"]])
         if timeline_variants is not None and (self.needs_pixels or face_source != "precomputed"):
             raise TrainingSetupError(
                 "timeline variants edit the stored measurements only, so they need a model that reads the "
@@ -293,15 +296,15 @@ class FaceTrackDataCollator:
         differs from face to face, so a model trained on a few faces must not read the caption from them."""
         import torch
 
-        columns = self.processor.expression_features["columns"]
-        raw = torch.tensor([not name.startswith(("state:", "event:", "time:")) for name in columns])
         features, mask = batch["expression_features"], batch["expression_mask"]
+        size = len(self.raw_columns)
         start = 0
         for count in batch["video_num_frames"].tolist():
             rows = slice(start, start + count)
-            gain = torch.from_numpy(np.exp(self.rng.normal(0.0, self.measure_jitter, len(columns)))).to(features.dtype)
-            offset = torch.from_numpy(self.rng.normal(0.0, self.measure_jitter, len(columns))).to(features.dtype)
-            jittered = features[rows] * torch.where(raw, gain, 1.0) + torch.where(raw, offset, 0.0)
+            gain = np.where(self.raw_columns, np.exp(self.rng.normal(0.0, self.measure_jitter, size)), 1.0)
+            offset = np.where(self.raw_columns, self.rng.normal(0.0, self.measure_jitter, size), 0.0)
+            jittered = (features[rows] * torch.from_numpy(gain).to(features.dtype)
+                        + torch.from_numpy(offset).to(features.dtype))
             features[rows] = torch.where(mask[rows, None], jittered, features[rows])
             start += count
 
