@@ -23,7 +23,10 @@ every process it started (sampled with psutil: Ray's workers included, start-up 
 by stage as the workers measured them per clip (`BuildReport.cpu_seconds`: decode = read, find the frames, decode
 the window and check it for shot cuts; encode = the clip's H.264; detect = decode the clip's sampled frames with face
 detection running beside; track = the rest of detection, identity, tracking; expressions; write = the driver's parts
-and shards). The machine's load average is printed: other users' work slows every row alike.
+and shards). Start-up and steady rate apart: "first result" is the seconds from the build process's start to the first
+clip's result (imports, worker processes or the Ray cluster, models, one clip), "steady" the clips per minute between
+the first result and the last (`BuildReport.result_times`), which is what a build of thousands of clips runs at.
+The machine's load average is printed: other users' work slows every row alike.
 """
 
 from __future__ import annotations
@@ -96,10 +99,12 @@ class CpuMeter:
 
 
 BUILD = """
-import json, sys
+import json, sys, time
+started = time.perf_counter()
 from facetrack.data.build import build_dataset
 report = build_dataset(**json.loads(sys.argv[1]))
-print("REPORT " + json.dumps({"clips": report.num_written, "cpu_seconds": report.cpu_seconds}))
+print("REPORT " + json.dumps({"clips": report.num_written, "cpu_seconds": report.cpu_seconds,
+                              "results": [moment - started for moment in report.result_times]}))
 """
 
 
@@ -117,8 +122,16 @@ def measure(label: str, threads: int | None = None, **build_options) -> dict:
     if process.returncode != 0 or not lines:
         raise SystemExit(f"{label} failed:\n{process.stderr[-3000:]}")
     report = json.loads(lines[-1].removeprefix("REPORT "))
-    print(f"  {label}: {report['clips']} clips in {wall:.1f} s", flush=True)
-    return {"label": label, "wall": wall, "cpu_total": cpu, "clips": report["clips"], "stages": report["cpu_seconds"]}
+    results = report.get("results") or []
+    # Steady rate: windows analysed per second between the first result and the last (start-up left out), in
+    # clips written per minute; start-up: from the process's start to its first result.
+    steady = (60 * (len(results) - 1) / (results[-1] - results[0]) * report["clips"] / len(results)
+              if len(results) > 2 and results[-1] > results[0] else None)
+    first = results[0] if results else None
+    print(f"  {label}: {report['clips']} clips in {wall:.1f} s" + (
+        f" (first result after {first:.1f} s, then {steady:.1f} clips/min)" if steady else ""), flush=True)
+    return {"label": label, "wall": wall, "cpu_total": cpu, "clips": report["clips"], "stages": report["cpu_seconds"],
+            "steady": steady, "first": first}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,9 +207,12 @@ def _mean(label: str, rows: list[dict]) -> dict:
     count = len(rows)
     stages = {stage: sum(row["stages"].get(stage, 0.0) for row in rows) / count for stage in STAGES} \
         if rows[0]["stages"] else {}
+    steady = [row["steady"] for row in rows if row.get("steady")]
+    first = [row["first"] for row in rows if row.get("first") is not None]
     return {"label": label, "walls": [row["wall"] for row in rows], "wall": sum(row["wall"] for row in rows) / count,
             "cpu_total": sum(row["cpu_total"] for row in rows) / count, "clips": rows[0]["clips"],
-            "stages": stages}
+            "stages": stages, "steady": sum(steady) / len(steady) if steady else None,
+            "first": sum(first) / len(first) if first else None}
 
 
 def _shards(folder: Path) -> list[bytes]:
@@ -221,18 +237,25 @@ def _clips_as_files(release: Path, folder: Path) -> Path:
 
 def print_table(rows: list[dict]) -> None:
     base = rows[0]["wall"]
-    print("| build | clips | wall s (each round) | clips/min | vs local 1 worker | CPU s/clip (all processes) | "
-          + " | ".join(STAGES) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(STAGES))
+    base_steady = rows[0]["steady"]
+    print("| build | clips | wall s (each round) | clips/min | vs local 1 worker | first result s | steady clips/min | "
+          "steady vs local 1 worker | CPU s/clip (all processes) | " + " | ".join(STAGES) + " |")
+    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(STAGES))
     for row in rows:
         clips = max(row["clips"], 1)
         stages = " | ".join(f"{row['stages'].get(stage, 0.0) / clips:.3f}" if row["stages"] else "-"
                             for stage in STAGES)
         walls = " / ".join(f"{wall:.1f}" for wall in row["walls"])
+        first = f"{row['first']:.1f}" if row["first"] is not None else "-"
+        steady = f"{row['steady']:.1f}" if row["steady"] else "-"
+        steady_ratio = f"{row['steady'] / base_steady:.2f}x" if row["steady"] and base_steady else "-"
         print(f"| {row['label']} | {row['clips']} | {row['wall']:.1f} ({walls}) | "
-              f"{60 * row['clips'] / row['wall']:.1f} | {base / row['wall']:.2f}x | {row['cpu_total'] / clips:.2f} | "
-              f"{stages} |")
-    print("\nCPU s/clip by stage: as the workers measured each clip (start-up not included; the work on windows "
+              f"{60 * row['clips'] / row['wall']:.1f} | {base / row['wall']:.2f}x | {first} | {steady} | "
+              f"{steady_ratio} | {row['cpu_total'] / clips:.2f} | {stages} |")
+    print("\nfirst result: seconds from the build process's start to its first clip's result (imports, workers, "
+          "models, one clip); steady: clips written per minute between the first and the last result (start-up left "
+          "out).")
+    print("CPU s/clip by stage: as the workers measured each clip (start-up not included; the work on windows "
           "that were skipped is); `-`: the annotation path does not measure stages.")
 
 

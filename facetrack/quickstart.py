@@ -327,8 +327,9 @@ def format_report(records: dict, out_dir: Path) -> str:
         f"model:        {train['model_dir']}  (Hub layout; {train['steps']} steps, training loss "
         f"{_number(train['first_loss'])} -> {_number(train['last_loss'])})",
         "              what it is: a small LLM (SmolLM2-135M) that verbalises measured expression tokens (1 per frame:",
-        "              blendshapes, head pose, eye / mouth / brow measures, emotions), trained on weak labels (captions",
-        "              written by rules from the measurements) of montages of a few clips. It cannot see appearance.",
+        "              the states, events and times the caption rules compute from MediaPipe's blendshapes and head",
+        "              pose and fer's emotions), trained on weak labels (captions written by rules from the",
+        "              measurements) of montages of a few clips. It cannot see appearance.",
         f"trained on:   {', '.join(clips['train'])}"
         + ("" if clips["real_media"] else "  (synthesised only: no real sample videos found)"),
         f"dataset:      {records['dataset']['dataset_dir']}  (load_dataset('{records['dataset']['dataset_dir']}'))",

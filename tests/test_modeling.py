@@ -485,6 +485,59 @@ def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
                                atol=1e-6, rtol=0)
 
 
+def test_a_projector_that_reads_the_rule_columns_ignores_the_raw_measures(tmp_path):
+    """expression_columns="rules": the projector reads the state, event and time columns only (its input is that
+    wide), so a face's raw blendshapes, pose and emotion scores change nothing and its rule columns do; the choice
+    survives save and load, and the lexical start gives every phrase column its words as before."""
+    from facetrack.expressions.caption import feature_phrases
+    from facetrack.expressions.features import RULE_COLUMN_PREFIXES, input_columns
+    from facetrack.hub.builders import expression_stream_settings, lexical_expression_init
+    from facetrack.hub.tokenizers import load_smollm2_tokenizer
+
+    tokenizer = load_smollm2_tokenizer()
+    stream = expression_stream_settings(tokenizer, 1, "rules")
+    rules = input_columns("rules")
+    assert stream["expression_columns"] == rules and all(name.startswith(RULE_COLUMN_PREFIXES) for name in rules)
+    config = FaceTrackConfig(vision_config=None, global_tokens_per_frame=0, face_tokens_per_frame=0, **stream,
+                             text_config={"model_type": "qwen2", "vocab_size": len(tokenizer), "hidden_size": 96,
+                                          "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                          "num_key_value_heads": 1})
+    torch.manual_seed(0)
+    model = FaceTrackForConditionalGeneration(config).eval()
+    projector = model.model.expression_projector
+    assert projector.linear_1.in_features == len(rules) < EXPRESSION_FEATURES["size"]
+    assert set(lexical_expression_init(model, tokenizer)) == {*feature_phrases(), "time:position"}
+    columns = EXPRESSION_FEATURES["columns"]
+    raw = torch.tensor([not name.startswith(RULE_COLUMN_PREFIXES) for name in columns])
+    features = torch.rand(5, len(columns))
+    with torch.no_grad():
+        tokens = model.model.get_expression_features(features)
+        other_face = torch.where(raw, torch.rand(5, len(columns)) * 3, features)
+        assert torch.equal(model.model.get_expression_features(other_face), tokens)
+        other_states = features.clone()
+        other_states[:, columns.index("state:smiling")] += 1.0
+        assert not torch.allclose(model.model.get_expression_features(other_states), tokens)
+    model.save_pretrained(tmp_path)
+    again = FaceTrackForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert again.config.expression_columns == rules
+    with torch.no_grad():
+        torch.testing.assert_close(again.model.get_expression_features(features), tokens)
+    with pytest.raises(ValueError, match="expression columns must be one of all, rules, got 'raw'"):
+        expression_stream_settings(tokenizer, 1, "raw")
+
+
+@pytest.mark.parametrize("columns, message", [
+    (["state:smiling", "nope"], r"expression_columns names columns the feature set .* does not have: \['nope'\]"),
+    (["time:position", "state:smiling"], r"each column once, in the feature set's order"),
+    ([], r"a non-empty list of column names"),
+])
+def test_impossible_expression_columns_are_clear_errors(columns, message):
+    with pytest.raises(FaceTrackConfigError, match=message):
+        FaceTrackConfig(vision_config=None, global_tokens_per_frame=0, face_tokens_per_frame=0,
+                        expression_tokens_per_frame=1, expression_features=EXPRESSION_FEATURES,
+                        expression_columns=columns)
+
+
 @pytest.mark.parametrize("which", ["beside_vision", "alone"])
 def test_gradients_reach_the_expression_projector(stream_model_and_processor, expression_model_and_processor, which):
     model, processor = stream_model_and_processor if which == "beside_vision" else expression_model_and_processor

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -490,6 +491,62 @@ def test_montages_cut_to_no_face_and_measures_jittered_leave_the_rule_columns_an
         FaceTrackDataCollator(pixel_processor, measure_jitter=0.5)
     with pytest.raises(TrainingSetupError, match="no-face share"):
         TimelineVariants(no_face_share=2.0)
+
+
+def _made_up_track(seconds: float, smiling: tuple[float, float] | None = None,
+                   eyes_closed: tuple[float, float] | None = None) -> dict:
+    """A stored face track of one person, 10 frames a second, smiling (with a happy face) and with shut eyes in the
+    given stretches of seconds."""
+    from facetrack.expressions.measure import BLENDSHAPE_NAMES, ExpressionTimeline, FrameExpression
+    from facetrack.expressions.report import report_from_timeline
+    from facetrack.faces.track_result import FaceTrackResult
+
+    times = np.round(np.arange(0.0, seconds, 0.1), 3)
+    frames = []
+    for index, t in enumerate(times):
+        smile = smiling is not None and smiling[0] <= t < smiling[1]
+        shut = eyes_closed is not None and eyes_closed[0] <= t < eyes_closed[1]
+        shapes = [0.0] * len(BLENDSHAPE_NAMES)
+        for side in ("mouthSmileLeft", "mouthSmileRight"):
+            shapes[BLENDSHAPE_NAMES.index(side)] = 0.9 if smile else 0.0
+        frames.append(FrameExpression(
+            timestamp=float(t), frame_index=index, box=[10.0, 10.0, 40.0, 40.0], face_found=True, blendshapes=shapes,
+            emotions=[0.0, 0.0, 0.0, 0.9 if smile else 0.0, 0.0, 0.0, 0.1 if smile else 1.0], yaw=0.0, pitch=0.0,
+            roll=0.0, eye_open_left=0.05 if shut else 0.3, eye_open_right=0.05 if shut else 0.3, mouth_open=0.05,
+            lip_corner_width=1.0, brow_height=0.43, brow_gap=0.48))
+    track = FaceTrackResult.from_boxes([[10.0, 10.0, 40.0, 40.0]] * len(times), width=64, height=48,
+                                       timestamps=times.tolist(), frame_indices=list(range(len(times))), score=0.9,
+                                       reason="test")
+    track.expressions = {track.person_id: report_from_timeline(ExpressionTimeline(frames=frames), track.person_id)}
+    return track.to_dict()
+
+
+def test_scripted_montages_put_the_clips_states_in_orders_no_clip_shows():
+    """script_share: a montage made of stretches of frames picked by their rule state (any row's), each state
+    different from the one before: from a clip that only breaks into a smile and one that only shuts its eyes come
+    montages whose smile fades, or that start smiling; each caption is the montage's own measured caption."""
+    from facetrack.expressions.caption import measured_caption_text
+    from facetrack.expressions.report import ExpressionReport, report_from_timeline
+    from facetrack.training.collator import TimelineVariants
+
+    smile_later = _made_up_track(6.0, smiling=(3.0, 6.0))
+    eyes_shut = _made_up_track(5.0, eyes_closed=(1.5, 3.5))
+    variants = TimelineVariants(seed=0, frame_counts=(16,), script_share=1.0)
+    variants.source(eyes_shut, "eyes")
+    captions, kinds = [], []
+    for draw in range(20):
+        track, caption = variants(smile_later, "smile")
+        report = ExpressionReport.from_dict(track["expressions"][str(track["person_id"])])
+        assert len(report.timeline) == 16 and 1.2 <= report.timeline.timestamps[-1] <= 12.5
+        assert caption == measured_caption_text(report_from_timeline(report.timeline, report.person_id).caption)
+        captions.append(caption)
+        kinds.append([event.kind for event in report.events])
+    assert any("smile_end" in found for found in kinds)  # neither clip's smile ever fades
+    assert any(caption.startswith("This video shows") and "At the beginning, the person is smiling" in caption
+               for caption in captions)
+    assert len(set(captions)) >= 8
+    with pytest.raises(TrainingSetupError, match="script share"):
+        TimelineVariants(script_share=-0.1)
 
 
 def test_the_cpu_stream_recipe_trains_a_stream_only_model_with_full_batches(tiny_dataset, tmp_path,

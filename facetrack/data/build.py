@@ -142,6 +142,9 @@ class BuildReport:
     # per stage summed over the workers (decode, encode, detect, track, expressions, rewrite; write: this process).
     reused: int = 0
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # time.perf_counter() in this process as each clip's result arrived: start-up (until the first) and the steady
+    # rate (between the first and the last) apart.
+    result_times: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -688,6 +691,7 @@ def _build_clip_split(report: BuildReport, root: Path, listed: list[str], out_di
     try:
         for _, result in tqdm(run_tasks(todo, worker, engine, num_proc, ray_address), total=len(todo),
                               desc="Cutting clips, tracking faces + expressions", unit="clip"):
+            report.result_times.append(time.perf_counter())
             started = time.process_time()
             store.save(result["key"], result["part"])
             cpu.update(result["cpu_seconds"])

@@ -77,12 +77,26 @@ _COLUMNS = (
     + [f"event:emotion_to:{label}" for label in EMOTION_LABELS]
     + ["time:position", "time:seconds"]
 )
+RULE_COLUMN_PREFIXES = ("state:", "event:", "time:")
+# What a model's projector may read (`FaceTrackConfig.expression_columns`): every column, or the rule columns only
+# (the states, events and times the measured caption is written from: the same on every face, where blendshape
+# levels, pose and emotion scores differ from face to face).
+EXPRESSION_COLUMN_CHOICES = ("all", "rules")
 EXPRESSION_FEATURES = {
     "name": "facetrack-expression-features",
     "version": 2,
     "size": len(_COLUMNS),
     "columns": list(_COLUMNS),
 }
+
+
+def input_columns(choice: str) -> list[str] | None:
+    """The `expression_columns` of a model config for a choice of `EXPRESSION_COLUMN_CHOICES` (None: all)."""
+    if choice not in EXPRESSION_COLUMN_CHOICES:
+        raise ValueError(f"expression columns must be one of {', '.join(EXPRESSION_COLUMN_CHOICES)}, got {choice!r}")
+    if choice == "all":
+        return None
+    return [name for name in EXPRESSION_FEATURES["columns"] if name.startswith(RULE_COLUMN_PREFIXES)]
 
 
 def check_feature_set(description: dict) -> None:

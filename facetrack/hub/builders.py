@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from facetrack.expressions.features import EXPRESSION_FEATURES
+from facetrack.expressions.features import EXPRESSION_FEATURES, input_columns
 from facetrack.hub.folder import save_hub_folder
 from facetrack.hub.model_card import DEMONSTRATION_WARNING, model_card
 from facetrack.hub.tokenizers import (
@@ -50,28 +50,33 @@ def register_auto_classes() -> None:
     AutoProcessor.register(FaceTrackConfig, FaceTrackProcessor, exist_ok=True)
 
 
-def expression_stream_settings(tokenizer, expression_tokens_per_frame: int) -> dict:
+def expression_stream_settings(tokenizer, expression_tokens_per_frame: int, expression_columns: str = "all") -> dict:
     """The config values of the expression stream (none when it is off): `<expression>` added to the tokenizer, its
-    id, and the feature set this package computes (`EXPRESSION_FEATURES`, recorded so a processor can refuse
-    another)."""
+    id, the feature set this package computes (`EXPRESSION_FEATURES`, recorded so a processor can refuse
+    another) and the columns the projector reads (`expression_columns`: "all" or "rules")."""
+    columns = input_columns(expression_columns)  # a bad choice is refused before the tokenizer changes
     if expression_tokens_per_frame <= 0:
         return {}
     add_facetrack_tokens(tokenizer, expression_token=True)
-    return {
+    settings = {
         "expression_tokens_per_frame": expression_tokens_per_frame,
         "expression_token_id": tokenizer.convert_tokens_to_ids(EXPRESSION_TOKEN),
         "expression_features": copy.deepcopy(EXPRESSION_FEATURES),
     }
+    if columns is not None:
+        settings["expression_columns"] = columns
+    return settings
 
 
 def assemble_model(
-    vision_model, causal_lm, tokenizer, expression_tokens_per_frame: int = 0, **config_overrides
+    vision_model, causal_lm, tokenizer, expression_tokens_per_frame: int = 0, expression_columns: str = "all",
+    **config_overrides
 ) -> tuple[FaceTrackForConditionalGeneration, FaceTrackProcessor]:
     """Join a vision encoder (e.g. `SiglipVisionModel`; None for the expression stream alone) and a causal LM
     (`*ForCausalLM`) into FaceTrack-MM, with fresh projectors and learned embeddings; add the special tokens and
     resize the embeddings."""
     video_token_id, face_token_id = add_facetrack_tokens(tokenizer)
-    stream = expression_stream_settings(tokenizer, expression_tokens_per_frame)
+    stream = expression_stream_settings(tokenizer, expression_tokens_per_frame, expression_columns)
     text_config = copy.deepcopy(causal_lm.config)
     if hasattr(text_config, "quantization_config"):
         del text_config.quantization_config  # GGUF weights are dequantised on load: the copy is plain float
@@ -137,7 +142,7 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
         slot = LEXICAL_SLOTS[group] % num_tokens
         return slice(slot * width, (slot + 1) * width)
 
-    columns = model.config.expression_features["columns"]
+    columns = model.config.expression_columns or model.config.expression_features["columns"]  # the projector's input
     phrases = feature_phrases()
     given = [column for column in columns if column in phrases]
     # The columns' and the phases' words, made distinguishable from each other (a frame's token sums several).
@@ -313,6 +318,7 @@ def build_tiny_model(
     num_frames: int = 8,
     seed: int = 0,
     expression_tokens_per_frame: int = 0,
+    expression_columns: str = "all",
     timestamps: bool = True,
 ) -> Path:
     """Build a tiny FaceTrack-MM and save it as a complete Hub folder; returns the folder.
@@ -327,6 +333,8 @@ def build_tiny_model(
     expression_tokens_per_frame: the expression stream's tokens per frame (0: off), beside the vision tokens or,
         without them, alone: e.g. `build_tiny_model(out, language_model="smollm2", global_tokens_per_frame=0,
         face_tokens_per_frame=0, expression_tokens_per_frame=1)` is the real SmolLM2 + a fresh expression projector.
+    expression_columns: the feature columns the expression projector reads: "all", or "rules" (the state, event and
+        time columns the measured caption is written from, the same on every face).
     timestamps: whether the prompt writes each frame's time before its tokens (`<t=1.5s>`, ~7 tokens a frame); the
         stream's features hold each frame's time already.
     """
@@ -367,6 +375,7 @@ def build_tiny_model(
         causal_lm,
         text_tokenizer,
         expression_tokens_per_frame=expression_tokens_per_frame,
+        expression_columns=expression_columns,
         global_tokens_per_frame=global_tokens_per_frame,
         face_tokens_per_frame=face_tokens_per_frame,
         use_no_face_embedding=use_no_face_embedding,

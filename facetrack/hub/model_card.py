@@ -18,15 +18,22 @@ DEMONSTRATION_WARNING = (
 
 STREAM_MODEL_NOTE = (
     "**What this model is: a small LLM that verbalises measured expression tokens.** {what} It has no image "
-    "encoder: per sampled frame it reads {tokens} expression token(s) projected from the followed person's "
-    "measurements by pretrained face models (MediaPipe's 52 blendshapes and head pose, eye / mouth / brow measures, "
-    "fer's emotion probabilities, and the rule states and events computed from them), so it describes how the face "
-    "changes and cannot see appearance, clothes or the scene. It was trained on weak labels: captions written by rules "
-    "from those measurements, for montages of a few clips, and on people it never saw its captions often miss events "
-    "or tell them in the wrong order: read them beside the measured timeline. For the paper's model (SigLIP global "
-    "and face tokens beside the stream, trained on human captions), train FaceTrack-MM's `single_gpu_0p5b` or "
-    "`paper_7b` recipe on a GPU."
+    "encoder: per sampled frame it reads {tokens} expression token(s) projected from {reads}, so it describes how "
+    "the face changes and cannot see appearance, clothes or the scene. It was trained on weak labels: captions "
+    "written by rules from those measurements, for montages of a few clips, and on people it never saw its captions "
+    "often miss events or tell them in the wrong order: read them beside the measured timeline. For the paper's "
+    "model (SigLIP global and face tokens beside the stream, trained on human captions), train FaceTrack-MM's "
+    "`single_gpu_0p5b` or `paper_7b` recipe on a GPU."
 )
+
+STREAM_READS = {
+    "all": "the followed person's measurements by pretrained face models (MediaPipe's 52 blendshapes and head pose, "
+           "eye / mouth / brow measures, fer's emotion probabilities, and the rule states and events computed from "
+           "them)",
+    "rules": "the rule states, events and times computed from the followed person's measurements by pretrained face "
+             "models (MediaPipe's blendshapes and head pose, fer's emotions): what the measured caption is written "
+             "from, the same on every face; the raw measures themselves it does not read",
+}
 
 
 def portable_path(value: str | os.PathLike) -> str:

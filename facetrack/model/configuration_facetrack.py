@@ -138,6 +138,11 @@ class FaceTrackConfig(PreTrainedConfig):
             The feature set the stream was trained on: `{"name", "version", "size"}` (and `"columns"`), as
             `facetrack.expressions.features.EXPRESSION_FEATURES` describes it; `size` is the projector's input width.
             Required with `expression_tokens_per_frame > 0`.
+        expression_columns (`list[str]`, *optional*):
+            The columns of the feature set the projector reads (its input width), in the set's order; None (the
+            default): all of them. A model that reads only the rule columns (`state:`, `event:`, `time:`: what the
+            measured caption is written from, the same on every face) ignores the raw measures, which differ from
+            face to face; the processor still computes the whole set.
         tie_word_embeddings (`bool`, defaults to `False`): tie `lm_head` to the input embeddings (follows the LLM).
     """
 
@@ -168,6 +173,7 @@ class FaceTrackConfig(PreTrainedConfig):
     expression_tokens_per_frame: int = 0
     expression_token_id: int = 151649
     expression_features: dict | None = None
+    expression_columns: list[str] | None = None
 
     def __post_init__(self, **kwargs):
         # Every model with global or face tokens has a vision tower (SigLIP so400m unless given); the expression
@@ -194,6 +200,14 @@ class FaceTrackConfig(PreTrainedConfig):
     def has_expression_stream(self) -> bool:
         """Whether the model reads expression features (`expression_tokens_per_frame > 0`)."""
         return self.expression_tokens_per_frame > 0
+
+    @property
+    def expression_input_indices(self) -> list[int]:
+        """Positions in the feature set of the columns the expression projector reads (`expression_columns`)."""
+        if self.expression_columns is None:
+            return list(range(self.expression_features["size"]))
+        columns = list(self.expression_features["columns"])
+        return [columns.index(name) for name in self.expression_columns]
 
     def to_dict(self) -> dict:
         output = super().to_dict()
@@ -260,6 +274,20 @@ class FaceTrackConfig(PreTrainedConfig):
             raise FaceTrackConfigError(
                 f"expression_features lists {len(features['columns'])} columns but says size={size}"
             )
+        if self.expression_columns is not None:
+            chosen, known = self.expression_columns, features.get("columns")
+            if not isinstance(chosen, (list, tuple)) or not chosen or not all(isinstance(c, str) for c in chosen):
+                raise FaceTrackConfigError(f"expression_columns must be a non-empty list of column names (None: "
+                                           f"all), got {chosen!r:.120}")
+            if not known:
+                raise FaceTrackConfigError("expression_columns needs expression_features['columns'] to pick from")
+            unknown = [name for name in chosen if name not in known]
+            if unknown:
+                raise FaceTrackConfigError(f"expression_columns names columns the feature set "
+                                           f"{features.get('name')!r} does not have: {unknown[:5]}")
+            if list(chosen) != [name for name in known if name in set(chosen)]:
+                raise FaceTrackConfigError("expression_columns must list each column once, in the feature set's order")
+            self.expression_columns = list(chosen)
         token_ids = {"video_token_id": self.video_token_id, "face_token_id": self.face_token_id}
         for name, token_id in token_ids.items():
             if token_id == self.expression_token_id:
@@ -295,6 +323,7 @@ class FaceTrackConfig(PreTrainedConfig):
 
 
 # Left out of a saved config without the stream (`FaceTrackConfig.to_dict`).
-EXPRESSION_STREAM_KEYS = ("expression_tokens_per_frame", "expression_token_id", "expression_features")
+EXPRESSION_STREAM_KEYS = ("expression_tokens_per_frame", "expression_token_id", "expression_features",
+                          "expression_columns")
 
 __all__ = ["FaceTrackConfig", "FaceTrackConfigError"]

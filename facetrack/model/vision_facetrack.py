@@ -46,18 +46,24 @@ class FaceTrackProjector(nn.Module):
 
 class FaceTrackExpressionProjector(nn.Module):
     """One frame's expression features -> E LLM-width tokens: MLP2x-GELU (Linear(N, D), GELU, Linear(D, E x D)),
-    reshaped to `(..., E, D)`. N = `expression_features["size"]`, D = the LLM width, E = `expression_tokens_per_frame`;
-    one MLP for all E tokens, so each token can carry a different part of the frame's expression."""
+    reshaped to `(..., E, D)`. N = the columns it reads (`expression_columns`, default all of
+    `expression_features["size"]`), D = the LLM width, E = `expression_tokens_per_frame`; one MLP for all E tokens,
+    so each token can carry a different part of the frame's expression."""
 
     def __init__(self, config: FaceTrackConfig):
         super().__init__()
         self.num_tokens = config.expression_tokens_per_frame
         self.text_width = config.text_config.hidden_size
-        self.linear_1 = nn.Linear(config.expression_features["size"], self.text_width, bias=config.projector_bias)
+        # The columns it reads (`expression_columns`; None: all), from the config: not a weight (a buffer would be
+        # left uninitialised by from_pretrained's meta-device loading).
+        self.input_columns = None if config.expression_columns is None else tuple(config.expression_input_indices)
+        self.linear_1 = nn.Linear(len(config.expression_input_indices), self.text_width, bias=config.projector_bias)
         self.act = ACT2FN[config.projector_hidden_act]
         self.linear_2 = nn.Linear(self.text_width, self.num_tokens * self.text_width, bias=config.projector_bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.input_columns is not None:
+            features = features[..., torch.tensor(self.input_columns, device=features.device)]
         hidden = self.linear_2(self.act(self.linear_1(features)))
         return hidden.view(*features.shape[:-1], self.num_tokens, self.text_width)
 

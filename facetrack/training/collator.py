@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from facetrack.expressions.features import RULE_COLUMN_PREFIXES
 from facetrack.training.config import TrainingSetupError
 from facetrack.training.data import row_video, subsample_track, track_frame_indices
 
@@ -29,13 +30,16 @@ class TimelineVariants:
     not exist. A draw whose measurements give no event at all is kept with probability `keep_eventless` (a long
     clip sampled sparsely often has none) and drawn again otherwise, at most `max_draws` times. A share
     `no_face_share` of the montages is cut, at its start or its end, to 0.5-3 s where no face is measured (a title
-    card, a cutaway), so the model meets frames without the face in training.
+    card, a cutaway), so the model meets frames without the face in training. A share `script_share` is scripted
+    instead: 2-5 stretches of frames picked by their rule state (smiling, eyes closed, mouth open, ..., the dominant
+    emotion) from any row seen, each in another state than the one before, so that a few clips' frames make
+    sequences of expressions in orders none of them shows (a smile that fades, a face that starts out smiling).
     """
 
     def __init__(self, seed: int = 0, frame_counts: tuple[int, ...] = (8, 12, 16),
                  part_counts: tuple[int, ...] = (1, 1, 2), max_seconds: float | None = 5.0,
                  other_clip_share: float = 0.5, keep_eventless: float = 0.25, no_face_share: float = 0.0,
-                 max_draws: int = 20):
+                 script_share: float = 0.0, max_draws: int = 20):
         if not frame_counts or min(frame_counts) < 2:
             raise TrainingSetupError(f"variant frame counts must be at least 2 each, got {list(frame_counts)}")
         if not part_counts or min(part_counts) < 1:
@@ -53,6 +57,11 @@ class TimelineVariants:
         self.other_clip_share = other_clip_share
         self.keep_eventless = keep_eventless
         self.no_face_share = no_face_share
+        if not 0 <= script_share <= 1:
+            raise TrainingSetupError(f"variant script share must be in [0, 1], got {script_share}")
+        self.script_share = script_share
+        self._runs: dict[tuple, list] | None = None  # state -> stretches of frames in that state, all rows seen
+        self._runs_of = 0
         self.max_draws = max_draws
         self._sources: dict[tuple, tuple[Any, float]] = {}  # each row's parsed report and frame width, read once
 
@@ -97,8 +106,8 @@ class TimelineVariants:
         still = not own[0].events and bool(others) and self.other_clip_share > 0
         for _ in range(self.max_draws):
             count = max(2, int(self.rng.choice(self.part_counts))) if still else int(self.rng.choice(self.part_counts))
-            pieces = []
-            for index in range(count):
+            pieces = self._scripted_pieces() if self.rng.random() < self.script_share else []
+            for index in range(0 if pieces else count):
                 from_other = others and count > 1 and (
                     (still and index > 0) or (not still and self.rng.random() < self.other_clip_share))
                 report, width = others[self.rng.integers(len(others))] if from_other else own
@@ -112,6 +121,55 @@ class TimelineVariants:
             if report.events or self.rng.random() < self.keep_eventless:
                 break
         return variant_track(track, report), measured_caption_text(report.caption)
+
+    def _state_runs(self) -> dict[tuple, list]:
+        """Every stretch of frames (at least 0.3 s) of the rows seen so far in which the rule states (the level
+        states and the dominant emotion) stay the same, by state."""
+        from facetrack.expressions.events import dominant_emotions
+        from facetrack.expressions.features import LEVEL_STATES, level_states
+
+        runs: dict[tuple, list] = {}
+        for key in sorted(self._sources):
+            report, width = self._sources[key]
+            timeline = report.timeline
+            states = level_states(timeline, report.config)
+            emotions = dominant_emotions(timeline, report.config)
+            measured = timeline.measured
+            t = timeline.timestamps
+            keys = [None if not measured[i] else tuple(bool(states[n][i]) for n in LEVEL_STATES) + (emotions[i],)
+                    for i in range(len(t))]
+            start = 0
+            for end in range(1, len(t) + 1):
+                if end == len(t) or keys[end] != keys[start]:
+                    if keys[start] is not None and t[end - 1] - t[start] >= 0.3:
+                        runs.setdefault(keys[start], []).append((report, width, float(t[start]), float(t[end - 1])))
+                    start = end
+        return runs
+
+    def _scripted_pieces(self) -> list:
+        """2-5 stretches of measured frames, each in another state than the one before (any row's, mirrored at
+        random), re-timed to 0.6-2.5 s each: sequences of expressions no clip shows in that order. None (an
+        ordinary montage instead) when no row has a stretch of at least 0.3 s in one state."""
+        from facetrack.expressions.variants import mirror, retime, window
+
+        if self._runs is None or self._runs_of != len(self._sources):  # rows are seen one by one
+            self._runs, self._runs_of = self._state_runs(), len(self._sources)
+        states = sorted(self._runs, key=repr)
+        if not states:
+            return []
+        pieces, previous = [], None
+        for _ in range(int(self.rng.integers(2, 6))):
+            choices = [state for state in states if state != previous] or states
+            previous = choices[self.rng.integers(len(choices))]
+            report, width, start, end = self._runs[previous][self.rng.integers(len(self._runs[previous]))]
+            step = float(np.median(np.diff(report.timeline.timestamps))) if len(report.timeline) > 1 else 0.1
+            piece = window(report.timeline, start, end - start + step / 2)
+            seconds = float(self.rng.uniform(0.6, 2.5))
+            piece = retime(piece, max(end - start, step) / seconds)
+            if self.rng.random() < 0.5:
+                piece = mirror(piece, width)
+            pieces.append(piece)
+        return pieces
 
     def _no_face_piece(self, piece):
         """0.5-3 s (at most as long as `piece`) at `piece`'s frame rate where nobody's face is measured."""
@@ -178,7 +236,7 @@ class FaceTrackDataCollator:
         self.measure_jitter = measure_jitter
         self.rng = np.random.default_rng(seed)
         if measure_jitter > 0:  # which feature columns are raw measures (jittered) rather than rule columns
-            self.raw_columns = np.array([not name.startswith(("state:", "event:", "time:"))
+            self.raw_columns = np.array([not name.startswith(RULE_COLUMN_PREFIXES)
                                          for name in processor.expression_features["columns"]])
         if timeline_variants is not None and (self.needs_pixels or face_source != "precomputed"):
             raise TrainingSetupError(

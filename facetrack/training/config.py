@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facetrack.expressions.features import EXPRESSION_COLUMN_CHOICES
+
 DEFAULT_LORA_TARGET_REGEX = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 # The recipes that ship inside the package (also in a wheel): `--config tiny_cpu` names one of them.
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
@@ -74,6 +76,11 @@ class ScriptArguments:
         metadata={"help": "With timeline_variants: the share of montages cut, at their start or end, to 0.5-3 s "
                   "where no face is visible (a title card, a cutaway)."},
     )
+    variant_script_share: float = field(
+        default=0.0,
+        metadata={"help": "With timeline_variants: the share of montages scripted from stretches of frames by their "
+                  "rule states (2-5 states in an order no clip shows, 0.6-2.5 s each)."},
+    )
     face_source: str = field(
         default="precomputed",
         metadata={
@@ -123,6 +130,12 @@ class ModelArguments:
     expression_tokens_per_frame: int | None = field(
         default=None,
         metadata={"help": "Expression-stream tokens per frame of a tiny model built for the run (0: no stream)."},
+    )
+    expression_columns: str = field(
+        default="all",
+        metadata={"help": "The feature columns the expression projector of a tiny model built for the run reads: "
+                  "'all', or 'rules' (the state, event and time columns the measured caption is written from, the "
+                  "same on every face)."},
     )
     timestamps: bool = field(
         default=True,
@@ -262,10 +275,15 @@ def validate_arguments(script_args: ScriptArguments, model_args: ModelArguments,
         problems.append(f"variant_other_clip_share must be in [0, 1], got {script_args.variant_other_clip_share}")
     if not script_args.measure_jitter >= 0:
         problems.append(f"measure_jitter must be >= 0, got {script_args.measure_jitter}")
+    if not 0 <= script_args.variant_script_share <= 1:
+        problems.append(f"variant_script_share must be in [0, 1], got {script_args.variant_script_share}")
     if not 0 <= script_args.variant_no_face_share <= 1:
         problems.append(f"variant_no_face_share must be in [0, 1], got {script_args.variant_no_face_share}")
     at_least("global_tokens_per_frame", model_args.global_tokens_per_frame, 0)
     at_least("expression_tokens_per_frame", model_args.expression_tokens_per_frame, 0)
+    if model_args.expression_columns not in EXPRESSION_COLUMN_CHOICES:
+        problems.append(f"expression_columns must be one of {', '.join(EXPRESSION_COLUMN_CHOICES)}, got "
+                        f"{model_args.expression_columns!r}")
     if script_args.face_source not in ("precomputed", "detect"):
         problems.append(f"face_source must be 'precomputed' or 'detect', got {script_args.face_source!r}")
     if not 0 <= model_args.lora_dropout < 1:

@@ -43,13 +43,20 @@ def model_card_with_recipe(config, recipe: dict[str, Any], model_path: str, demo
     `demonstration`, a warning first that the model only demonstrates the pipeline."""
     import yaml
 
-    from facetrack.hub.model_card import DEMONSTRATION_WARNING, STREAM_MODEL_NOTE, model_card, portable_path
+    from facetrack.hub.model_card import (
+        DEMONSTRATION_WARNING,
+        STREAM_MODEL_NOTE,
+        STREAM_READS,
+        model_card,
+        portable_path,
+    )
 
     steps = recipe.get("training", {}).get("max_steps")
     steps = steps if steps and steps > 0 else "a few"
     stream_only = config.has_expression_stream and not config.has_vision_path and not config.has_face_path
     if demonstration and stream_only:
-        warning = STREAM_MODEL_NOTE.format(tokens=config.expression_tokens_per_frame, what=(
+        reads = STREAM_READS["all" if config.expression_columns is None else "rules"]
+        warning = STREAM_MODEL_NOTE.format(tokens=config.expression_tokens_per_frame, reads=reads, what=(
             f"A {config.text_config.num_hidden_layers}-layer LLM ({config.text_config.hidden_size} wide) built for the "
             f"run and trained for {steps} steps (FaceTrack-MM's `cpu_expression_stream` recipe, as in `facetrack "
             "quickstart`)."))

@@ -77,7 +77,8 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
                                     part_counts=tuple(parse_counts(script_args.variant_part_counts)),
                                     max_seconds=script_args.variant_max_seconds,
                                     other_clip_share=script_args.variant_other_clip_share,
-                                    no_face_share=script_args.variant_no_face_share)
+                                    no_face_share=script_args.variant_no_face_share,
+                                    script_share=script_args.variant_script_share)
         train_dataset = repeated_rows(train_dataset, training_args)
     collator = FaceTrackDataCollator(
         processor,
