@@ -136,7 +136,8 @@ class FaceTrackConfig(PreTrainedConfig):
         expression_token_id (`int`, defaults to 151649): placeholder id of the `<expression>` tokens.
         expression_features (`dict`, *optional*):
             The feature set the stream was trained on: `{"name", "version", "size"}` (and `"columns"`), as
-            `facetrack.expressions.features.EXPRESSION_FEATURES` describes it; `size` is the projector's input width.
+            `facetrack.expressions.features.EXPRESSION_FEATURES` describes it; `size` is the projector's input width
+            unless `expression_columns` picks fewer.
             Required with `expression_tokens_per_frame > 0`.
         expression_columns (`list[str]`, *optional*):
             The columns of the feature set the projector reads (its input width), in the set's order; None (the
