@@ -148,7 +148,7 @@ class TimelineVariants:
 
     def _scripted_pieces(self) -> list:
         """2-5 stretches of measured frames, each in another state than the one before (any row's, mirrored at
-        random), re-timed to 0.6-2.5 s each: sequences of expressions no clip shows in that order. None (an
+        random), re-timed to 0.6-2.5 s each: sequences of expressions no clip shows in that order. Empty (an
         ordinary montage instead) when no row has a stretch of at least 0.3 s in one state."""
         from facetrack.expressions.variants import mirror, retime, window
 
