@@ -286,7 +286,8 @@ class FaceTrackConfig(PreTrainedConfig):
             if unknown:
                 raise FaceTrackConfigError(f"expression_columns names columns the feature set "
                                            f"{features.get('name')!r} does not have: {unknown[:5]}")
-            if list(chosen) != [name for name in known if name in set(chosen)]:
+            picked = set(chosen)
+            if list(chosen) != [name for name in known if name in picked]:
                 raise FaceTrackConfigError("expression_columns must list each column once, in the feature set's order")
             self.expression_columns = list(chosen)
         token_ids = {"video_token_id": self.video_token_id, "face_token_id": self.face_token_id}

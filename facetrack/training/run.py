@@ -70,9 +70,9 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
     # Training
     ################
     variants = None
+    data_seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     if script_args.timeline_variants:
-        variants = TimelineVariants(seed=training_args.data_seed if training_args.data_seed is not None
-                                    else training_args.seed,
+        variants = TimelineVariants(seed=data_seed,
                                     frame_counts=tuple(parse_counts(script_args.variant_frame_counts)),
                                     part_counts=tuple(parse_counts(script_args.variant_part_counts)),
                                     max_seconds=script_args.variant_max_seconds,
@@ -87,7 +87,7 @@ def run_training(script_args: ScriptArguments, model_args: ModelArguments, train
         face_source=script_args.face_source,
         timeline_variants=variants,
         measure_jitter=script_args.measure_jitter,
-        seed=training_args.data_seed if training_args.data_seed is not None else training_args.seed,
+        seed=data_seed,
     )
     # A prompt that leaves no room for its caption is refused now, not at the step that reaches its row.
     collator.check_max_length(train_dataset, f"{script_args.dataset_name} split {script_args.dataset_train_split!r}")
