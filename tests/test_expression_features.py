@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facetrack.expressions.caption import PHASES, measured_caption
 from facetrack.expressions.config import ExpressionConfig
-from facetrack.expressions.events import detect_events
+from facetrack.expressions.events import ExpressionEvent, detect_events
 from facetrack.expressions.features import EXPRESSION_FEATURES, check_feature_set, expression_features
 from facetrack.expressions.measure import BLENDSHAPE_NAMES, ExpressionTimeline, FrameExpression
 from facetrack.expressions.models import missing_expression_dependencies
@@ -105,10 +106,29 @@ def test_a_grimace_is_no_smiling_state():
     assert features[:, column("state:emotion:sad")].max() == 1 and features[:, column("state:emotion:happy")].max() == 0
 
 
+def test_each_event_is_in_a_measured_frame_of_the_caption_phase_that_holds_it():
+    """Frames every 0.5 s, the face measured until 3.0 s (four phases of 0.75 s): a smile start at 1.45 s is nearest
+    the frame at 1.5 s, which lies in the next phase, and a blink at 3.3 s nearest a frame without the face. The
+    stream counts each on the nearest measured frame of the phase the measured caption tells it in."""
+    timeline = made_up_timeline(4.0, 2.0, missing=lambda t: t > 3.2)
+    report = report_from_timeline(timeline, None)
+    report.events = [ExpressionEvent("smile_start", 1.4, 1.5, 0.5), ExpressionEvent("blink", 3.2, 3.4, 1.0)]
+    features, present = expression_features(report)
+    smile_frames = np.flatnonzero(features[:, column("event:smile_start")])
+    blink_frames = np.flatnonzero(features[:, column("event:blink")])
+    assert timeline.timestamps[smile_frames].tolist() == [1.0] and timeline.timestamps[blink_frames].tolist() == [3.0]
+    assert present[blink_frames].all()
+    phase = lambda frames: int(features[frames[0], column("time:position")] * len(PHASES))  # noqa: E731
+    assert phase(smile_frames) == 1 and min(phase(blink_frames), 3) == 3
+    caption = measured_caption(report.events, timeline)
+    assert "As the video progresses, the person starts to smile" in caption
+    assert "Towards the end, the person blinks" in caption
+
+
 def test_a_model_config_records_the_feature_set_and_other_sets_are_refused():
     check_feature_set(dict(EXPRESSION_FEATURES))
     assert EXPRESSION_FEATURES["size"] == len(set(COLUMNS)) == 52 + 9 + 7 + 16 + 28 + 2
-    with pytest.raises(ValueError, match="version 1 with 114 columns.*version 2.*differs in version"):
+    with pytest.raises(ValueError, match="version 1 with 114 columns.*version 3.*differs in version"):
         check_feature_set({**EXPRESSION_FEATURES, "version": 1})
     with pytest.raises(ValueError, match="differs in size"):
         check_feature_set({**EXPRESSION_FEATURES, "size": 68, "columns": COLUMNS[:68]})

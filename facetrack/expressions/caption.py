@@ -76,6 +76,12 @@ def feature_phrases(subject: str = "the person", possessive: str = "their") -> d
     return phrases
 
 
+def caption_phase(time: float, start: float, length: float) -> int:
+    """The index in `PHASES` of the caption phase that holds `time`: the measured time from `start`, `length`
+    seconds long, cut into four equal parts."""
+    return min(len(PHASES) - 1, max(0, int((time - start) / length * len(PHASES))))
+
+
 def _join(clauses: list[str], subject: str = "") -> str:
     """"A, B and C", naming the subject once for a row of clauses that share it ("the person opens their eyes,
     raises their head and blinks")."""
@@ -173,8 +179,7 @@ def measured_caption(
     length = max(end - start, 1e-9)
     phases: list[list[ExpressionEvent]] = [[] for _ in PHASES]
     for event in sorted(events, key=lambda event: event.time):
-        index = min(len(PHASES) - 1, max(0, int((event.time - start) / length * len(PHASES))))
-        phases[index].append(event)
+        phases[caption_phase(event.time, start, length)].append(event)
     sentences = [MEASURED_LABEL, f"This video shows the changing facial expressions of {s}."]
     for index, (marker, phase_events) in enumerate(zip(PHASES, phases)):
         clauses = _phase_clauses(phase_events, s, p)

@@ -24,10 +24,12 @@ One row per sampled frame of the followed person's measured timeline (`Expressio
   angle minus its value at the first measured frame, degrees / 45, clipped to [-2, 2]), and
   `state:emotion:LABEL` (7, one-hot: the dominant emotion after the disagreement rule; all 0 where none
   reaches `emotion_min_probability`);
-- `event:*` (28): the measured events (`detect_events`; a report's own events), each at the sampled frame nearest
-  its time: `event:KIND` for every kind but emotion shifts (its count there: a frame can hold two blinks),
-  `event:wide_smile` (a smile start of strength >= 0.8, which the caption calls "breaks into a wide smile") and
-  `event:emotion_to:LABEL` (7: an emotion shift to that emotion). These are the caption's clauses, frame by frame;
+- `event:*` (28): the measured events (`detect_events`; a report's own events), each at the measured frame
+  nearest its time within the caption phase that holds it (so the frame's `time:position` puts it where the
+  measured caption tells it): `event:KIND` for every kind but emotion shifts (its count there: a frame can hold
+  two blinks), `event:wide_smile` (a smile start of strength >= 0.8, which the caption calls "breaks into a wide
+  smile") and `event:emotion_to:LABEL` (7: an emotion shift to that emotion). These are the caption's clauses,
+  frame by frame;
 - `time:position` (0 at the first measured frame, 1 at the last: where the caption's four phases lie) and
   `time:seconds` (seconds since the first measured frame / 10, clipped to [0, 3]: how long things take).
 
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetrack.expressions.caption import WIDE_SMILE_STRENGTH
+from facetrack.expressions.caption import WIDE_SMILE_STRENGTH, caption_phase
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.events import (
     EVENT_KINDS,
@@ -84,7 +86,7 @@ RULE_COLUMN_PREFIXES = ("state:", "event:", "time:")
 EXPRESSION_COLUMN_CHOICES = ("all", "rules")
 EXPRESSION_FEATURES = {
     "name": "facetrack-expression-features",
-    "version": 2,
+    "version": 3,  # 3: events on measured frames of their caption phase
     "size": len(_COLUMNS),
     "columns": list(_COLUMNS),
 }
@@ -166,14 +168,23 @@ def level_states(timeline: ExpressionTimeline, config: ExpressionConfig | None =
     return states
 
 
-def event_columns(events, t: np.ndarray) -> list[np.ndarray]:
-    """The `event:*` columns: each event counted at the sampled time nearest its own."""
+def event_columns(events, t: np.ndarray, present: np.ndarray) -> list[np.ndarray]:
+    """The `event:*` columns: each event counted at the measured frame nearest its time among those in the caption
+    phase that holds its time (any measured frame where that phase has none). Why: the nearest frame can lie in
+    the next phase (an event between two sampled frames) or have no face (its row is zeroed), and then the stream
+    would tell the event elsewhere than the measured caption does, or not at all."""
     kinds = [kind for kind in EVENT_KINDS if kind != "emotion_shift"]
     names = [f"event:{kind}" for kind in kinds] + ["event:wide_smile"] + [f"event:emotion_to:{label}"
                                                                           for label in EMOTION_LABELS]
     values = {name: np.zeros(len(t)) for name in names}
+    measured = np.flatnonzero(present)
+    start = float(t[measured[0]])
+    length = max(float(t[measured[-1]]) - start, 1e-9)  # as measured_caption cuts its phases
+    frame_phases = np.array([caption_phase(float(t[frame]), start, length) for frame in measured])
     for event in events:
-        frame = int(np.argmin(np.abs(t - event.time)))
+        in_phase = measured[frame_phases == caption_phase(event.time, start, length)]
+        candidates = in_phase if len(in_phase) else measured
+        frame = int(candidates[np.argmin(np.abs(t[candidates] - event.time))])
         if event.kind == "emotion_shift":
             name = f"event:emotion_to:{event.details.get('to')}"
             if name in values:
@@ -224,7 +235,7 @@ def expression_features(source, config: ExpressionConfig | None = None) -> tuple
         columns.append(np.clip((angle - angle[first]) / POSE_SCALE_DEGREES, -2.0, 2.0))
     dominant = dominant_emotions(timeline, config)
     columns += [np.array([value == label for value in dominant], dtype=np.float64) for label in EMOTION_LABELS]
-    columns += event_columns(events, t)
+    columns += event_columns(events, t, present)
 
     measured_times = t[present]
     span = max(float(measured_times[-1] - measured_times[0]), 1e-9)
