@@ -76,6 +76,15 @@ def feature_phrases(subject: str = "the person", possessive: str = "their") -> d
     return phrases
 
 
+def measured_span(timeline: ExpressionTimeline) -> tuple[float, float]:
+    """(start, length) of the time the caption's phases cut: from the first to the last measured frame (every frame
+    where none is measured), at least 1e-9 s long."""
+    t = timeline.timestamps
+    measured_times = t[timeline.measured] if timeline.measured.any() else t
+    start = float(measured_times[0])
+    return start, max(float(measured_times[-1]) - start, 1e-9)
+
+
 def caption_phase(time: float, start: float, length: float) -> int:
     """The index in `PHASES` of the caption phase that holds `time`: the measured time from `start`, `length`
     seconds long, cut into four equal parts."""
@@ -173,10 +182,7 @@ def measured_caption(
         state = initial_state(timeline, config)
         return (f"{MEASURED_LABEL} This image shows the facial expression of {s}: "
                 f"{_join(state, s) if state else 'no measured feature stands out'}.")
-    t = timeline.timestamps
-    measured_times = t[timeline.measured] if timeline.measured.any() else t
-    start, end = float(measured_times[0]), float(measured_times[-1])
-    length = max(end - start, 1e-9)
+    start, length = measured_span(timeline)
     phases: list[list[ExpressionEvent]] = [[] for _ in PHASES]
     for event in sorted(events, key=lambda event: event.time):
         phases[caption_phase(event.time, start, length)].append(event)

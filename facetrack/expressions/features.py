@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetrack.expressions.caption import WIDE_SMILE_STRENGTH, caption_phase
+from facetrack.expressions.caption import WIDE_SMILE_STRENGTH, caption_phase, measured_span
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.events import (
     EVENT_KINDS,
@@ -168,18 +168,17 @@ def level_states(timeline: ExpressionTimeline, config: ExpressionConfig | None =
     return states
 
 
-def event_columns(events, t: np.ndarray, present: np.ndarray) -> list[np.ndarray]:
+def event_columns(events, t: np.ndarray, present: np.ndarray, start: float, length: float) -> list[np.ndarray]:
     """The `event:*` columns: each event counted at the measured frame nearest its time among those in the caption
     phase that holds its time (any measured frame where that phase has none). Why: the nearest frame can lie in
     the next phase (an event between two sampled frames) or have no face (its row is zeroed), and then the stream
-    would tell the event elsewhere than the measured caption does, or not at all."""
+    would tell the event elsewhere than the measured caption does, or not at all. `start`, `length`: the
+    caption's span (`measured_span`)."""
     kinds = [kind for kind in EVENT_KINDS if kind != "emotion_shift"]
     names = [f"event:{kind}" for kind in kinds] + ["event:wide_smile"] + [f"event:emotion_to:{label}"
                                                                           for label in EMOTION_LABELS]
     values = {name: np.zeros(len(t)) for name in names}
     measured = np.flatnonzero(present)
-    start = float(t[measured[0]])
-    length = max(float(t[measured[-1]]) - start, 1e-9)  # as measured_caption cuts its phases
     frame_phases = np.array([caption_phase(float(t[frame]), start, length) for frame in measured])
     for event in events:
         in_phase = measured[frame_phases == caption_phase(event.time, start, length)]
@@ -235,13 +234,10 @@ def expression_features(source, config: ExpressionConfig | None = None) -> tuple
         columns.append(np.clip((angle - angle[first]) / POSE_SCALE_DEGREES, -2.0, 2.0))
     dominant = dominant_emotions(timeline, config)
     columns += [np.array([value == label for value in dominant], dtype=np.float64) for label in EMOTION_LABELS]
-    columns += event_columns(events, t, present)
-
-    measured_times = t[present]
-    span = max(float(measured_times[-1] - measured_times[0]), 1e-9)
-    columns.append(np.clip((t - measured_times[0]) / span, 0.0, 1.0) if len(measured_times) > 1
-                   else np.zeros(len(t)))
-    columns.append(np.clip((t - measured_times[0]) / SECONDS_SCALE, 0.0, 3.0))
+    start, length = measured_span(timeline)  # the caption's span: first to last of the `present` frames
+    columns += event_columns(events, t, present, start, length)
+    columns.append(np.clip((t - start) / length, 0.0, 1.0) if present.sum() > 1 else np.zeros(len(t)))
+    columns.append(np.clip((t - start) / SECONDS_SCALE, 0.0, 3.0))
 
     stacked = np.stack(columns, axis=1)
     if stacked.shape[1] != size:  # the column list and the code above must agree

@@ -116,9 +116,9 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
     MLP passes that column on (GELU(scale x value)) and the second layer writes the phrase's words (the mean input
     embedding of its tokens, made orthogonal to the other phrases' by `distinct_rows`), so a frame where the person
     breaks into a wide smile starts out as a token that reads like "the person breaks into a wide smile" (summed
-    with the other columns on in that frame). The frame's phase of
-    the caption ("At the beginning" ... "Towards the end": the quarter of the clip its `time:position` falls in)
-    is written the same way, by steps of `time:position` (pairs of steep GELU units; needs projector biases).
+    with the other columns on in that frame). The frame's phase of the caption ("At the beginning" ... "Towards
+    the end": the quarter of the clip its `time:position` falls in) is written the same way, by steps of
+    `time:position` (pairs of steep GELU units; needs projector biases).
     With several tokens per frame, events, states and the phase start out in different tokens (`LEXICAL_SLOTS`,
     modulo the token count). The other hidden units keep their random first layer and get a zero second layer:
     the raw measures enter as training finds them useful. The no-expression embedding starts as the words "no
