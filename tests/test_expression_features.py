@@ -69,6 +69,10 @@ def test_features_describe_each_frame_and_zero_the_missing_ones():
     assert features[5, column("time:position")] == pytest.approx(0.5 / 5.9, abs=1e-6)
     assert features[-1, column("time:position")] == pytest.approx(1.0)
     assert features[30, column("time:seconds")] == pytest.approx(0.3)
+    # The caption phase, one-hot, on measured frames: the quarter of the measured time (0 - 5.9 s) each is in.
+    phases = features[:, [column(f"time:phase_{index + 1}") for index in range(len(PHASES))]]
+    assert (phases[present].sum(1) == 1).all() and (phases[~present] == 0).all()
+    assert phases[present].argmax(1).tolist() == [min(3, int(t / 5.9 * 4)) for t in timeline.timestamps[present]]
     # The report gives the same features as its timeline; an empty timeline gives no rows.
     assert np.array_equal(expression_features(report_from_timeline(timeline, 1))[0], features)
     empty_features, empty_present = expression_features(ExpressionTimeline(frames=[]))
@@ -121,6 +125,7 @@ def test_each_event_is_in_a_measured_frame_of_the_caption_phase_that_holds_it():
     position = features[:, column("time:position")]
     phase = lambda frame: min(len(PHASES) - 1, int(position[frame] * len(PHASES)))  # noqa: E731
     assert phase(smile_frames[0]) == 1 and phase(blink_frames[0]) == 3
+    assert features[smile_frames[0], column("time:phase_2")] == 1 and features[blink_frames[0], column("time:phase_4")] == 1
     caption = measured_caption(report.events, timeline)
     assert "As the video progresses, the person starts to smile" in caption
     assert "Towards the end, the person blinks" in caption
@@ -128,8 +133,8 @@ def test_each_event_is_in_a_measured_frame_of_the_caption_phase_that_holds_it():
 
 def test_a_model_config_records_the_feature_set_and_other_sets_are_refused():
     check_feature_set(dict(EXPRESSION_FEATURES))
-    assert EXPRESSION_FEATURES["size"] == len(set(COLUMNS)) == 52 + 9 + 7 + 16 + 28 + 2
-    with pytest.raises(ValueError, match="version 1 with 114 columns.*version 3.*differs in version"):
+    assert EXPRESSION_FEATURES["size"] == len(set(COLUMNS)) == 52 + 9 + 7 + 16 + 28 + 2 + 4
+    with pytest.raises(ValueError, match="version 1 with 118 columns.*version 4.*differs in version"):
         check_feature_set({**EXPRESSION_FEATURES, "version": 1})
     with pytest.raises(ValueError, match="differs in size"):
         check_feature_set({**EXPRESSION_FEATURES, "size": 68, "columns": COLUMNS[:68]})

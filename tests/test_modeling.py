@@ -414,8 +414,9 @@ def test_unmeasured_frames_get_the_no_expression_embedding(stream_model_and_proc
 @pytest.mark.parametrize("tokens_per_frame", [1, 3])
 def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
     """lexical_expression_init: a frame's tokens start as the caption's words for what is on in it (events, states)
-    and for the caption phase its time falls in, each word told apart from the others (orthogonal) and nearest to
-    its own phrase; with 3 tokens per frame each of the three in its own token, with 1 all summed."""
+    and for the caption phase it is in (`time:phase_N`), each word told apart from the others (orthogonal) and
+    nearest to its own phrase; with 3 tokens per frame each of the three in its own token, with 1 all summed; and
+    no frame's token grows with its time (the steep phase units of version 3 did, once trained)."""
     from facetrack.expressions.caption import PHASES, feature_phrases
     from facetrack.hub.builders import lexical_expression_init
     from facetrack.hub.tokenizers import add_facetrack_tokens, load_smollm2_tokenizer
@@ -431,7 +432,8 @@ def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
     model = FaceTrackForConditionalGeneration(config).eval()
     given = lexical_expression_init(model, tokenizer)
     phrases = feature_phrases()
-    assert set(given) == {*phrases, "time:position"}
+    assert set(given) == set(phrases)
+    assert [phrases[f"time:phase_{index + 1}"] for index in range(4)] == list(PHASES)
     embeddings = model.get_input_embeddings().weight.detach()
 
     def mean_embedding(text):
@@ -439,15 +441,15 @@ def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
 
     columns = EXPRESSION_FEATURES["columns"]
     projector = model.model.expression_projector
-    texts = [*(phrases[column] for column in phrases), *PHASES]
+    texts = [phrases[column] for column in phrases]
     means = torch.nn.functional.normalize(torch.stack([mean_embedding(text) for text in texts]), dim=1)
 
     def read(features_row):  # the frame's tokens, (tokens_per_frame, width)
         with torch.no_grad():
             return projector(features_row[None])[0]
 
-    # Each phrase column alone, at the first phase: its token minus the first phase's is a word nearest its own
-    # phrase, orthogonal to every other column's.
+    # Each phrase column alone: its token minus the empty frame's is a word nearest its own phrase, orthogonal to
+    # every other column's.
     at_start = read(torch.zeros(len(columns))).sum(0)
     words = []
     for column in phrases:
@@ -461,16 +463,22 @@ def test_a_new_projector_starts_out_as_the_captions_words(tokens_per_frame):
     worst = int((between - torch.eye(len(words))).abs().argmax())
     assert (between - torch.eye(len(words))).abs().max() < 1e-3, [list(phrases)[worst // len(words)], list(phrases)[worst % len(words)]]
 
-    # The phase: the quarter of the clip a frame's time:position falls in.
-    positions = [0.0, 0.2, 0.25, 0.3, 0.47, 0.5, 0.72, 0.75, 0.9, 1.0]  # frames >= 1/60 of the clip from a boundary
+    # The phase: a frame in phase N (its time:position and time:seconds as they come) reads as phase N's words in
+    # the phase slot, and its tokens are as large at the end of a long clip as at its start.
     phase_slot = 2 % tokens_per_frame
-    phases = []
-    for position in positions:
+    phase_rows = [columns.index(f"time:phase_{index + 1}") for index in range(4)]
+    norms = []
+    for position in [0.0, 0.3, 0.6, 1.0]:
         row = torch.zeros(len(columns))
         row[columns.index("time:position")] = position
-        phase_token = torch.nn.functional.normalize(read(row)[phase_slot], dim=0)
-        phases.append(int((means[len(phrases):] @ phase_token).argmax()))
-    assert phases == [min(3, int(position * 4)) for position in positions]
+        row[columns.index("time:seconds")] = 3.0 * position
+        row[columns.index(f"time:phase_{min(3, int(position * 4)) + 1}")] = 1.0
+        tokens = read(row)
+        phase_token = torch.nn.functional.normalize(tokens[phase_slot], dim=0)
+        assert int((means[[list(phrases).index(columns[index]) for index in phase_rows]] @ phase_token).argmax()) \
+            == min(3, int(position * 4))
+        norms.append(float(tokens.norm()))
+    assert max(norms) < 1.5 * min(norms)
 
     # Slots: with 3 tokens, an event and a state frame write into tokens 0 and 1 only (the phase into token 2).
     if tokens_per_frame == 3:
@@ -506,7 +514,7 @@ def test_a_projector_that_reads_the_rule_columns_ignores_the_raw_measures(tmp_pa
     model = FaceTrackForConditionalGeneration(config).eval()
     projector = model.model.expression_projector
     assert projector.linear_1.in_features == len(rules) < EXPRESSION_FEATURES["size"]
-    assert set(lexical_expression_init(model, tokenizer)) == {*feature_phrases(), "time:position"}
+    assert set(lexical_expression_init(model, tokenizer)) == set(feature_phrases())
     columns = EXPRESSION_FEATURES["columns"]
     raw = torch.tensor([not name.startswith(RULE_COLUMN_PREFIXES) for name in columns])
     features = torch.rand(5, len(columns))

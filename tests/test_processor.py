@@ -542,6 +542,40 @@ def test_the_stream_alone_with_stored_tracks_decodes_nothing(expression_processo
     assert empty["expression_mask"].tolist() == [False, False] and (empty["expression_features"] == 0).all()
 
 
+def test_phase_labels_put_each_phase_of_the_measured_time_before_its_frames(tiny_expression_model_dir, tmp_path,
+                                                                          monkeypatch):
+    """phase_labels: the caption's phase words before the first frame of each phase, the phases cut from the first
+    to the last *measured* frame as the measured caption cuts them (frames before or after belong to the first or
+    the last phase); it survives save and load, and a processor without the stream refuses it."""
+    import io
+
+    from facetrack.expressions.caption import PHASES
+    from facetrack.model.video_processing_facetrack import FaceTrackProcessorError
+
+    forbid_decoding_and_measuring(monkeypatch)
+    processor = FaceTrackProcessor.from_pretrained(tiny_expression_model_dir, phase_labels=True)
+    processor.timestamp_template = None
+    tokens = "<expression>" * 2
+    # 10 frames every 0.5 s; measured on frames 2-9 (1.0 - 4.5 s: phases of 0.875 s).
+    track = measured_track([None, None] + [[6.0, 5.0, 40.0, 38.0]] * 8, seed=3)
+    inputs = processor(text="<video>", videos=[io.BytesIO(b"never decoded")], face_tracks=[track])
+    assert inputs["expression_mask"].tolist() == [False] * 2 + [True] * 8
+    # Frames at 0.0 - 1.5 s: phase 1 (the unmeasured two and 1.0, 1.5); 2.0, 2.5: phase 2; 3.0, 3.5: phase 3 (3.0 -
+    # 1.0 = 2.0 >= 1.75); 4.0, 4.5: phase 4.
+    expected = (f"{PHASES[0]}: " + tokens * 4 + f"\n{PHASES[1]}: " + tokens * 2 + f"\n{PHASES[2]}: " + tokens * 2
+                + f"\n{PHASES[3]}: " + tokens * 2)
+    assert processor.decode(inputs["input_ids"][0]) == expected
+    # Nobody measured: the phases cut all the frames.
+    nobody = processor(text="<video>", videos=["nowhere.mp4"], face_tracks=[measured_track([None] * 4)])
+    assert processor.decode(nobody["input_ids"][0]) == "".join(
+        ("\n" if index else "") + f"{PHASES[index]}: " + tokens for index in range(4))
+    processor.save_pretrained(tmp_path)
+    assert FaceTrackProcessor.from_pretrained(tmp_path).phase_labels is True
+    assert FaceTrackProcessor.from_pretrained(tiny_expression_model_dir).phase_labels is False
+    with pytest.raises(FaceTrackProcessorError, match="phase_labels .* needs expression_tokens_per_frame > 0"):
+        FaceTrackProcessor(tokenizer=processor.tokenizer, phase_labels=True)
+
+
 def test_the_stream_alone_decodes_tracks_and_measures_a_new_video(expression_processor, stream_processor,
                                                                  measured_clip, media_dir):
     """Captioning a new video with a stream-only model: decoded, tracked and measured, no pixel tensors built."""

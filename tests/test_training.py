@@ -552,7 +552,8 @@ def test_scripted_montages_put_the_clips_states_in_orders_no_clip_shows():
 def test_the_cpu_stream_recipe_trains_a_stream_only_model_with_full_batches(tiny_dataset, tmp_path,
                                                                            restore_torch_threads):
     """`--config cpu_expression_stream` (here over a tiny random LLM, 2 steps): a model without a vision tower,
-    one expression token per frame and no timestamps; the 4-row split is repeated so every batch is full."""
+    one expression token per frame, no timestamps and the caption's phase words before each phase's frames; the
+    4-row split is repeated so every batch is full."""
     output_dir = tmp_path / "stream-run"
     script_args, model_args, training_args = parse_arguments([
         "--config", "cpu_expression_stream", "--dataset_name", str(tiny_dataset), "--output_dir", str(output_dir),
@@ -565,7 +566,8 @@ def test_the_cpu_stream_recipe_trains_a_stream_only_model_with_full_batches(tiny
     config = AutoConfig.from_pretrained(result["final_dir"], trust_remote_code=True)
     assert (config.global_tokens_per_frame, config.face_tokens_per_frame, config.expression_tokens_per_frame) == (
         0, 0, 1) and config.vision_config is None
-    assert AutoProcessor.from_pretrained(result["final_dir"], trust_remote_code=True).timestamp_template is None
+    processor = AutoProcessor.from_pretrained(result["final_dir"], trust_remote_code=True)
+    assert processor.timestamp_template is None and processor.phase_labels is True
     for bad, message in ((["--variant_frame_counts", "8,x"], "variant_frame_counts must be"),
                          (["--variant_part_counts", "0"], "variant_part_counts must be")):
         with pytest.raises(TrainingSetupError, match=message):

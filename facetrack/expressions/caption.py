@@ -59,8 +59,9 @@ _STATE_PHRASES = {"eyes_closed": "{p} eyes are closed", "smiling": "{s} is smili
 
 
 def feature_phrases(subject: str = "the person", possessive: str = "their") -> dict[str, str]:
-    """The caption's words for each state and event column of the expression features (`features.py`): what a
-    frame with that column on would be described as. A model's expression projector can start out from them
+    """The caption's words for each state, event and phase column of the expression features (`features.py`): what
+    a frame with that column on would be described as (a phase column: the words that open that part of the
+    caption, "At the beginning" ...). A model's expression projector can start out from them
     (`facetrack.hub.builders.lexical_expression_init`), so that its tokens read as these words from the first
     step."""
     s, p = subject, possessive
@@ -73,6 +74,8 @@ def feature_phrases(subject: str = "the person", possessive: str = "their") -> d
     phrases["event:wide_smile"] = f"{s} breaks into a wide smile"
     for label, word in EMOTION_WORDS.items():
         phrases[f"event:emotion_to:{label}"] = f"{p} expression changes to {word}"
+    for index, words in enumerate(PHASES):
+        phrases[f"time:phase_{index + 1}"] = words
     return phrases
 
 

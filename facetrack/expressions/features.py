@@ -30,8 +30,13 @@ One row per sampled frame of the followed person's measured timeline (`Expressio
   two blinks), `event:wide_smile` (a smile start of strength >= 0.8, which the caption calls "breaks into a wide
   smile") and `event:emotion_to:LABEL` (7: an emotion shift to that emotion). These are the caption's clauses,
   frame by frame;
-- `time:position` (0 at the first measured frame, 1 at the last: where the caption's four phases lie) and
-  `time:seconds` (seconds since the first measured frame / 10, clipped to [0, 3]: how long things take).
+- `time:position` (0 at the first measured frame, 1 at the last: where the caption's four phases lie),
+  `time:seconds` (seconds since the first measured frame / 10, clipped to [0, 3]: how long things take) and
+  `time:phase_1` ... `time:phase_4` (one-hot: the caption phase the frame is told in, "At the beginning" ...
+  "Towards the end", by `caption.caption_phase`). Why the phase as its own columns (version 4): a projector that
+  had to cut `time:position` into phases itself used steep units whose cancelling pairs drift apart in training,
+  and then the frame's token grew with its position (a trained CPU model's tokens went from norm 14 on the first
+  frame to 1056 on the last, against ~3 for a word), drowning what the later frames carry.
 
 Frames where the landmarker did not measure the face (no box, or no face found in it) are rows of zeros with
 `present` False; the model gives them its own learned embedding. Everything comes from the stored timeline (a
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetrack.expressions.caption import WIDE_SMILE_STRENGTH, caption_phase, measured_span
+from facetrack.expressions.caption import PHASES, WIDE_SMILE_STRENGTH, caption_phase, measured_span
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.events import (
     EVENT_KINDS,
@@ -78,6 +83,7 @@ _COLUMNS = (
     + ["event:wide_smile"]
     + [f"event:emotion_to:{label}" for label in EMOTION_LABELS]
     + ["time:position", "time:seconds"]
+    + [f"time:phase_{index + 1}" for index in range(len(PHASES))]
 )
 RULE_COLUMN_PREFIXES = ("state:", "event:", "time:")
 # What a model's projector may read (`FaceTrackConfig.expression_columns`): every column, or the rule columns only
@@ -86,7 +92,7 @@ RULE_COLUMN_PREFIXES = ("state:", "event:", "time:")
 EXPRESSION_COLUMN_CHOICES = ("all", "rules")
 EXPRESSION_FEATURES = {
     "name": "facetrack-expression-features",
-    "version": 3,  # 3: events on measured frames of their caption phase
+    "version": 4,  # 3: events on measured frames of their caption phase; 4: the caption phase one-hot
     "size": len(_COLUMNS),
     "columns": list(_COLUMNS),
 }
@@ -238,6 +244,8 @@ def expression_features(source, config: ExpressionConfig | None = None) -> tuple
     columns += event_columns(events, t, present, start, length)
     columns.append(np.clip((t - start) / length, 0.0, 1.0) if present.sum() > 1 else np.zeros(len(t)))
     columns.append(np.clip((t - start) / SECONDS_SCALE, 0.0, 3.0))
+    phases = np.array([caption_phase(float(time), start, length) for time in t])
+    columns += [(phases == index).astype(np.float64) for index in range(len(PHASES))]
 
     stacked = np.stack(columns, axis=1)
     if stacked.shape[1] != size:  # the column list and the code above must agree

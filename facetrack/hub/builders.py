@@ -97,7 +97,6 @@ def assemble_model(
 # Which token of a frame (modulo expression_tokens_per_frame) starts out carrying each group of words: with 3 tokens
 # a frame reads "<what changes> <what is> <when>", with 1 all three are summed in one token.
 LEXICAL_SLOTS = {"event": 0, "state": 1, "phase": 2}
-PHASE_SHARPNESS = 600.0  # the phase steps' slope in time:position: a step is complete 0.01 before its boundary
 
 
 def distinct_rows(vectors: torch.Tensor) -> torch.Tensor:
@@ -111,23 +110,22 @@ def distinct_rows(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
-    """Start the expression projector out speaking the LLM's words: for each state and event column of the feature
-    set that the caption has words for (`facetrack.expressions.caption.feature_phrases`), one hidden unit of the
-    MLP passes that column on (GELU(scale x value)) and the second layer writes the phrase's words (the mean input
-    embedding of its tokens, made orthogonal to the other phrases' by `distinct_rows`), so a frame where the person
-    breaks into a wide smile starts out as a token that reads like "the person breaks into a wide smile" (summed
-    with the other columns on in that frame). The frame's phase of the caption ("At the beginning" ... "Towards
-    the end": the quarter of the clip its `time:position` falls in) is written the same way, by steps of
-    `time:position` (pairs of steep GELU units; needs projector biases).
+    """Start the expression projector out speaking the LLM's words: for each state, event and phase column of the
+    feature set that the caption has words for (`facetrack.expressions.caption.feature_phrases`), one hidden unit of
+    the MLP passes that column on (GELU(scale x value)) and the second layer writes the phrase's words (the mean
+    input embedding of its tokens, made orthogonal to the other phrases' by `distinct_rows`), so a frame where the
+    person breaks into a wide smile, in the first quarter of the clip, starts out as a token that reads like "the
+    person breaks into a wide smile" plus "At the beginning" (summed with the other columns on in that frame).
     With several tokens per frame, events, states and the phase start out in different tokens (`LEXICAL_SLOTS`,
     modulo the token count). The other hidden units keep their random first layer and get a zero second layer:
     the raw measures enter as training finds them useful. The no-expression embedding starts as the words "no
-    face is visible". Returns the columns given words (and `time:position` when the phase is written).
+    face is visible". Returns the columns given words.
 
     Why: a small LLM trained for minutes on a few clips learns to read random projections poorly (it learns the
     clips' stories instead); tokens that already mean the events, and say which part of the clip they are in,
-    leave it only the captions' wording to learn."""
-    from facetrack.expressions.caption import PHASES, feature_phrases
+    leave it only the captions' wording to learn. Every input it starts from is 0 / 1 (or a small count), so no
+    token can grow far beyond a word's size."""
+    from facetrack.expressions.caption import feature_phrases
 
     projector = model.model.expression_projector
     if projector is None:
@@ -146,14 +144,11 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
     columns = model.config.expression_columns or model.config.expression_features["columns"]  # the projector's input
     phrases = feature_phrases()
     given = [column for column in columns if column in phrases]
-    # The columns' and the phases' words, made distinguishable from each other (a frame's token sums several).
-    words = distinct_rows(torch.stack([phrase_embedding(text) for text in [*(phrases[c] for c in given), *PHASES]]))
-    phase_words = words[len(given):]
+    if len(given) > projector.linear_1.out_features:
+        raise ValueError(f"{len(given)} lexical units do not fit a projector {projector.linear_1.out_features} wide")
+    # The columns' words, made distinguishable from each other (a frame's token sums several).
+    words = distinct_rows(torch.stack([phrase_embedding(phrases[column]) for column in given]))
     first, second = projector.linear_1, projector.linear_2
-    with_phase = "time:position" in columns and first.bias is not None and second.bias is not None
-    units = len(given) + (2 * (len(PHASES) - 1) if with_phase else 0)
-    if units > first.out_features:
-        raise ValueError(f"{units} lexical units do not fit a projector {first.out_features} wide")
     with torch.no_grad():
         second.weight.zero_()
         if second.bias is not None:
@@ -163,23 +158,8 @@ def lexical_expression_init(model, tokenizer, scale: float = 4.0) -> list[str]:
             first.weight[unit, columns.index(column)] = scale
             if first.bias is not None:
                 first.bias[unit] = 0.0
-            group = "event" if column.startswith("event:") else "state"
+            group = "event" if column.startswith("event:") else "phase" if column.startswith("time:") else "state"
             second.weight[rows(group), unit] = (words[unit] / scale).to(second.weight.dtype)
-        if with_phase:
-            # The first phase's words are the bias; each later boundary b adds (next phase - previous phase) once
-            # time:position >= b: (GELU(z + 3) - GELU(z - 3)) / 6 with z = sharpness x (position - b + margin) is 0
-            # below the boundary and 1 from it on (z >= 6), for frames at least 1/60 of the clip apart.
-            position, margin = columns.index("time:position"), 6.0 / PHASE_SHARPNESS
-            second.bias[rows("phase")] = phase_words[0].to(second.bias.dtype)
-            for boundary in range(1, len(PHASES)):
-                step = ((phase_words[boundary] - phase_words[boundary - 1]) / 6.0).to(second.weight.dtype)
-                for part, (offset, sign) in enumerate(((3.0, 1.0), (-3.0, -1.0))):
-                    unit = len(given) + 2 * (boundary - 1) + part
-                    first.weight[unit].zero_()
-                    first.weight[unit, position] = PHASE_SHARPNESS
-                    first.bias[unit] = PHASE_SHARPNESS * (margin - boundary / len(PHASES)) + offset
-                    second.weight[rows("phase"), unit] = sign * step
-            given = [*given, "time:position"]
         missing = phrase_embedding("no face is visible").to(model.model.no_expression_embedding.dtype)
         model.model.no_expression_embedding.copy_(missing.expand_as(model.model.no_expression_embedding))
     return given
@@ -321,6 +301,7 @@ def build_tiny_model(
     expression_tokens_per_frame: int = 0,
     expression_columns: str = "all",
     timestamps: bool = True,
+    phase_labels: bool = False,
 ) -> Path:
     """Build a tiny FaceTrack-MM and save it as a complete Hub folder; returns the folder.
 
@@ -338,6 +319,8 @@ def build_tiny_model(
         time columns the measured caption is written from, the same on every face).
     timestamps: whether the prompt writes each frame's time before its tokens (`<t=1.5s>`, ~7 tokens a frame); the
         stream's features hold each frame's time already.
+    phase_labels: with the stream, whether the prompt writes the caption's phase words before each phase's frames
+        (`FaceTrackProcessor(phase_labels=True)`: ~5 tokens a phase).
     """
     from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -386,6 +369,11 @@ def build_tiny_model(
     processor.num_frames = num_frames
     if not timestamps:
         processor.timestamp_template = None
+    if phase_labels:
+        if not expression_tokens_per_frame:
+            raise ValueError("phase_labels places the expression stream's frames in the caption's phases: it needs "
+                             "expression_tokens_per_frame > 0")
+        processor.phase_labels = True
     base_models = ["HuggingFaceTB/SmolLM2-135M-Instruct"] if language_model == "smollm2" else []
     parts = ("random weights (a 2-layer LLM" if language_model == "random"
              else "SmolLM2-135M-Instruct under random weights (") + f", a {image_size} px vision encoder, projectors)"

@@ -65,6 +65,7 @@ from .video_processing_facetrack import (
 try:  # the face pipeline is the installed facetrack-mm package (a Hub folder carries the model and processor only)
     from facetrack.analysis.video_analysis import VideoAnalysis, analyze_video, read_face_track
     from facetrack.expressions import features as expression_feature_set
+    from facetrack.expressions.caption import PHASES, caption_phase
     from facetrack.expressions.models import ExpressionDependencyError
     from facetrack.faces.track_result import FaceTrackResult
     from facetrack.faces.tracking import FaceTracker
@@ -117,7 +118,7 @@ def check_processor_kwargs(kwargs: dict) -> None:
 
 
 # The expression stream's settings: left out of a saved processor without the stream (`FaceTrackProcessor.to_dict`).
-EXPRESSION_STREAM_SETTINGS = ("expression_tokens_per_frame", "expression_token", "expression_features")
+EXPRESSION_STREAM_SETTINGS = ("expression_tokens_per_frame", "expression_token", "expression_features", "phase_labels")
 
 
 def check_expression_feature_set(recorded) -> None:
@@ -177,6 +178,11 @@ class FaceTrackProcessor(ProcessorMixin):
         expression_tokens_per_frame (`int`, defaults to 0): must equal the model config's; E `<expression>` tokens
             per frame, filled from the followed person's measured expressions (0: none, nothing measured).
         expression_token (`str`, defaults to `"<expression>"`): their placeholder token.
+        phase_labels (`bool`, defaults to `False`): with the stream, write the caption's phase words before the
+            frames of each phase ("At the beginning: <frames>\nAs the video progresses: <frames>..."; the phases
+            cut the time from the first to the last frame where expressions were measured into quarters, as the
+            measured caption does), so that a model writing "In the middle" finds that part's frames by the same
+            words in its prompt.
         expression_features (`dict`, *optional*): the feature set the model was trained on (the model config's
             `expression_features`); required with the stream, and refused unless the installed facetrack-mm
             computes that set.
@@ -212,6 +218,7 @@ class FaceTrackProcessor(ProcessorMixin):
         expression_tokens_per_frame: int = 0,
         expression_token: str = "<expression>",
         expression_features: dict | None = None,
+        phase_labels: bool = False,
         **kwargs,
     ):
         video_settings = {key: kwargs.pop(key) for key in VIDEO_PROCESSOR_SETTINGS if key in kwargs}
@@ -233,6 +240,10 @@ class FaceTrackProcessor(ProcessorMixin):
         self.expression_tokens_per_frame = int(expression_tokens_per_frame)
         self.expression_token = expression_token
         self.expression_features = expression_features
+        self.phase_labels = bool(phase_labels)
+        if self.phase_labels and self.expression_tokens_per_frame == 0:
+            raise FaceTrackProcessorError("phase_labels places the expression stream's frames in the caption's "
+                                          "phases: it needs expression_tokens_per_frame > 0")
         if self.expression_tokens_per_frame > 0:
             check_expression_feature_set(expression_features)
         self._face_tracker = None  # built on first use: precomputed tracks never need a detector
@@ -359,13 +370,19 @@ class FaceTrackProcessor(ProcessorMixin):
                              face_track=face_track, expressions=expressions)
 
     # ------------------------------------------------------------------------------------------------ token layout
-    def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool]) -> str:
+    def video_prompt(self, timestamps: Sequence[float], face_present: Sequence[bool],
+                     measured: Sequence[bool] | None = None) -> str:
         """The text one `<video>` placeholder expands to: per frame its timestamp, G `<video>`, F `<face>` (none for
         a frame without the face when `use_no_face_embedding=False`) and E `<expression>` tokens (every frame: an
-        unmeasured one gets the model's "no expression" embedding), then the newline `<video>`. The one place the
-        per-frame token layout is written."""
+        unmeasured one gets the model's "no expression" embedding), then the newline `<video>`; with `phase_labels`,
+        each caption phase's words before its first frame. `measured`: the frames with measured expressions (where
+        the phases lie; default `face_present`). The one place the per-frame token layout is written."""
+        phases = self.frame_phases(timestamps, face_present if measured is None else measured) \
+            if self.phase_labels else None
         pieces = []
-        for timestamp, present in zip(timestamps, face_present):
+        for index, (timestamp, present) in enumerate(zip(timestamps, face_present)):
+            if phases is not None and (index == 0 or phases[index] != phases[index - 1]):
+                pieces.append(("\n" if index else "") + PHASES[phases[index]] + ": ")
             if self.timestamp_template:
                 pieces.append(self.timestamp_template.format(timestamp))
             pieces.append(self.video_token * self.global_tokens_per_frame)
@@ -377,6 +394,14 @@ class FaceTrackProcessor(ProcessorMixin):
             pieces.append(self.video_token)
         return "".join(pieces)
 
+    @staticmethod
+    def frame_phases(timestamps: Sequence[float], measured: Sequence[bool]) -> list[int]:
+        """Each frame's caption phase (index in `PHASES`): the quarter of the time from the first to the last
+        measured frame it falls in (`caption_phase`, the measured caption's rule; every frame when none is)."""
+        times = [float(time) for time, seen in zip(timestamps, measured) if seen] or [float(t) for t in timestamps]
+        start, length = times[0], max(times[-1] - times[0], 1e-9)
+        return [caption_phase(float(time), start, length) for time in timestamps]
+
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
         """`ProcessorMixin`'s hook: what the `video_idx`-th `<video>` of the batch becomes (`video_prompt` of that
         video's frames, from the processed videos' frame counts, timestamps and face mask)."""
@@ -385,7 +410,9 @@ class FaceTrackProcessor(ProcessorMixin):
         num_frames = frame_counts[video_idx]
         face_mask = video_inputs.get("face_mask")
         present = [False] * num_frames if face_mask is None else face_mask[first : first + num_frames].tolist()
-        return self.video_prompt(video_inputs["video_timestamps"][video_idx], present)
+        expression_mask = video_inputs.get("expression_mask")
+        measured = None if expression_mask is None else expression_mask[first : first + num_frames].tolist()
+        return self.video_prompt(video_inputs["video_timestamps"][video_idx], present, measured)
 
     @property
     def video_token_ids(self) -> list[int]:

@@ -141,6 +141,11 @@ class ModelArguments:
         default=True,
         metadata={"help": "Whether a tiny model built for the run writes each frame's time (<t=1.5s>) in the prompt."},
     )
+    phase_labels: bool = field(
+        default=False,
+        metadata={"help": "Whether a tiny model built for the run with the expression stream writes the caption's "
+                  "phase words ('At the beginning: ...') before each phase's frames in the prompt."},
+    )
     train_vision_tower: bool = field(default=False, metadata={"help": "Train the vision encoder (frozen by default)."})
     train_projectors: bool = field(
         default=True, metadata={"help": "Train the video and face projectors and the no-face embedding."}

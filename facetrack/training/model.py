@@ -53,6 +53,8 @@ def resolve_model_path(model_args: ModelArguments, output_dir: str) -> str:
                 build_kwargs[name] = getattr(model_args, name)
         if not model_args.timestamps:
             build_kwargs["timestamps"] = False
+        if model_args.phase_labels:
+            build_kwargs["phase_labels"] = True
         if model_args.expression_columns != "all":
             build_kwargs["expression_columns"] = model_args.expression_columns
         # Built beside its place and renamed into it when complete, so an interrupted build leaves no half folder.
