@@ -43,14 +43,17 @@ def tokens_per_frame(model_dir: str) -> list[str]:
     """Prompt tokens one frame costs in this model, against the SigLIP recipes' global and face tokens."""
     from transformers import AutoConfig, AutoProcessor
 
-
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
-    text = processor.video_prompt([0.0, 1.5], [True, True])
-    per_frame = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"]) / 2
+    frames = 16  # what the held-out clips are shown at
+    text = processor.video_prompt([0.5 * index for index in range(frames)], [True] * frames)
+    total = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    visual = config.global_tokens_per_frame + config.face_tokens_per_frame + config.expression_tokens_per_frame
+    labels = f", the caption's phase words: {total - visual * frames} tokens a clip" \
+        if getattr(processor, "phase_labels", False) else ""
     return [
-        f"this model: {per_frame:g} tokens per frame ({config.global_tokens_per_frame} global + "
-        f"{config.face_tokens_per_frame} face + {config.expression_tokens_per_frame} expression"
+        f"this model: {total / frames:g} tokens per frame over {frames} frames ({config.global_tokens_per_frame} "
+        f"global + {config.face_tokens_per_frame} face + {config.expression_tokens_per_frame} expression{labels}"
         f"{', timestamps' if processor.timestamp_template else ', no timestamps'})",
         "single_gpu_0p5b / paper_7b recipes (SigLIP-so400m): 196 global + 16 face (+ 1 expression with "
         "--expression-tokens 1) per frame",

@@ -21,8 +21,8 @@ STREAM_MODEL_NOTE = (
     "encoder: per sampled frame it reads {tokens} expression token(s) projected from {reads}, so it describes how "
     "the face changes and cannot see appearance, clothes or the scene. It was trained on weak labels: captions "
     "written by rules from those measurements, for montages of a few clips, and on people it never saw its captions "
-    "usually tell how the face starts and miss the changes that follow (\"stays the same\"), or tell them in the "
-    "wrong order: read them beside the measured timeline. For the paper's "
+    "tell the changes in the right part of the clip more often than not, but miss or invent some and sometimes "
+    "repeat a clause: read them beside the measured timeline. For the paper's "
     "model (SigLIP global and face tokens beside the stream, trained on human captions), train FaceTrack-MM's "
     "`single_gpu_0p5b` or `paper_7b` recipe on a GPU."
 )
