@@ -300,8 +300,8 @@ def test_a_stream_only_model_from_the_real_smollm2(tmp_path):
     assert generated.shape[1] > inputs["input_ids"].shape[1]
 
     # The projector starts out speaking the LLM's words: a frame where only "breaks into a wide smile" is on adds to an
-    # empty frame's token (the words of the first phase) the word nearest those words of all the caption's phrases,
-    # at their size; a frame not measured is the words "no face is visible".
+    # empty frame's token the word nearest those words of all the caption's phrases, at their size, and a frame in
+    # the first caption phase the words "At the beginning"; a frame not measured is the words "no face is visible".
     from facetrack.expressions.caption import PHASES, feature_phrases
     from facetrack.expressions.features import EXPRESSION_FEATURES
 
@@ -313,14 +313,16 @@ def test_a_stream_only_model_from_the_real_smollm2(tmp_path):
 
     phrases = feature_phrases()
     assert phrases["event:wide_smile"] == "the person breaks into a wide smile"
-    features = torch.zeros(2, len(columns))
+    assert phrases["time:phase_1"] == PHASES[0] == "At the beginning"
+    features = torch.zeros(3, len(columns))
     features[1, columns.index("event:wide_smile")] = 1.0
+    features[2, columns.index("time:phase_1")] = 1.0
     with torch.no_grad():
-        empty, smile = model.model.expression_projector(features)[:, 0]
-    means = torch.stack([words(text) for text in [*phrases.values(), *PHASES]])
-    nearest = torch.nn.functional.cosine_similarity(smile - empty, means, dim=1).argmax()
-    assert list(phrases)[int(nearest)] == "event:wide_smile"
-    assert torch.nn.functional.cosine_similarity(empty, means, dim=1).argmax() == len(phrases)  # "At the beginning"
+        empty, smile, beginning = model.model.expression_projector(features)[:, 0]
+    means = torch.stack([words(text) for text in phrases.values()])
+    for token, column in ((smile, "event:wide_smile"), (beginning, "time:phase_1")):
+        nearest = torch.nn.functional.cosine_similarity(token - empty, means, dim=1).argmax()
+        assert list(phrases)[int(nearest)] == column
     assert (smile - empty).norm() == pytest.approx(float(words(phrases["event:wide_smile"]).norm()), rel=1e-3)
     assert torch.allclose(model.model.no_expression_embedding[0], words("no face is visible"), atol=1e-4)
 
