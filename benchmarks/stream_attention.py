@@ -6,7 +6,7 @@ For each clip: its measured caption (the rules' caption, what the CPU model is t
 after the prompt (teacher forcing), and for the caption's tokens of each phase ("At the beginning" ... "Towards the
 end") the script prints the attention mass they give to the `<expression>` tokens of the frames in each caption
 phase (mean over heads, by thirds of the layers; frames are put in phases by the same rule as the caption,
-`facetrack.expressions.caption.caption_phase`). A model that reads the stream phase by phase puts the mass of a
+`facetrack.expressions.caption.frame_phases`). A model that reads the stream phase by phase puts the mass of a
 phase's words on that phase's frames (a diagonal); a model that tells a story from the first frames looks at the
 first phase whatever it writes. Diagnostic, CPU, about 10 s a clip.
 """
@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from facetrack.analysis.video_analysis import analyze_video
-from facetrack.expressions.caption import PHASES, caption_phase, measured_caption_text, measured_span
+from facetrack.expressions.caption import PHASES, frame_phases, measured_caption_text
 
 PROMPT = "Describe how the person's facial expression changes over the video."
 
@@ -57,8 +57,7 @@ def main() -> None:
             print(f"{video}: no measured face ({analysis.expression_problem})")
             continue
         timeline = analysis.expressions.timeline
-        start, length = measured_span(timeline)
-        frame_phases = [caption_phase(float(t), start, length) for t in timeline.timestamps]
+        phases_of_frames = frame_phases(timeline.timestamps, timeline.measured)
         caption = measured_caption_text(analysis.measured_caption)
         inputs = processor(text=[prompt + caption], videos=[video], num_frames=args.frames, return_tensors="pt")
         ids = inputs["input_ids"][0]
@@ -69,10 +68,12 @@ def main() -> None:
         with torch.no_grad():
             attentions = torch.stack([layer[0] for layer in model(**inputs, output_attentions=True).attentions])
         print(f"\n{video}: {len(frame_positions) // per_frame} frames, frames per caption phase "
-              f"{[frame_phases.count(p) for p in range(len(PHASES))]}\n  {caption}")
+              f"{[phases_of_frames.count(p) for p in range(len(PHASES))]}\n  {caption}")
         layers = attentions.shape[0]
         for name, part in (("first third", slice(0, layers // 3)), ("second third", slice(layers // 3, 2 * layers // 3)),
                            ("last third", slice(2 * layers // 3, layers)), ("all layers", slice(None))):
+            if len(attentions[part]) == 0:  # a model of fewer than 3 layers has empty thirds
+                continue
             mass = attentions[part].mean((0, 1))  # query x key, averaged over these layers and the heads
             rows = []
             for phase in range(len(PHASES)):
@@ -81,7 +82,7 @@ def main() -> None:
                     continue
                 on_frames = mass[queries][:, frame_positions].mean(0)  # per expression token
                 by_phase = [float(on_frames[[k for k in range(len(frame_positions))
-                                             if frame_phases[k // per_frame] == p]].sum())
+                                             if phases_of_frames[k // per_frame] == p]].sum())
                             for p in range(len(PHASES))]
                 rows.append(f"phase {phase + 1}: {sum(by_phase):.3f} = " + " ".join(f"{m:.3f}" for m in by_phase))
             print(f"  {name:12s} " + " | ".join(rows))

@@ -79,19 +79,25 @@ def feature_phrases(subject: str = "the person", possessive: str = "their") -> d
     return phrases
 
 
-def measured_span(timeline: ExpressionTimeline) -> tuple[float, float]:
+def measured_span(timestamps, measured) -> tuple[float, float]:
     """(start, length) of the time the caption's phases cut: from the first to the last measured frame (every frame
-    where none is measured), at least 1e-9 s long."""
-    t = timeline.timestamps
-    measured_times = t[timeline.measured] if timeline.measured.any() else t
-    start = float(measured_times[0])
-    return start, max(float(measured_times[-1]) - start, 1e-9)
+    where none is measured), at least 1e-9 s long. `timestamps`, `measured`: per frame (a timeline's `timestamps`
+    and `measured`, or a processor's frame times and expression mask)."""
+    times = [float(time) for time, seen in zip(timestamps, measured) if seen] or [float(time) for time in timestamps]
+    return times[0], max(times[-1] - times[0], 1e-9)
 
 
 def caption_phase(time: float, start: float, length: float) -> int:
     """The index in `PHASES` of the caption phase that holds `time`: the measured time from `start`, `length`
     seconds long, cut into four equal parts."""
     return min(len(PHASES) - 1, max(0, int((time - start) / length * len(PHASES))))
+
+
+def frame_phases(timestamps, measured) -> list[int]:
+    """Each frame's caption phase (index in `PHASES`): the quarter of the measured span (`measured_span`) its time
+    falls in; frames before or after it belong to the first or the last phase."""
+    start, length = measured_span(timestamps, measured)
+    return [caption_phase(float(time), start, length) for time in timestamps]
 
 
 def _join(clauses: list[str], subject: str = "") -> str:
@@ -185,7 +191,7 @@ def measured_caption(
         state = initial_state(timeline, config)
         return (f"{MEASURED_LABEL} This image shows the facial expression of {s}: "
                 f"{_join(state, s) if state else 'no measured feature stands out'}.")
-    start, length = measured_span(timeline)
+    start, length = measured_span(timeline.timestamps, timeline.measured)
     phases: list[list[ExpressionEvent]] = [[] for _ in PHASES]
     for event in sorted(events, key=lambda event: event.time):
         phases[caption_phase(event.time, start, length)].append(event)

@@ -33,7 +33,7 @@ One row per sampled frame of the followed person's measured timeline (`Expressio
 - `time:position` (0 at the first measured frame, 1 at the last: where the caption's four phases lie),
   `time:seconds` (seconds since the first measured frame / 10, clipped to [0, 3]: how long things take) and
   `time:phase_1` ... `time:phase_4` (one-hot: the caption phase the frame is told in, "At the beginning" ...
-  "Towards the end", by `caption.caption_phase`). Why the phase as its own columns (version 4): a projector that
+  "Towards the end", by `caption.frame_phases`). Why the phase as its own columns (version 4): a projector that
   had to cut `time:position` into phases itself used steep units whose cancelling pairs drift apart in training,
   and then the frame's token grew with its position (a trained CPU model's tokens went from norm 14 on the first
   frame to 1056 on the last, against ~3 for a word), drowning what the later frames carry.
@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facetrack.expressions.caption import PHASES, WIDE_SMILE_STRENGTH, caption_phase, measured_span
+from facetrack.expressions.caption import PHASES, WIDE_SMILE_STRENGTH, caption_phase, frame_phases, measured_span
 from facetrack.expressions.config import ExpressionConfig
 from facetrack.expressions.events import (
     EVENT_KINDS,
@@ -174,20 +174,20 @@ def level_states(timeline: ExpressionTimeline, config: ExpressionConfig | None =
     return states
 
 
-def event_columns(events, t: np.ndarray, present: np.ndarray, start: float, length: float) -> list[np.ndarray]:
+def event_columns(events, t: np.ndarray, present: np.ndarray, phases: np.ndarray) -> list[np.ndarray]:
     """The `event:*` columns: each event counted at the measured frame nearest its time among those in the caption
     phase that holds its time (any measured frame where that phase has none). Why: the nearest frame can lie in
     the next phase (an event between two sampled frames) or have no face (its row is zeroed), and then the stream
-    would tell the event elsewhere than the measured caption does, or not at all. `start`, `length`: the
-    caption's span (`measured_span`)."""
+    would tell the event elsewhere than the measured caption does, or not at all. `phases`: each frame's caption
+    phase (`frame_phases`)."""
     kinds = [kind for kind in EVENT_KINDS if kind != "emotion_shift"]
     names = [f"event:{kind}" for kind in kinds] + ["event:wide_smile"] + [f"event:emotion_to:{label}"
                                                                           for label in EMOTION_LABELS]
     values = {name: np.zeros(len(t)) for name in names}
     measured = np.flatnonzero(present)
-    frame_phases = np.array([caption_phase(float(t[frame]), start, length) for frame in measured])
+    start, length = measured_span(t, present)
     for event in events:
-        in_phase = measured[frame_phases == caption_phase(event.time, start, length)]
+        in_phase = measured[phases[measured] == caption_phase(event.time, start, length)]
         candidates = in_phase if len(in_phase) else measured
         frame = int(candidates[np.argmin(np.abs(t[candidates] - event.time))])
         if event.kind == "emotion_shift":
@@ -240,11 +240,11 @@ def expression_features(source, config: ExpressionConfig | None = None) -> tuple
         columns.append(np.clip((angle - angle[first]) / POSE_SCALE_DEGREES, -2.0, 2.0))
     dominant = dominant_emotions(timeline, config)
     columns += [np.array([value == label for value in dominant], dtype=np.float64) for label in EMOTION_LABELS]
-    start, length = measured_span(timeline)  # the caption's span: first to last of the `present` frames
-    columns += event_columns(events, t, present, start, length)
+    start, length = measured_span(t, present)  # the caption's span: first to last of the `present` frames
+    phases = np.array(frame_phases(t, present))
+    columns += event_columns(events, t, present, phases)
     columns.append(np.clip((t - start) / length, 0.0, 1.0) if present.sum() > 1 else np.zeros(len(t)))
     columns.append(np.clip((t - start) / SECONDS_SCALE, 0.0, 3.0))
-    phases = np.array([caption_phase(float(time), start, length) for time in t])
     columns += [(phases == index).astype(np.float64) for index in range(len(PHASES))]
 
     stacked = np.stack(columns, axis=1)

@@ -70,11 +70,11 @@ def expression_stream_settings(tokenizer, expression_tokens_per_frame: int, expr
 
 def assemble_model(
     vision_model, causal_lm, tokenizer, expression_tokens_per_frame: int = 0, expression_columns: str = "all",
-    **config_overrides
+    processor_options: dict | None = None, **config_overrides
 ) -> tuple[FaceTrackForConditionalGeneration, FaceTrackProcessor]:
     """Join a vision encoder (e.g. `SiglipVisionModel`; None for the expression stream alone) and a causal LM
     (`*ForCausalLM`) into FaceTrack-MM, with fresh projectors and learned embeddings; add the special tokens and
-    resize the embeddings."""
+    resize the embeddings. `processor_options`: processor settings the config does not hold (`phase_labels`)."""
     video_token_id, face_token_id = add_facetrack_tokens(tokenizer)
     stream = expression_stream_settings(tokenizer, expression_tokens_per_frame, expression_columns)
     text_config = copy.deepcopy(causal_lm.config)
@@ -91,7 +91,7 @@ def assemble_model(
     dtype = causal_lm.lm_head.weight.dtype
     model = model_from_parts(config, vision_model, causal_lm.model, causal_lm.lm_head, fresh_visual_parts(config, dtype))
     finish_model(model, tokenizer, causal_lm.generation_config, exact_vocab=True)
-    return model, processor_for(config, tokenizer)
+    return model, processor_for(config, tokenizer, **(processor_options or {}))
 
 
 # Which token of a frame (modulo expression_tokens_per_frame) starts out carrying each group of words: with 3 tokens
@@ -363,17 +363,13 @@ def build_tiny_model(
         global_tokens_per_frame=global_tokens_per_frame,
         face_tokens_per_frame=face_tokens_per_frame,
         use_no_face_embedding=use_no_face_embedding,
+        processor_options={"phase_labels": True} if phase_labels else None,
     )
     if expression_tokens_per_frame:
         lexical_expression_init(model, processor.tokenizer)
     processor.num_frames = num_frames
     if not timestamps:
         processor.timestamp_template = None
-    if phase_labels:
-        if not expression_tokens_per_frame:
-            raise ValueError("phase_labels places the expression stream's frames in the caption's phases: it needs "
-                             "expression_tokens_per_frame > 0")
-        processor.phase_labels = True
     base_models = ["HuggingFaceTB/SmolLM2-135M-Instruct"] if language_model == "smollm2" else []
     parts = ("random weights (a 2-layer LLM" if language_model == "random"
              else "SmolLM2-135M-Instruct under random weights (") + f", a {image_size} px vision encoder, projectors)"

@@ -65,7 +65,7 @@ from .video_processing_facetrack import (
 try:  # the face pipeline is the installed facetrack-mm package (a Hub folder carries the model and processor only)
     from facetrack.analysis.video_analysis import VideoAnalysis, analyze_video, read_face_track
     from facetrack.expressions import features as expression_feature_set
-    from facetrack.expressions.caption import PHASES, caption_phase
+    from facetrack.expressions.caption import PHASES, frame_phases
     from facetrack.expressions.models import ExpressionDependencyError
     from facetrack.faces.track_result import FaceTrackResult
     from facetrack.faces.tracking import FaceTracker
@@ -377,8 +377,8 @@ class FaceTrackProcessor(ProcessorMixin):
         unmeasured one gets the model's "no expression" embedding), then the newline `<video>`; with `phase_labels`,
         each caption phase's words before its first frame. `measured`: the frames with measured expressions (where
         the phases lie; default `face_present`). The one place the per-frame token layout is written."""
-        phases = self.frame_phases(timestamps, face_present if measured is None else measured) \
-            if self.phase_labels else None
+        phases = frame_phases(timestamps, face_present if measured is None else measured) if self.phase_labels \
+            else None
         pieces = []
         for index, (timestamp, present) in enumerate(zip(timestamps, face_present)):
             if phases is not None and (index == 0 or phases[index] != phases[index - 1]):
@@ -393,14 +393,6 @@ class FaceTrackProcessor(ProcessorMixin):
         if self.video_newline:
             pieces.append(self.video_token)
         return "".join(pieces)
-
-    @staticmethod
-    def frame_phases(timestamps: Sequence[float], measured: Sequence[bool]) -> list[int]:
-        """Each frame's caption phase (index in `PHASES`): the quarter of the time from the first to the last
-        measured frame it falls in (`caption_phase`, the measured caption's rule; every frame when none is)."""
-        times = [float(time) for time, seen in zip(timestamps, measured) if seen] or [float(t) for t in timestamps]
-        start, length = times[0], max(times[-1] - times[0], 1e-9)
-        return [caption_phase(float(time), start, length) for time in timestamps]
 
     def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
         """`ProcessorMixin`'s hook: what the `video_idx`-th `<video>` of the batch becomes (`video_prompt` of that
