@@ -631,6 +631,34 @@ def test_projector_learning_rate_gets_its_own_group(tiny_processor_and_rows, tin
         assert group["lr"] == (5e-3 if in_projector.pop() else 1e-4)
 
 
+def test_cpu_loss_is_trls_fused_loss(tiny_processor_and_rows, tmp_path):
+    """On CPU the trainer uses the model's own loss (TRL's fused LM head scores every position there, a quarter of
+    a CPU step): the same loss and the same gradients as TRL's."""
+    from trl import SFTConfig, SFTTrainer
+
+    model, processor, rows = tiny_processor_and_rows
+    set_trainable_parts(model, ModelArguments())
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], remove_unused_columns=False,
+                     dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = FaceTrackSFTTrainer(model=model, args=args, data_collator=FaceTrackDataCollator(processor),
+                                  train_dataset=rows, processing_class=processor)
+    batch = FaceTrackDataCollator(processor)([rows[0], rows[1]])
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompt and padding are not scored
+
+    def loss_and_grads(compute_loss):
+        model.zero_grad()
+        loss = compute_loss(trainer, model, dict(batch))
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    own_loss, own_grads = loss_and_grads(FaceTrackSFTTrainer.compute_loss)
+    trl_loss, trl_grads = loss_and_grads(SFTTrainer.compute_loss)
+    assert torch.isfinite(own_loss) and torch.allclose(own_loss, trl_loss, atol=1e-5)
+    assert own_grads.keys() == trl_grads.keys() and own_grads
+    for name, grad in own_grads.items():
+        assert torch.allclose(grad, trl_grads[name], atol=1e-5, rtol=1e-4), name
+
+
 # ---------------------------------------------------------------------------------------------------- bad input
 def test_unknown_recipe_key_is_a_clear_error(tmp_path):
     recipe = tmp_path / "recipe.yaml"

@@ -4,6 +4,7 @@ have a learning rate of their own (`FaceTrackSFTTrainer`)."""
 
 from __future__ import annotations
 
+from transformers import Trainer
 from trl import SFTTrainer
 
 from facetrack.training.config import ModelArguments, TrainingSetupError
@@ -66,13 +67,25 @@ def lora_config(model_args: ModelArguments):
 
 class FaceTrackSFTTrainer(SFTTrainer):
     """SFTTrainer with an optional learning rate of its own for the projectors (`projector_lr`; None: the
-    learning_rate, and SFTTrainer's own optimizer)."""
+    learning_rate, and SFTTrainer's own optimizer), and the model's own loss on CPU (`compute_loss`)."""
 
     projector_lr: float | None = None
 
     def __init__(self, *args, projector_lr: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.projector_lr = projector_lr
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # TRL's fused LM head spares GPU memory by scoring the vocabulary in chunks (log-probs, entropy, top-1).
+        # Without Triton it scores every position, padding included, in torch ops and computes the logits again in
+        # the backward pass: a quarter of a CPU step of the quickstart's recipe (benchmarks/README.md). On CPU the
+        # model's own loss (the same value) is used, as Trainer computes it; TRL's entropy and token-accuracy
+        # metrics are then not logged.
+        if self.args.device.type == "cpu":
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
 
     def create_optimizer(self, model=None):
         if self.projector_lr is None or self.optimizer is not None:
