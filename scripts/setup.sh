@@ -17,10 +17,12 @@ torch_requirement="torch==${TORCH_VERSION:-2.13.0}"
 pip_install "$torch_requirement"
 # The ~150 other packages go in with uv where it installs (31 s against pip's 135 s on a fresh 2-core machine), else
 # with pip. uv does not read pip's settings (its find-links, where the CPU torch wheel lies), so torch's pin is
-# repeated: uv keeps the wheel pip just installed instead of fetching another build.
+# repeated: uv keeps the wheel pip just installed instead of fetching another build. --compile-bytecode as pip
+# does: without .pyc files every process compiles transformers & co. again where bytecode is not written (a
+# read-only or PYTHONDONTWRITEBYTECODE environment).
 deps_install=(pip_install)
 if pip_install uv && "$VENV/bin/uv" --version >/dev/null 2>&1; then
-    deps_install=("$VENV/bin/uv" pip install --python "$VENV/bin/python" -q)
+    deps_install=("$VENV/bin/uv" pip install --python "$VENV/bin/python" --compile-bytecode -q)
 fi
 extras="all"
 # The tests also run dataset builds on a real local Ray cluster (the "ray" extra).
