@@ -20,8 +20,9 @@ pip_install "$torch_requirement"
 # repeated: uv keeps the wheel pip just installed instead of fetching another build. --compile-bytecode as pip
 # does: without .pyc files every process compiles transformers & co. again where bytecode is not written (a
 # read-only or PYTHONDONTWRITEBYTECODE environment).
+# FACETRACK_SETUP_INSTALLER=pip skips uv.
 deps_install=(pip_install)
-if pip_install uv && "$VENV/bin/uv" --version >/dev/null 2>&1; then
+if [ "${FACETRACK_SETUP_INSTALLER:-uv}" = "uv" ] && pip_install uv && "$VENV/bin/uv" --version >/dev/null 2>&1; then
     deps_install=("$VENV/bin/uv" pip install --python "$VENV/bin/python" --compile-bytecode -q)
 fi
 extras="all"
